@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export DVC_NO_ANALYTICS := 1
-export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns.db
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup run test lint bench clean
 

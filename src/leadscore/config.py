@@ -97,6 +97,13 @@ class FeaturesConfig(_Section):
             raise ValueError("features.as_of_end is before features.as_of_start")
         return self
 
+    @property
+    def cutoff_datetime(self) -> dt.datetime | None:
+        """The configured data cutoff as a timestamp (end of that day), or None."""
+        if self.data_cutoff is None:
+            return None
+        return dt.datetime.combine(self.data_cutoff, dt.time()) + dt.timedelta(days=1)
+
 
 class Params(_Section):
     """The whole params.yaml."""

@@ -1,0 +1,67 @@
+"""Stage `features`: the point-in-time training table.
+
+Inputs:  the validated CRM (DuckDB, from stage `validate`).
+Outputs: the training table (Parquet), the feature catalog (JSON), metrics/features.json.
+Params:  seed is not used; features.* (schedule, horizon, target stage, windows, half-life).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import typer
+
+from leadscore.catalog import save_catalog
+from leadscore.config import ConfigError, load_params
+from leadscore.features import feature_catalog, training_table
+from leadscore.io import write_json, write_parquet
+from leadscore.logs import setup_logging
+
+log = logging.getLogger("leadscore.features")
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
+    crm: Path = typer.Option(Path("data/interim/validated.duckdb"), "--in", help="validated CRM"),
+    out: Path = typer.Option(Path("data/processed/train.parquet"), help="training table"),
+    catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), help="feature catalog"),
+    metrics: Path = typer.Option(Path("metrics/features.json"), help="summary metrics"),
+) -> None:
+    setup_logging()
+    try:
+        cfg = load_params(params).features
+        if not crm.exists():
+            raise FileNotFoundError(f"{crm}: validated CRM not found (run the validate stage first)")
+        with duckdb.connect(str(crm), read_only=True) as con:
+            table, summary = training_table(
+                con,
+                as_of_start=cfg.as_of_start,
+                as_of_end=cfg.as_of_end,
+                every_months=cfg.as_of_every_months,
+                cutoff=cfg.cutoff_datetime,
+                target_stage=cfg.target_stage,
+                horizon_days=cfg.horizon_days,
+                max_lead_age_days=cfg.max_lead_age_days,
+                windows_days=cfg.windows_days,
+                half_life_days=cfg.half_life_days,
+                content_types=cfg.content_types,
+            )
+    except (ConfigError, FileNotFoundError, ValueError, duckdb.Error) as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    write_parquet(table, out)
+    save_catalog(feature_catalog(cfg.windows_days, cfg.content_types), catalog)
+    write_json(summary, metrics)
+    log.info(
+        "training table: %d rows, %d positives (base rate %.2f%%), %d as_of dates %s..%s",
+        summary["rows"], summary["positives"], 100 * (summary["base_rate"] or 0),
+        summary["as_of_dates"], summary["as_of_first"], summary["as_of_last"],
+    )
+
+
+if __name__ == "__main__":
+    app()
