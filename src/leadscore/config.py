@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from leadscore.schema import CONTENT_TYPES, STAGES
+from leadscore.schema import CONTENT_TYPES, PII_COLUMNS, STAGES, TABLES
 
 
 class ConfigError(ValueError):
@@ -43,10 +43,32 @@ class GenerateConfig(_Section):
 
 
 class IngestConfig(_Section):
-    """Where the CRM comes from. `synthetic` reads the generate stage's DuckDB file."""
+    """Where the CRM comes from. `synthetic` reads the generate stage's DuckDB file; `duckdb`
+    another DuckDB file; `parquet` / `csv` a folder with one file per table (leads.*,
+    events.*, outcomes.*). `free_mail_domains` feeds the derived `free_mail` flag (the only
+    use of the e-mail address, which is then dropped)."""
 
     source: Literal["synthetic", "duckdb", "parquet", "csv"] = "synthetic"
     path: str = "data/raw/crm.duckdb"
+    free_mail_domains: tuple[str, ...] = (
+        "gmail.com",
+        "yahoo.com",
+        "hotmail.com",
+        "outlook.com",
+        "aol.com",
+        "icloud.com",
+        "gmx.de",
+        "web.de",
+        "mail.ru",
+        "protonmail.com",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> IngestConfig:
+        bad = [d for d in self.free_mail_domains if not d or "@" in d or d != d.strip().lower()]
+        if bad:
+            raise ValueError(f"ingest.free_mail_domains must be lower-case domains without '@': {bad}")
+        return self
 
 
 class ValidateConfig(_Section):
@@ -57,6 +79,19 @@ class ValidateConfig(_Section):
     # Upper bounds on the share of nulls, per table and column.
     max_null_share: dict[str, dict[str, float]] = Field(default_factory=dict)
     sample_keys: int = Field(5, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _check(self) -> ValidateConfig:
+        for table, bounds in self.max_null_share.items():
+            if table not in TABLES:
+                raise ValueError(
+                    f"validate.max_null_share.{table}: unknown table (use one of {list(TABLES)})")
+            for col, share in bounds.items():
+                if col not in TABLES[table].columns or col in PII_COLUMNS:
+                    raise ValueError(f"validate.max_null_share.{table}.{col}: unknown column")
+                if not 0 <= share <= 1:
+                    raise ValueError(f"validate.max_null_share.{table}.{col}: must be in [0, 1]")
+        return self
 
 
 class FeaturesConfig(_Section):
@@ -72,18 +107,6 @@ class FeaturesConfig(_Section):
     windows_days: tuple[int, ...] = (7, 30, 90)
     half_life_days: float = Field(14.0, gt=0)
     content_types: tuple[str, ...] = CONTENT_TYPES
-    free_mail_domains: tuple[str, ...] = (
-        "gmail.com",
-        "yahoo.com",
-        "hotmail.com",
-        "outlook.com",
-        "aol.com",
-        "icloud.com",
-        "gmx.de",
-        "web.de",
-        "mail.ru",
-        "protonmail.com",
-    )
 
     @model_validator(mode="after")
     def _check(self) -> FeaturesConfig:
@@ -105,6 +128,135 @@ class FeaturesConfig(_Section):
         return dt.datetime.combine(self.data_cutoff, dt.time()) + dt.timedelta(days=1)
 
 
+class SplitConfig(_Section):
+    """Time-ordered split of the training table (see leadscore.splits).
+
+    Slices in calendar months of `as_of`, latest last: train | embargo | valid | calib |
+    embargo | test. `embargo_months` None means ceil(features.horizon_days / 30).
+    """
+
+    test_months: int = Field(3, ge=1)
+    calib_months: int = Field(2, ge=1)
+    valid_months: int = Field(2, ge=1)
+    embargo_months: int | None = Field(None, ge=0)
+
+
+def _default_fit_points() -> dict[str, dict[str, float]]:
+    return {
+        "seniority": {"c_level": 20, "vp": 20, "director": 15, "manager": 10, "senior_ic": 5,
+                      "individual": 0, "student": -10},
+        "company_size_band": {"1-10": 0, "11-50": 5, "51-200": 10, "201-1000": 15,
+                              "1001-5000": 15, "5001+": 10},
+        "industry": {"software": 10, "financial_services": 8, "telecom": 8, "manufacturing": 5,
+                     "healthcare": 5, "consulting": 5, "retail": 3, "media": 3, "government": 0,
+                     "education": -5, "nonprofit": -5},
+        "country": {"US": 5, "GB": 5, "DE": 5, "CA": 5, "NL": 5, "AU": 5, "FR": 3, "ES": 3},
+    }
+
+
+def _default_engagement_points() -> dict[str, float]:
+    return {
+        "email_open": 1, "email_click": 3, "web_visit": 2, "pricing_page_view": 10,
+        "content_download": 5, "webinar_registration": 5, "webinar_attendance": 10,
+        "demo_video_view": 8, "form_submit": 10, "demo_request": 30,
+    }
+
+
+class TrainRulesConfig(_Section):
+    """The points-rule baseline (stage `train_rules`): a marketing-style points table.
+
+    Fit points add by attribute value; engagement points add per event counted within
+    `window_days` (capped per activity), plus per download by content type; flags subtract.
+    Grade: the fit letter is the first band in `fit_bands` (A, B, C) whose minimum the fit
+    points reach, else D; the engagement digit likewise from `engagement_bands` (1, 2, 3),
+    else 4. A lead is an MQL at `mql_threshold` total points.
+    """
+
+    window_days: int = Field(90, ge=1)
+    fit_points: dict[str, dict[str, float]] = Field(default_factory=_default_fit_points)
+    engagement_points: dict[str, float] = Field(default_factory=_default_engagement_points)
+    content_points: dict[str, float] = Field(
+        default_factory=lambda: {"whitepaper": 3, "case_study": 5, "product_sheet": 5,
+                                 "blog": 1, "ebook": 3})
+    max_points_per_activity: float = Field(30, gt=0)
+    decayed_points: float = Field(0, ge=0)  # points per unit of engagement_decayed
+    fit_negative_points: dict[str, float] = Field(
+        default_factory=lambda: {"free_mail": -10, "email_invalid": -40, "placeholder_name": -40})
+    engagement_negative_points: dict[str, float] = Field(
+        default_factory=lambda: {"unsubscribed": -30, "email_bounced": -20})
+    fit_bands: dict[str, float] = Field(default_factory=lambda: {"A": 40, "B": 25, "C": 10})
+    engagement_bands: dict[str, float] = Field(
+        default_factory=lambda: {"1": 40, "2": 20, "3": 5})
+    mql_threshold: float = 50
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainRulesConfig:
+        for name, bands, keys in (("fit_bands", self.fit_bands, ["A", "B", "C"]),
+                                  ("engagement_bands", self.engagement_bands, ["1", "2", "3"])):
+            if sorted(bands) != keys:
+                raise ValueError(f"train_rules.{name} needs exactly the keys {keys}")
+            values = [bands[k] for k in keys]
+            if values != sorted(values, reverse=True):
+                raise ValueError(f"train_rules.{name} minimums must decrease from {keys[0]} to {keys[-1]}")
+        for name, table in (("fit_negative_points", self.fit_negative_points),
+                            ("engagement_negative_points", self.engagement_negative_points)):
+            if any(v > 0 for v in table.values()):
+                raise ValueError(f"train_rules.{name} must hold negative (or zero) points")
+        return self
+
+
+class OptunaConfig(_Section):
+    """Hyperparameter search budget (stops at whichever of n_trials / timeout_s comes first)."""
+
+    n_trials: int = Field(25, ge=1)
+    timeout_s: float = Field(120, gt=0)
+    n_startup_trials: int = Field(5, ge=1)  # random trials before TPE and before pruning
+    pruning_warmup_rounds: int = Field(30, ge=0)
+
+
+class LeakageConfig(_Section):
+    """Leakage probe run before training (see leadscore.leakage)."""
+
+    enabled: bool = True
+    max_auc: float = Field(0.9, gt=0.5, le=1)  # univariate out-of-time AUC, max(auc, 1-auc)
+    max_random_gap: float = Field(0.1, gt=0, le=0.5)  # random-split AUC minus out-of-time AUC
+    max_rows: int = Field(100_000, ge=100)  # row sample for the probe (speed)
+
+
+class TrainModelConfig(_Section):
+    """LightGBM + calibration and the logistic-regression check (stage `train_model`)."""
+
+    min_positives: int = Field(200, ge=1)
+    fallback_to_rules: bool = False  # too few positives: skip the model, keep the rules
+    num_threads: int = Field(2, ge=1)
+    max_boost_rounds: int = Field(2000, ge=10)
+    learning_rate: float = Field(0.05, gt=0, le=1)  # fixed; Optuna tunes the rest
+    early_stopping_rounds: int = Field(50, ge=5)
+    optuna: OptunaConfig = OptunaConfig()
+    calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
+    calibration_folds: int = Field(5, ge=2)
+    logistic_c: float = Field(0.1, gt=0)  # inverse L2 strength
+    leakage: LeakageConfig = LeakageConfig()
+
+
+class EvaluateConfig(_Section):
+    """Out-of-time evaluation (stage `evaluate`). Top-K capacity is reps x leads_per_rep
+    leads per as_of date (per month with the monthly schedule)."""
+
+    reps: int = Field(2, ge=1)
+    leads_per_rep: int = Field(500, ge=1)
+    n_bootstrap: int = Field(200, ge=10)
+    ece_bins: int = Field(15, ge=2)
+    deciles: int = Field(10, ge=2)
+
+
+class MlflowConfig(_Section):
+    """Local MLflow tracking, no server. The MLFLOW_TRACKING_URI environment variable wins."""
+
+    tracking_uri: str = "sqlite:///mlruns.db"
+    experiment: str = "leadscore"
+
+
 class Params(_Section):
     """The whole params.yaml."""
 
@@ -113,6 +265,11 @@ class Params(_Section):
     ingest: IngestConfig = IngestConfig()
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     features: FeaturesConfig = FeaturesConfig()
+    split: SplitConfig = SplitConfig()
+    train_rules: TrainRulesConfig = TrainRulesConfig()
+    train_model: TrainModelConfig = TrainModelConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    mlflow: MlflowConfig = MlflowConfig()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

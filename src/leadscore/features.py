@@ -22,6 +22,7 @@ Input: a DuckDB connection exposing `leads` (PII-free, as written by ingest), `e
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 
 import duckdb
@@ -147,7 +148,10 @@ def _feature_sql(
     windows_days: Sequence[int],
     half_life_days: float,
     content_types: Sequence[str],
-) -> str:
+) -> tuple[dict[str, str], str]:
+    """(temporary tables to materialise in order, final SELECT). Materialising the steps
+    gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it)."""
+    suffix = uuid.uuid4().hex[:10]
     dates = ", ".join(f"({_ts(d)})" for d in sorted(set(as_of_dates)))
     closing = ", ".join(f"'{s}'" for s in sorted(set(_stages_from(target_stage)) | {"won", "lost"}))
     positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
@@ -166,44 +170,49 @@ def _feature_sql(
             )
     count_cols = [c.rsplit(" AS ", 1)[1] for c in counts]
 
-    return f"""
+    t = {k: f"_{k}_{suffix}" for k in ("eligible", "ev", "stamps")}
+    steps = {
+        t["eligible"]: f"""
 WITH as_of_dates(as_of) AS (VALUES {dates}),
 closed AS (
     SELECT lead_id, min(stage_at) AS closed_at FROM outcomes
     WHERE stage IN ({closing}) GROUP BY lead_id
-),
-eligible AS (
-    SELECT l.lead_id, d.as_of, l.created_at
-    FROM leads l
-    JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
-    LEFT JOIN closed c ON c.lead_id = l.lead_id
-    WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
-),
-ev AS (  -- deduplicated events of eligible leads, within the only span that can ever count
-    SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type
-    FROM events e JOIN (SELECT DISTINCT lead_id, created_at FROM eligible) l USING (lead_id)
-    WHERE e.occurred_at < l.created_at + {age}
-      AND e.occurred_at < (SELECT max(as_of) FROM as_of_dates)
-),
-windowed AS (
+)
+SELECT l.lead_id, d.as_of, l.created_at
+FROM leads l
+JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
+LEFT JOIN closed c ON c.lead_id = l.lead_id
+WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
+""",
+        # deduplicated events of eligible leads, within the only span that can ever count
+        t["ev"]: f"""
+SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type
+FROM events e JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
+WHERE e.occurred_at < l.created_at + {age}
+  AND e.occurred_at < {_ts(max(as_of_dates))}
+""",
+        # one row per lead and instant, with exact cumulative decay weights
+        t["stamps"]: f"""
+SELECT s.lead_id, s.occurred_at,
+    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at - l.created_at')} / {half_life_days})))
+        OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
+FROM (SELECT lead_id, occurred_at, count(*) AS n FROM {t["ev"]}
+      WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
+JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
+""",
+    }
+    final = f"""
+WITH windowed AS (
     SELECT el.lead_id, el.as_of,
         {", ".join(counts)},
         count(*) FILTER (WHERE x.event_type = 'email_open') AS _opens,
         count(*) FILTER (WHERE x.event_type = 'email_click') AS _clicks
-    FROM eligible el JOIN ev x
+    FROM {t["eligible"]} el JOIN {t["ev"]} x
       ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
      AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
     GROUP BY el.lead_id, el.as_of
 ),
-stamps AS (  -- one row per lead and instant, with exact cumulative decay weights
-    SELECT s.lead_id, s.occurred_at,
-        sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at - l.created_at')} / {half_life_days})))
-            OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
-    FROM (SELECT lead_id, occurred_at, count(*) AS n FROM ev
-          WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
-    JOIN (SELECT DISTINCT lead_id, created_at FROM eligible) l USING (lead_id)
-),
-pricing AS (SELECT DISTINCT lead_id, occurred_at FROM ev WHERE event_type = 'pricing_page_view'),
+pricing AS (SELECT DISTINCT lead_id, occurred_at FROM {t["ev"]} WHERE event_type = 'pricing_page_view'),
 negatives AS (
     SELECT lead_id,
         min(occurred_at) FILTER (WHERE event_type = 'unsubscribe') AS first_unsubscribe,
@@ -212,18 +221,22 @@ negatives AS (
 ),
 recency AS (
     SELECT el.lead_id, el.as_of, el.created_at, s.occurred_at AS last_activity, s.cum_w
-    FROM eligible el ASOF LEFT JOIN stamps s
+    FROM {t["eligible"]} el ASOF LEFT JOIN {t["stamps"]} s
       ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
+),
+titles AS (  -- parse each distinct title once
+    SELECT job_title, {seniority_sql('job_title')} AS seniority, {department_sql('job_title')} AS department
+    FROM (SELECT DISTINCT job_title FROM leads)
 ),
 recency_pricing AS (
     SELECT el.lead_id, el.as_of, p.occurred_at AS last_pricing
-    FROM eligible el ASOF LEFT JOIN pricing p
+    FROM {t["eligible"]} el ASOF LEFT JOIN pricing p
       ON p.lead_id = el.lead_id AND p.occurred_at < el.as_of
 )
 SELECT
     r.lead_id, r.as_of,
-    {seniority_sql('l.job_title')} AS seniority,
-    {department_sql('l.job_title')} AS department,
+    coalesce(tt.seniority, 'unknown') AS seniority,
+    coalesce(tt.department, 'unknown') AS department,
     {_size_band_sql('l.company_size')} AS company_size_band,
     CAST(l.company_size AS DOUBLE) AS company_size,
     CAST(l.annual_revenue AS DOUBLE) AS annual_revenue,
@@ -247,8 +260,10 @@ JOIN leads l USING (lead_id)
 JOIN recency_pricing rp ON rp.lead_id = r.lead_id AND rp.as_of = r.as_of
 LEFT JOIN windowed w ON w.lead_id = r.lead_id AND w.as_of = r.as_of
 LEFT JOIN negatives n ON n.lead_id = r.lead_id
+LEFT JOIN titles tt ON tt.job_title IS NOT DISTINCT FROM l.job_title
 ORDER BY r.as_of, r.lead_id
 """
+    return steps, final
 
 
 def build_features(
@@ -273,8 +288,16 @@ def build_features(
             f"features.half_life_days={half_life_days} is too small for max_lead_age_days="
             f"{max_lead_age_days} (ratio must be <= {_MAX_DECAY_EXPONENT})"
         )
-    sql = _feature_sql(as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types)
-    df = con.execute(sql).df()
+    steps, final = _feature_sql(
+        as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types
+    )
+    try:
+        for name, sql in steps.items():
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        df = con.execute(final).df()
+    finally:
+        for name in steps:
+            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
     catalog = feature_catalog(windows_days, content_types)
     df = df[["lead_id", "as_of", *catalog.names]]
     for name in catalog.categorical:

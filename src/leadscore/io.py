@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,70 +92,193 @@ def write_duckdb_tables(
                 out.close()
 
 
-def _cast_select(table: Table, relation: str, present: list[str], where: str) -> str:
-    """SELECT that casts present contract columns to their types and fills absent ones."""
+def sql_literal(value: str | Path) -> str:
+    """A SQL string literal (single quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+_EMAILISH = re.compile(r"[^\s'\"(),;]+@[^\s'\"(),;]+")
+
+
+def safe_error_text(err: BaseException, limit: int = 200) -> str:
+    """First line of a driver error, with e-mail-like tokens redacted.
+
+    DuckDB's CSV errors can quote the offending line; only the first line is kept (it names
+    the error and line number) and anything that looks like an address is masked, so a
+    message never carries personal data.
+    """
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return _EMAILISH.sub("<redacted>", first)[:limit]
+
+
+def safe_key(value: Any) -> str:
+    """A key for an error message; values that look like an e-mail address are masked."""
+    text = "<null>" if value is None else str(value)
+    return "<redacted>" if "@" in text else text
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]{0,63}")
+
+
+def _safe_names(names: Sequence[str]) -> str:
+    """Column names for a message; names that do not look like identifiers (a header row
+    that is really data) are counted, not shown."""
+    shown = sorted(n for n in names if _IDENTIFIER.fullmatch(n))
+    hidden = len(names) - len(shown)
+    return str(shown) + (f" and {hidden} column name(s) not shown" if hidden else "")
+
+
+def _cast_select(table: Table, relation: str, present: list[str]) -> str:
+    """SELECT that casts present contract columns to their types and fills absent ones.
+
+    Empty strings become NULL, so a CSV, a Parquet and a DuckDB source give the same table.
+    """
     parts = []
     for col, typ in table.columns.items():
-        if col in present:
-            parts.append(f'CAST("{col}" AS {typ}) AS "{col}"')
-        else:
+        if col not in present:
             parts.append(f'CAST(NULL AS {typ}) AS "{col}"')
+        elif typ == "VARCHAR":
+            parts.append(f'NULLIF(CAST("{col}" AS VARCHAR), \'\') AS "{col}"')
+        else:
+            parts.append(f'CAST("{col}" AS {typ}) AS "{col}"')
     return f"SELECT {', '.join(parts)} FROM {relation}"
+
+
+_FILE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "parquet": ("{t}.parquet", "{t}.pq"),
+    "csv": ("{t}.csv", "{t}.csv.gz"),
+}
 
 
 def _source_relation(kind: str, path: Path, table: str) -> tuple[str, str]:
     """(relation SQL, human-readable location) for one table of a source."""
     if kind in ("synthetic", "duckdb"):
-        return f"src.{table}", f"{path}:{table}"
-    ext = "parquet" if kind == "parquet" else "csv"
-    file = path / f"{table}.{ext}"
-    if not file.exists():
-        raise InputError(f"{file}: file not found (expected one {ext} file per table: leads, events, outcomes)")
+        return f'src."{table}"', f"{path}:{table}"
+    found = [path / p.format(t=table) for p in _FILE_PATTERNS[kind] if (path / p.format(t=table)).is_file()]
+    if not found:
+        expected = " or ".join(p.format(t=table) for p in _FILE_PATTERNS[kind])
+        raise InputError(
+            f"{path / _FILE_PATTERNS[kind][0].format(t=table)}: file not found (ingest.source={kind} "
+            f"expects {expected} in {path}, one file per table: leads, events, outcomes)"
+        )
+    if len(found) > 1:
+        raise InputError(f"{path}: several files for table '{table}': {[f.name for f in found]}; keep one")
+    file = found[0]
     if kind == "parquet":
-        return f"read_parquet('{file}')", str(file)
-    return f"read_csv('{file}', header=true, all_varchar=true)", str(file)
+        return f"read_parquet({sql_literal(file)})", str(file)
+    # Comma-separated with a header row, no rows skipped: without skip=0 the sniffer may
+    # skip to a ragged line and take data values for column names.
+    opts = "header=true, skip=0, delim=',', all_varchar=true"
+    return f"read_csv({sql_literal(file)}, {opts})", str(file)
 
 
-def connect_source(kind: str, path: str | Path, *, required_optional: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a CRM source and expose `leads`, `events`, `outcomes` as typed views.
+@dataclass(frozen=True)
+class SourceTable:
+    """What `open_source` found for one table."""
 
-    `kind` is one of synthetic|duckdb (a DuckDB file), parquet or csv (a folder with one
-    file per table). Missing required columns or uncastable values raise `InputError` naming
-    the file and column.
+    name: str
+    location: str  # file, or file:table for a DuckDB source
+    rows: int
+    missing_columns: tuple[str, ...]  # optional contract columns absent: filled with NULL
+    extra_columns: tuple[str, ...]  # columns outside the contract: ignored (never copied)
+
+
+def _uncastable(
+    con: duckdb.DuckDBPyConnection, table: Table, relation: str, types: dict[str, str],
+    sample: int,
+) -> list[str]:
+    """Describe each present column holding values that do not cast to the contract type."""
+    checks = {
+        col: typ for col, typ in table.columns.items()
+        if col in types and types[col].upper() != typ
+    }
+    if not checks:
+        return []
+    counts = con.execute(
+        "SELECT " + ", ".join(
+            f'count_if("{c}" IS NOT NULL AND TRY_CAST("{c}" AS {t}) IS NULL)' for c, t in checks.items()
+        ) + f" FROM {relation}"
+    ).fetchone()
+    problems = []
+    key = table.key[0]
+    for (col, typ), bad in zip(checks.items(), counts, strict=True):
+        if not bad:
+            continue
+        keys = ""
+        if key in types and sample:
+            rows = con.execute(
+                f'SELECT "{key}" FROM {relation} WHERE "{col}" IS NOT NULL '
+                f'AND TRY_CAST("{col}" AS {typ}) IS NULL LIMIT {int(sample)}'
+            ).fetchall()
+            keys = f" ({key}: {', '.join(safe_key(r[0]) for r in rows)})"
+        problems.append(f"column '{col}' has {bad} value(s) that are not {typ}{keys}")
+    return problems
+
+
+def open_source(
+    kind: str, path: str | Path, *, sample_keys: int = 5
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceTable]]:
+    """Open a CRM source; expose `leads`, `events`, `outcomes` as typed views on a new
+    in-memory connection, and describe what was found.
+
+    `kind` is synthetic|duckdb (a DuckDB file) or parquet|csv (a folder with one file per
+    table: ``leads.parquet`` / ``leads.csv`` ...). A missing file, table or required column,
+    an unreadable file and values that do not cast to the contract type raise `InputError`
+    naming the file, table and column (with up to `sample_keys` row keys, never values).
+    Optional columns that are absent are filled with NULL; extra columns are ignored.
     """
+    if kind not in ("synthetic", "duckdb", "parquet", "csv"):
+        raise InputError(f"unknown source kind {kind!r} (use synthetic, duckdb, parquet or csv)")
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: input not found (ingest.source={kind})")
+    if kind in ("parquet", "csv") and not path.is_dir():
+        raise InputError(f"{path}: ingest.source={kind} expects a folder with leads, events, outcomes files")
     con = duckdb.connect()
-    if kind in ("synthetic", "duckdb"):
-        try:
-            con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
-        except duckdb.Error as err:
-            con.close()
-            raise InputError(f"{path}: not a readable DuckDB database ({type(err).__name__})") from None
-    for name, table in TABLES.items():
-        relation, where = _source_relation(kind, path, name)
-        try:
-            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-        except duckdb.Error as err:
-            con.close()
-            raise InputError(f"{where}: cannot read table '{name}' ({str(err).splitlines()[0][:200]})") from None
-        missing = [c for c in table.required if c not in cols]
-        if missing:
-            con.close()
-            raise InputError(f"{where}: missing required column(s) {missing}")
-        con.execute(f"CREATE VIEW {name} AS {_cast_select(table, relation, cols, where)}")
-        for col, typ in table.columns.items():
-            if col not in cols:
-                continue
-            bad = con.execute(
-                f'SELECT count(*) FROM {relation} WHERE "{col}" IS NOT NULL '
-                f'AND TRY_CAST("{col}" AS {typ}) IS NULL'
-            ).fetchone()[0]
-            if bad:
-                con.close()
-                raise InputError(f"{where}: column '{col}' has {bad} value(s) that are not {typ}")
-    return con
+    try:
+        if kind in ("synthetic", "duckdb"):
+            try:
+                con.execute(f"ATTACH {sql_literal(path)} AS src (READ_ONLY)")
+            except duckdb.Error as err:
+                raise InputError(f"{path}: not a readable DuckDB database ({safe_error_text(err)})") from None
+        found = {}
+        for name, table in TABLES.items():
+            relation, where = _source_relation(kind, path, name)
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+                types = {r[0]: str(r[1]) for r in described}
+                missing = [c for c in table.required if c not in types]
+                if missing:
+                    raise InputError(
+                        f"{where}: missing required column(s) {missing} of table '{name}' "
+                        f"(found {_safe_names(list(types))})"
+                    )
+                problems = _uncastable(con, table, relation, types, sample_keys)
+                if problems:
+                    raise InputError(f"{where}: " + "; ".join(problems) + ". Fix the values or the export.")
+                rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+            except duckdb.Error as err:
+                raise InputError(f"{where}: cannot read table '{name}' ({safe_error_text(err)})") from None
+            con.execute(f'CREATE VIEW "{name}" AS {_cast_select(table, relation, list(types))}')
+            found[name] = SourceTable(
+                name=name,
+                location=where,
+                rows=int(rows),
+                missing_columns=tuple(c for c in table.columns if c not in types),
+                extra_columns=tuple(c for c in types if c not in table.columns),
+            )
+    except BaseException:
+        con.close()
+        raise
+    return con, found
+
+
+def connect_source(kind: str, path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open a CRM source and expose `leads`, `events`, `outcomes` as typed views.
+
+    Shorthand for `open_source` when the description of the source is not needed.
+    """
+    return open_source(kind, path)[0]
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, folder: str | Path, fmt: str = "parquet") -> None:

@@ -1,0 +1,58 @@
+"""Stage `validate`: Great Expectations suites on the ingested CRM; quarantine bad rows.
+
+Inputs:  --in (data/interim/crm.duckdb), from stage `ingest`.
+Outputs: --out (data/interim/validated.duckdb): clean leads, events, outcomes plus a
+         `quarantine` table (table_name, row_key, reason, row_json);
+         --report (reports/validation.json): per table and expectation, success and
+         unexpected count; --metrics (metrics/validate.json): rows in/out/quarantined per
+         table, expectations evaluated/passed/failed.
+         On failure (a table-level check, or a table's quarantined share above budget) the
+         stage logs a summary (table, column, expectation, count, sample keys), exits with
+         code 1 and writes nothing; earlier outputs are left untouched.
+Params:  validate.quarantine_budget, validate.max_null_share, validate.sample_keys. The
+         reference time for "no future timestamps" is the current UTC time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import typer
+
+from leadscore.config import ConfigError, load_params
+from leadscore.io import InputError, write_json
+from leadscore.logs import setup_logging
+from leadscore.validation import ValidationFailed, validate_crm
+
+log = logging.getLogger("leadscore.validate")
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
+    crm: Path = typer.Option(Path("data/interim/crm.duckdb"), "--in", help="ingested CRM"),
+    out: Path = typer.Option(Path("data/interim/validated.duckdb"), help="validated CRM"),
+    report: Path = typer.Option(Path("reports/validation.json"), help="validation report"),
+    metrics: Path = typer.Option(Path("metrics/validate.json"), help="summary metrics"),
+) -> None:
+    setup_logging()
+    try:
+        cfg = load_params(params).validate_
+        result = validate_crm(crm, out, now=dt.datetime.now(dt.UTC), cfg=cfg)
+    except (ConfigError, InputError, ValidationFailed) as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    write_json(result.report, report)
+    write_json(result.metrics, metrics)
+    for name in ("leads", "events", "outcomes"):
+        m = result.metrics[name]
+        log.info("%s: %d rows in, %d out, %d quarantined", name, m["rows_in"], m["rows_out"],
+                 m["rows_quarantined"])
+    log.info("expectations: %s -> %s", result.metrics["expectations"], out)
+
+
+if __name__ == "__main__":
+    app()

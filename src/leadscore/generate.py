@@ -1,0 +1,1045 @@
+"""Deterministic synthetic B2B CRM: `leads`, `events` and `outcomes` with real signal and traps.
+
+The hidden story of every lead:
+
+* **Fit** comes from seniority and department (written as messy free-text job titles),
+  company size, industry, country, lead source and a free-mail address.
+* **Intent** comes in 0-3 **bursts** at random times after creation. During a burst the
+  engagement rate jumps and then decays exponentially; burst events are the high-intent kind
+  (pricing-page views, demo requests, webinar attendance, case-study downloads).
+* **Conversion** to `opportunity` is drawn per burst with log-odds ``fit + log(strength)``,
+  days after the burst starts, so a point-in-time model can see it coming.
+
+Traps for a naive model: students, interns and junk leads open many emails and download blogs
+and whitepapers but never convert; email opens are everywhere; opportunities keep generating
+strong events after conversion (leakage if features look past `as_of`); ~2% of events are
+logged twice with a new `event_id`; firmographics are often missing.
+
+Everything is vectorised with numpy per chunk of leads; each chunk has its own RNG stream
+(``SeedSequence(seed, spawn_key=(chunk,))``), so the output depends only on config and seed.
+Nothing is recorded at or after midnight starting ``cfg.end`` (the data cutoff).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leadscore.config import GenerateConfig
+from leadscore.io import atomic_path
+from leadscore.schema import (
+    CANARY_EMAIL,
+    CANARY_FIRST_NAME,
+    CANARY_LAST_NAME,
+    CLOSING_STAGES,
+    CONTENT_TYPES,
+    EVENT_TYPES,
+    STAGES,
+    TABLES,
+    Table,
+)
+
+log = logging.getLogger(__name__)
+
+SEC_PER_DAY = 86_400
+_ET = {name: i for i, name in enumerate(EVENT_TYPES)}
+_CT = {name: i for i, name in enumerate(CONTENT_TYPES)}
+_ST = {name: i for i, name in enumerate(STAGES)}
+_EMAIL_EVENTS = np.array([_ET["email_open"], _ET["email_click"]])
+
+# ---------------------------------------------------------------------------------------------
+# Vocabularies and hidden effects (log-odds contributions to fit)
+# ---------------------------------------------------------------------------------------------
+KIND_NORMAL, KIND_STUDENT, KIND_JUNK = 0, 1, 2
+
+# Data tables read better as rows.
+# fmt: off
+SENIORITY = ("c_level", "vp", "director", "manager", "senior_ic", "individual", "student")
+SENIORITY_P = np.array([0.05, 0.07, 0.12, 0.22, 0.17, 0.30, 0.07])
+SENIORITY_FIT = np.array([0.6, 1.0, 0.9, 0.4, 0.0, -0.6, 0.0])  # students never convert anyway
+
+DEPARTMENTS = ("marketing", "sales", "it", "engineering", "finance", "operations", "hr", "executive")
+DEPARTMENT_P = np.array([0.24, 0.18, 0.15, 0.12, 0.08, 0.10, 0.05, 0.08])
+DEPARTMENT_FIT = np.array([0.5, 0.4, 0.3, 0.0, -0.3, -0.2, -0.6, 0.3])
+
+INDUSTRIES = (
+    "software", "financial_services", "telecom", "manufacturing", "healthcare", "consulting",
+    "retail", "media", "government", "education", "nonprofit",
+)
+INDUSTRY_P = np.array([0.18, 0.12, 0.06, 0.13, 0.10, 0.10, 0.09, 0.06, 0.05, 0.07, 0.04])
+INDUSTRY_FIT = np.array([0.6, 0.5, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.5, -0.8, -0.9])
+
+COUNTRIES = ("US", "GB", "DE", "FR", "CA", "NL", "AU", "ES", "IN", "BR", "PL", "MX")
+COUNTRY_P = np.array([0.38, 0.10, 0.09, 0.06, 0.06, 0.04, 0.04, 0.04, 0.08, 0.05, 0.03, 0.03])
+COUNTRY_FIT = np.array([0.2, 0.1, 0.1, 0.0, 0.1, 0.1, 0.0, -0.2, -0.4, -0.4, -0.3, -0.4])
+
+SOURCES = (
+    "organic_search", "paid_search", "webinar", "trade_show", "referral",
+    "content_syndication", "purchased_list", "partner",
+)
+SOURCE_P = np.array([  # per lead kind: normal, student, junk
+    [0.22, 0.18, 0.10, 0.08, 0.07, 0.14, 0.13, 0.08],
+    [0.40, 0.10, 0.20, 0.02, 0.02, 0.24, 0.02, 0.00],
+    [0.12, 0.18, 0.05, 0.10, 0.00, 0.20, 0.35, 0.00],
+])
+SOURCE_FIT = np.array([0.1, 0.0, 0.3, 0.2, 0.6, -0.4, -1.0, 0.3])
+
+# Company size: employees; fit by size band (edges are lower bounds).
+SIZE_EDGES = np.array([0, 10, 50, 250, 1_000, 5_000])
+SIZE_FIT = np.array([-1.2, -0.5, 0.2, 0.6, 0.7, 0.4])
+
+TIMELINES = ("now", "3-6 months", "6-12 months", "unknown")
+
+# Seasonality: month (Jan..Dec), weekday (Mon..Sun) and hour-of-day weights.
+MONTH_W = np.array([1.2, 1.15, 1.2, 1.0, 1.0, 0.95, 0.85, 0.6, 1.25, 1.1, 1.0, 0.9])
+DOW_W = np.array([1.0, 1.05, 1.05, 1.0, 0.9, 0.25, 0.2])
+HOUR_W = np.array(
+    [0.08] * 6 + [0.3, 0.6, 1.0, 1.0, 1.0, 1.0, 0.8, 1.0, 1.0, 1.0, 0.9, 0.6]
+    + [0.4, 0.35, 0.3, 0.25, 0.15, 0.1]
+)
+HOLIDAY_W = 0.3  # Dec 20 - Jan 1
+
+# Event mixes: (event_type, content_type or None, weight).
+Mix = tuple[tuple[str, str | None, float], ...]
+NURTURE_MIX: Mix = (
+    ("email_open", None, 0.45), ("email_click", None, 0.08), ("web_visit", None, 0.22),
+    ("content_download", "blog", 0.06), ("content_download", "whitepaper", 0.04),
+    ("content_download", "ebook", 0.03), ("content_download", "case_study", 0.01),
+    ("content_download", "product_sheet", 0.01), ("webinar_registration", None, 0.03),
+    ("webinar_attendance", None, 0.01), ("demo_video_view", None, 0.02),
+    ("pricing_page_view", None, 0.015), ("form_submit", None, 0.015),
+)
+STUDENT_MIX: Mix = (
+    ("email_open", None, 0.40), ("email_click", None, 0.10), ("web_visit", None, 0.15),
+    ("content_download", "blog", 0.12), ("content_download", "whitepaper", 0.10),
+    ("content_download", "ebook", 0.06), ("content_download", "case_study", 0.01),
+    ("webinar_registration", None, 0.04), ("webinar_attendance", None, 0.015),
+    ("demo_video_view", None, 0.01), ("pricing_page_view", None, 0.005),
+    ("form_submit", None, 0.01),
+)
+JUNK_MIX: Mix = (  # bots and security scanners: opens, clicks, a few downloads
+    ("email_open", None, 0.70), ("email_click", None, 0.12), ("web_visit", None, 0.05),
+    ("content_download", "blog", 0.04), ("content_download", "whitepaper", 0.05),
+    ("content_download", "ebook", 0.02), ("form_submit", None, 0.02),
+)
+FLOOR_MIX: Mix = (  # newsletter background noise over the whole lifetime
+    ("email_open", None, 0.75), ("web_visit", None, 0.15), ("email_click", None, 0.05),
+    ("content_download", "blog", 0.05),
+)
+BURST_MIX: Mix = (
+    ("web_visit", None, 0.22), ("pricing_page_view", None, 0.14), ("email_click", None, 0.10),
+    ("email_open", None, 0.10), ("content_download", "case_study", 0.07),
+    ("content_download", "product_sheet", 0.05), ("content_download", "whitepaper", 0.03),
+    ("content_download", "blog", 0.02), ("webinar_registration", None, 0.05),
+    ("webinar_attendance", None, 0.05), ("demo_video_view", None, 0.07),
+    ("form_submit", None, 0.05), ("demo_request", None, 0.05),
+)
+POST_MIX: Mix = (  # an open opportunity: sales-led activity (the leakage trap)
+    ("web_visit", None, 0.22), ("pricing_page_view", None, 0.18), ("demo_request", None, 0.12),
+    ("form_submit", None, 0.10), ("email_open", None, 0.14), ("email_click", None, 0.09),
+    ("content_download", "product_sheet", 0.05), ("content_download", "case_study", 0.04),
+    ("demo_video_view", None, 0.04), ("webinar_attendance", None, 0.02),
+)
+
+# Rates at events_per_lead=40, before seasonal thinning (tuned so the mean lands near 40).
+NURTURE_PER_DAY, NURTURE_DECAY_DAYS = 0.13, 100.0
+FLOOR_PER_DAY = 0.026
+BURST_EVENTS_PER_STRENGTH = 10.5
+POST_EVENTS, POST_DECAY_DAYS = 35.0, 45.0
+CONVERSION_OFFSET = -1.2  # log-odds of conversion per burst at fit 0, strength 1 (base rate)
+EVENT_SCALE_REFERENCE = 40.0
+
+# Title templates ({D} = department display name) by seniority.
+_DEPT_NAMES = {
+    "marketing": ("Marketing", "Digital Marketing", "Demand Generation", "Mktg", "Growth Marketing"),
+    "sales": ("Sales", "Business Development", "Revenue Operations"),
+    "it": ("IT", "Information Technology", "IT Infrastructure"),
+    "engineering": ("Engineering", "Software Engineering", "R&D"),
+    "finance": ("Finance", "Accounting"),
+    "operations": ("Operations", "Ops", "Supply Chain"),
+    "hr": ("HR", "Human Resources", "People", "Talent Acquisition"),
+}
+_TEMPLATES = {
+    "vp": ("VP {D}", "VP of {D}", "Vice President, {D}", "Vice President of {D}", "SVP {D}",
+           "VP, {D}", "V.P. {D}"),
+    "director": ("Director of {D}", "{D} Director", "Head of {D}", "Head of {D}",
+                 "Sr. Director, {D}", "Dir. {D}", "Director, {D}"),
+    "manager": ("{D} Manager", "{D} Manager", "Manager, {D}", "{D} Mgr", "{D} Team Lead"),
+    "senior_ic": ("Senior {D} Specialist", "Sr. {D} Analyst", "Sr {D} Consultant",
+                  "Lead {D} Specialist", "Senior {D} Analyst"),
+    "individual": ("{D} Specialist", "{D} Analyst", "{D} Coordinator", "{D} Associate"),
+    "student": ("Intern", "Student", "{D} Intern", "Working Student", "Graduate Student",
+                "PhD Student", "Student Assistant"),
+}
+_C_LEVEL = {
+    "marketing": ("CMO", "Chief Marketing Officer"),
+    "sales": ("CRO", "Chief Revenue Officer", "Chief Sales Officer"),
+    "it": ("CIO", "Chief Information Officer", "CISO"),
+    "engineering": ("CTO", "Chief Technology Officer", "CTO & Co-Founder"),
+    "finance": ("CFO", "Chief Financial Officer"),
+    "operations": ("COO", "Chief Operating Officer"),
+    "hr": ("CHRO", "Chief People Officer"),
+    "executive": ("CEO", "CEO", "Chief Executive Officer", "Founder & CEO", "Co-Founder",
+                  "Owner", "President", "Founder"),
+}
+_EXTRA = {  # department-specific titles that do not fit a template
+    ("senior_ic", "engineering"): ("Sr. Software Engineer", "Senior Software Engineer",
+                                   "Staff Engineer", "Senior Developer"),
+    ("senior_ic", "it"): ("Sr. Systems Administrator", "Senior Network Engineer"),
+    ("individual", "engineering"): ("Software Engineer", "Developer", "Software Developer",
+                                    "QA Engineer"),
+    ("individual", "it"): ("System Administrator", "IT Support Specialist", "Helpdesk Technician"),
+    ("individual", "sales"): ("Account Executive", "Sales Representative", "SDR", "BDR"),
+    ("manager", "sales"): ("Account Manager", "Regional Sales Manager"),
+    ("vp", "executive"): ("EVP", "Executive Vice President"),
+    ("director", "executive"): ("Managing Director", "Managing Director"),
+    ("manager", "executive"): ("General Manager", "Office Manager"),
+    ("senior_ic", "executive"): ("Senior Executive Assistant", "Chief of Staff"),
+    ("individual", "executive"): ("Executive Assistant", "Office Coordinator"),
+    ("student", "executive"): ("Intern", "Student"),
+}
+_TYPOS = (
+    ("Manager", "Manger"), ("Director", "Dirctor"), ("Marketing", "Markting"),
+    ("Engineer", "Enginer"), ("Vice President", "Vice Presient"), ("Operations", "Opertions"),
+    ("Senior", "Senoir"), ("Analyst", "Analist"), ("Specialist", "Specalist"),
+)
+_JUNK_TITLES = ("xxx", "n/a", "N/A", "-", "asdf", "test", "none", ".", "?", "123")
+
+_FIRST = (
+    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
+    "Chris", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley",
+    "Paul", "Emily", "Steven", "Laura", "Andrew", "Anna", "Lukas", "Sophie", "Jonas", "Emma",
+    "Pierre", "Camille", "Lucas", "Chloe", "Raj", "Priya", "Arjun", "Ananya", "Carlos", "Maria",
+    "Joao", "Ana", "Pablo", "Lucia", "Jan", "Eva", "Piotr", "Olga", "Liam", "Olivia", "Noah",
+    "Ava", "Mohammed", "Fatima", "Wei", "Mei", "Kenji", "Yuki", "Sven", "Ingrid", "Luca", "Giulia",
+)
+_LAST = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
+    "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson",
+    "Walker", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson",
+    "Mueller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Dubois", "Laurent",
+    "Bernard", "Moreau", "Patel", "Sharma", "Singh", "Kumar", "Silva", "Santos", "Oliveira",
+    "Kowalski", "Nowak", "Jansen", "de Vries", "Rossi", "Russo", "Ferrari", "Nguyen", "Tanaka",
+    "Sato", "Kim", "Park", "Chen", "Wang", "Olsen", "Hansen", "O'Brien", "Murphy", "Kelly",
+)
+_CO_A = (
+    "acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "vandelay", "soylent",
+    "cyberdyne", "wonka", "tyrell", "massive", "blue", "north", "bright", "apex", "vertex",
+    "nimbus", "quantum", "pioneer", "summit", "silver", "granite", "harbor", "cedar", "atlas",
+    "orbit", "falcon", "lumen", "nova", "polar", "river", "solid", "swift", "terra", "urban",
+    "vector", "zenith", "alpine",
+)
+_CO_B = (
+    "corp", "tech", "labs", "systems", "group", "solutions", "industries", "analytics", "works",
+    "partners", "digital", "networks", "health", "logistics", "capital",
+)
+_FREE_MAIL = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "gmx.de", "icloud.com")
+_FREE_MAIL_P = np.array([0.55, 0.12, 0.12, 0.1, 0.06, 0.05])
+_JUNK_EMAILS = (
+    "test@test.com", "asdf@asdf.com", "a@a.com", "noreply@example.com", "xxx@xxx.xxx",
+    "test@example.com", "fake@fake.com", "asdf@gmail.com",
+)
+_JUNK_NAMES = (
+    ("asdf", "asdf"), ("test", "test"), ("Mickey", "Mouse"), ("Donald", "Duck"), ("xxx", "xxx"),
+    ("qwerty", "uiop"), ("a", "b"), ("Test", "User"),
+)
+# fmt: on
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Calendar:
+    """Time axis of one config: days since `start`, cutoff, seasonal weights per day."""
+
+    start: np.datetime64  # midnight of cfg.start
+    n_days: int  # days in [start, cutoff)
+    day_w: np.ndarray  # seasonal activity weight per day, max 1
+
+    @property
+    def cutoff(self) -> float:
+        return float(self.n_days)
+
+
+def make_calendar(cfg: GenerateConfig) -> Calendar:
+    """Seasonal weights (month x weekday x holidays) for each day in [start, end)."""
+    start = np.datetime64(cfg.start, "D")
+    n_days = (cfg.end - cfg.start).days
+    days = start + np.arange(n_days)
+    month = days.astype("datetime64[M]").astype(np.int64) % 12
+    dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+    dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    w = MONTH_W[month] * DOW_W[dow]
+    holiday = ((month == 11) & (dom >= 20)) | ((month == 0) & (dom == 1))
+    w = np.where(holiday, w * HOLIDAY_W, w)
+    return Calendar(start=start.astype("datetime64[us]"), n_days=n_days, day_w=w / w.max())
+
+
+def _mean_keep(cal: Calendar) -> float:
+    """Average share of events kept by seasonal thinning (to keep the event volume on target)."""
+    return float(cal.day_w.mean() * (HOUR_W / HOUR_W.max()).mean())
+
+
+def _mix_arrays(mix: Mix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    et = np.array([_ET[e] for e, _, _ in mix], dtype=np.int8)
+    ct = np.array([_CT[c] if c else -1 for _, c, _ in mix], dtype=np.int8)
+    p = np.array([w for _, _, w in mix])
+    return et, ct, p / p.sum()
+
+
+def _draw_mix(rng: np.random.Generator, m: int, mix: Mix) -> tuple[np.ndarray, np.ndarray]:
+    """m (event_type, content_type) codes drawn from a mix; content -1 means NULL."""
+    et, ct, p = _mix_arrays(mix)
+    k = rng.choice(len(p), size=m, p=p)
+    return et[k], ct[k]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _strings(vocab: tuple[str, ...] | list[str], idx: np.ndarray) -> pa.Array:
+    """vocab[idx] as an Arrow string array (vectorised take)."""
+    return pa.array(vocab, pa.string()).take(pa.array(idx))
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise string concatenation of arrays and scalars."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _where(mask: np.ndarray, a: pa.Array, b: pa.Array) -> pa.Array:
+    return pc.if_else(pa.array(mask), a, b)
+
+
+def _id_strings(prefix: str, ids: np.ndarray, width: int) -> pa.Array:
+    """'L00000042'-style ids built in Arrow (fast for tens of millions)."""
+    digits = pc.utf8_lpad(pc.cast(pa.array(ids), pa.string()), width=width, padding="0")
+    return _join(prefix, digits)
+
+
+def _sample_times(rng: np.random.Generator, n: int, cal: Calendar) -> np.ndarray:
+    """Lead creation times (days since start) following seasonality and office hours."""
+    day = rng.choice(cal.n_days, size=n, p=cal.day_w / cal.day_w.sum())
+    hour = rng.choice(24, size=n, p=HOUR_W / HOUR_W.sum())
+    return day + (hour + rng.random(n)) / 24.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Leads
+# ---------------------------------------------------------------------------------------------
+@functools.cache
+def _title_vocab() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """All clean titles, plus start/count tables indexed by (seniority, department)."""
+    titles: list[str] = []
+    start = np.zeros((len(SENIORITY), len(DEPARTMENTS)), dtype=np.int64)
+    count = np.zeros_like(start)
+    for s, sen in enumerate(SENIORITY):
+        for d, dept in enumerate(DEPARTMENTS):
+            if sen == "c_level":
+                group = list(_C_LEVEL[dept])
+            elif dept == "executive":
+                group = list(_EXTRA[(sen, dept)])
+            else:
+                group = [t.format(D=name) for t in _TEMPLATES[sen] for name in _DEPT_NAMES[dept]]
+                group += list(_EXTRA.get((sen, dept), ()))
+            start[s, d], count[s, d] = len(titles), len(group)
+            titles += group
+    return tuple(titles), start, count
+
+
+def _job_titles(
+    rng: np.random.Generator, sen: np.ndarray, dept: np.ndarray, junk: np.ndarray
+) -> pa.Array:
+    """Free-text job titles: variants, mixed case, stray whitespace, typos, nulls, junk."""
+    n = len(sen)
+    vocab, start, count = _title_vocab()
+    pick = start[sen, dept] + (rng.random(n) * count[sen, dept]).astype(np.int64)
+    t = _strings(vocab, pick)
+    u = rng.random((5, n))
+    typo = u[0] < 0.03
+    typo_t = t
+    for good, bad in _TYPOS:
+        typo_t = pc.replace_substring(typo_t, good, bad, max_replacements=1)
+    t = _where(typo, typo_t, t)
+    t = _where(u[1] < 0.07, pc.utf8_lower(t), t)
+    t = _where(u[1] > 0.975, pc.utf8_upper(t), t)
+    t = _where(u[2] < 0.03, _join(" ", t, "  "), t)
+    t = _where(u[2] > 0.98, pc.replace_substring(t, " ", "  ", max_replacements=1), t)
+    t = _where(junk, _strings(_JUNK_TITLES, rng.integers(len(_JUNK_TITLES), size=n)), t)
+    null = np.where(junk, u[3] < 0.3, u[3] < 0.07)
+    return _where(null, pa.nulls(n, pa.string()), t)
+
+
+def _random_letters(rng: np.random.Generator, n: int, k: int) -> pa.Array:
+    codes = rng.integers(97, 123, size=(n, k), dtype=np.uint8)
+    return pa.array(codes.view(f"S{k}").ravel().astype(f"U{k}"))
+
+
+def _people(
+    rng: np.random.Generator,
+    n: int,
+    junk: np.ndarray,
+    company: np.ndarray,
+    comp_a: np.ndarray,
+    comp_b: np.ndarray,
+    company_offset: int,
+) -> tuple[pa.Array, pa.Array, pa.Array, np.ndarray]:
+    """(email, first_name, last_name, free_mail flag) for n leads of chunk-local companies."""
+    fi = rng.integers(len(_FIRST), size=n)
+    li = rng.integers(len(_LAST), size=n)
+    first, last = _strings(_FIRST, fi), _strings(_LAST, li)
+    f_low = pc.utf8_lower(first)
+    l_low = pc.replace_substring(pc.replace_substring(pc.utf8_lower(last), " ", ""), "'", "")
+    # company domain: acme-labs.example, acme-labs-17.example for later companies
+    suffix = (company + company_offset) // (len(_CO_A) * len(_CO_B))
+    num = _where(suffix > 0, _join("-", pc.cast(pa.array(suffix), pa.string())), pa.array([""] * n))
+    domain = _join(
+        _strings(_CO_A, comp_a[company]), "-", _strings(_CO_B, comp_b[company]), num, ".example"
+    )
+    free = rng.random(n) < 0.2
+    domain = _where(
+        free, _strings(_FREE_MAIL, rng.choice(len(_FREE_MAIL), n, p=_FREE_MAIL_P)), domain
+    )
+    digits = pc.cast(pa.array(rng.integers(1, 99, size=n)), pa.string())
+    fmt = rng.choice(5, size=n, p=[0.5, 0.2, 0.1, 0.1, 0.1])
+    local = _join(f_low, ".", l_low)
+    local = _where(fmt == 1, _join(pc.utf8_slice_codeunits(f_low, 0, 1), l_low), local)
+    local = _where(fmt == 2, f_low, local)
+    local = _where(fmt == 3, _join(f_low, "_", l_low), local)
+    local = _where((fmt == 4) | (free & (fmt == 2)), _join(f_low, ".", l_low, digits), local)
+    email = _join(local, "@", domain)
+    # junk: placeholder addresses or random strings, silly names
+    jm = rng.integers(len(_JUNK_EMAILS), size=n)
+    junk_email = _where(
+        rng.random(n) < 0.5,
+        _strings(_JUNK_EMAILS, jm),
+        _join(_random_letters(rng, n, 8), "@", _random_letters(rng, n, 5), ".com"),
+    )
+    jn = rng.integers(len(_JUNK_NAMES), size=n)
+    email = _where(junk, junk_email, email)
+    first = _where(junk, _strings([a for a, _ in _JUNK_NAMES], jn), first)
+    last = _where(junk, _strings([b for _, b in _JUNK_NAMES], jn), last)
+    return email, first, last, free & ~junk
+
+
+@dataclass
+class Leads:
+    """Hidden and observed attributes of one chunk of leads (arrays of length n)."""
+
+    kind: np.ndarray
+    created: np.ndarray  # days since start
+    fit: np.ndarray
+    activity: np.ndarray  # heavy-tailed engagement multiplier
+    size: np.ndarray  # true employees
+    table: pa.Table
+
+
+def _company_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.clip(np.rint(rng.lognormal(np.log(120), 1.9, size=n)), 1, 400_000).astype(np.int64)
+
+
+def _null_rate(target: float, junk_share: float, junk_rate: float) -> float:
+    """Null rate for normal leads so the overall share hits `target` given junk's rate."""
+    return float(np.clip((target - junk_share * junk_rate) / max(1 - junk_share, 1e-9), 0, 1))
+
+
+def _leads(
+    rng: np.random.Generator,
+    cfg: GenerateConfig,
+    cal: Calendar,
+    first_index: int,
+    n: int,
+    canary: int | None,
+) -> Leads:
+    """Leads of one chunk; `canary` is the chunk-local position of the canary lead, if here."""
+    u = rng.random((12, n))
+    kind = np.where(u[0] < cfg.junk_share, KIND_JUNK, KIND_NORMAL)
+    sen = rng.choice(len(SENIORITY), size=n, p=SENIORITY_P)
+    kind = np.where((kind == KIND_NORMAL) & (sen == SENIORITY.index("student")), KIND_STUDENT, kind)
+    if canary is not None:
+        kind[canary] = KIND_NORMAL
+        sen[canary] = SENIORITY.index("manager")
+    dept = rng.choice(len(DEPARTMENTS), size=n, p=DEPARTMENT_P)
+    junk = kind == KIND_JUNK
+    created = _sample_times(rng, n, cal)
+    if canary is not None:
+        created[canary] = min(30.5, cal.cutoff / 4)
+
+    # firmographics are company-level: several leads share a company
+    n_comp = max(1, n // 3)
+    company = rng.integers(n_comp, size=n)
+    comp_size = _company_sizes(rng, n_comp)
+    comp_rev = comp_size * rng.lognormal(np.log(180_000), 0.5, size=n_comp)
+    comp_ind = rng.choice(len(INDUSTRIES), size=n_comp, p=INDUSTRY_P)
+    comp_cty = rng.choice(len(COUNTRIES), size=n_comp, p=COUNTRY_P)
+    comp_a = rng.integers(len(_CO_A), size=n_comp)
+    comp_b = rng.integers(len(_CO_B), size=n_comp)
+    size, revenue = comp_size[company], comp_rev[company]
+    industry, country = comp_ind[company], comp_cty[company]
+    source = np.empty(n, dtype=np.int64)
+    for k in (KIND_NORMAL, KIND_STUDENT, KIND_JUNK):
+        m = kind == k
+        source[m] = rng.choice(len(SOURCES), size=int(m.sum()), p=SOURCE_P[k])
+
+    email, first, last, free = _people(rng, n, junk, company, comp_a, comp_b, first_index // 3)
+    band = np.searchsorted(SIZE_EDGES, size, side="right") - 1
+    fit = (
+        SENIORITY_FIT[sen]
+        + DEPARTMENT_FIT[dept]
+        + SIZE_FIT[band]
+        + INDUSTRY_FIT[industry]
+        + COUNTRY_FIT[country]
+        + SOURCE_FIT[source]
+        - 0.4 * free
+        + rng.normal(0, 0.5, size=n)
+    )
+    fit = np.where(kind == KIND_NORMAL, fit, -10.0)
+    activity = rng.lognormal(-0.4, 0.9, size=n) * np.where(kind == KIND_STUDENT, 2.5, 1.0)
+
+    # missing firmographics (junk leads are mostly unenriched)
+    js = cfg.junk_share
+    null_size = u[1] < np.where(junk, 0.7, _null_rate(0.25, js, 0.7))
+    null_rev = null_size | (u[2] < 0.2)  # 0.25 + 0.75 * 0.2 = 0.40 overall
+    null_ind = u[3] < np.where(junk, 0.6, _null_rate(0.15, js, 0.6))
+    null_cty = u[4] < np.where(junk, 0.4, _null_rate(0.05, js, 0.4))
+
+    # BANT: captured on some forms; budget follows fit, timeline follows intent at creation
+    bant_known = u[5] < np.where(junk, 0.1, 0.4)
+    budget = u[6] < _sigmoid(0.8 * np.clip(fit, -3, 3) - 0.2)
+    timeline = rng.choice(len(TIMELINES), size=n, p=[0.15, 0.3, 0.3, 0.25])
+    timeline_known = bant_known & (u[7] < 0.8)
+
+    lead_ids = _id_strings("L", first_index + np.arange(n), 8)
+    created_us = (
+        cal.start.astype(np.int64) + np.floor(created * SEC_PER_DAY).astype(np.int64) * 1_000_000
+    )
+    if canary is not None:
+        email = _where(np.arange(n) == canary, pa.array([CANARY_EMAIL] * n), email)
+        first = _where(np.arange(n) == canary, pa.array([CANARY_FIRST_NAME] * n), first)
+        last = _where(np.arange(n) == canary, pa.array([CANARY_LAST_NAME] * n), last)
+    table = pa.table(
+        {
+            "lead_id": lead_ids,
+            "created_at": pa.array(created_us, pa.timestamp("us")),
+            "email": email,
+            "first_name": first,
+            "last_name": last,
+            "job_title": _job_titles(rng, sen, dept, junk),
+            "company_size": pa.array(size, pa.int32(), mask=null_size),
+            "annual_revenue": pa.array(np.round(revenue, -3), pa.float64(), mask=null_rev),
+            "industry": _strings(INDUSTRIES, pa.array(industry, mask=null_ind)),
+            "country": _strings(COUNTRIES, pa.array(country, mask=null_cty)),
+            "source": _strings(SOURCES, source),
+            "bant_budget": pa.array(budget, pa.bool_(), mask=~bant_known),
+            "bant_timeline": _strings(TIMELINES, pa.array(timeline, mask=~timeline_known)),
+        }
+    )
+    return Leads(kind=kind, created=created, fit=fit, activity=activity, size=size, table=table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Intent bursts, conversion and outcomes
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Bursts:
+    lead: np.ndarray  # chunk-local lead index
+    start: np.ndarray  # days since calendar start
+    strength: np.ndarray
+    decay: np.ndarray  # days
+
+
+def _bursts(rng: np.random.Generator, leads: Leads) -> Bursts:
+    """0-3 intent episodes per normal lead; the first often at creation (the form fill)."""
+    n = len(leads.kind)
+    lam = np.where(leads.kind == KIND_NORMAL, 0.9 * np.exp(0.15 * np.clip(leads.fit, -3, 3)), 0.0)
+    count = np.minimum(rng.poisson(lam), 3)
+    lead = np.repeat(np.arange(n), count)
+    m = len(lead)
+    first = np.r_[True, lead[1:] != lead[:-1]] if m else np.zeros(0, bool)
+    at_creation = first & (rng.random(m) < 0.35)
+    offset = np.where(at_creation, rng.exponential(2.0, m), rng.exponential(180.0, m))
+    return Bursts(
+        lead=lead,
+        start=leads.created[lead] + offset,
+        strength=rng.lognormal(0.0, 0.8, m),
+        decay=rng.uniform(4.0, 18.0, m),
+    )
+
+
+@dataclass
+class Funnel:
+    """Per-lead stage times in days (inf = never) and the won amount."""
+
+    mql: np.ndarray
+    sql: np.ndarray
+    opp: np.ndarray
+    won: np.ndarray
+    lost: np.ndarray
+    recycled: np.ndarray
+    amount: np.ndarray
+
+
+def _funnel(rng: np.random.Generator, leads: Leads, b: Bursts) -> Funnel:
+    """Opportunity from fit x burst strength; mql/sql before it; won/lost after; recycling."""
+    n = len(leads.kind)
+    inf = np.full(n, np.inf)
+    fit_b = leads.fit[b.lead]
+    p = _sigmoid(CONVERSION_OFFSET + fit_b + 1.3 * np.log(b.strength))
+    conv = rng.random(len(p)) < p
+    cand = b.start + 1.0 + rng.gamma(2.0, 7.0, len(p))
+    opp = inf.copy()
+    np.minimum.at(opp, b.lead[conv], cand[conv])
+    # the burst that produced the opportunity (for mql/sql timing)
+    hit = conv & (cand == opp[b.lead])
+    t_burst = inf.copy()
+    t_burst[b.lead[hit]] = b.start[hit]
+    has_opp = np.isfinite(opp)
+    u = rng.random((8, n))
+    t_b, t_o = np.where(has_opp, t_burst, 0.0), np.where(has_opp, opp, 0.0)  # finite stand-ins
+    mql_o = t_b + u[0] * 0.6 * (t_o - t_b)
+    sql = np.where(has_opp, mql_o + u[1] * (t_o - mql_o), np.inf)
+
+    # marketing-qualified without converting: strong bursts, or naive scoring of busy leads
+    qual = ~conv & (rng.random(len(p)) < _sigmoid(-1.0 + 1.5 * np.log(b.strength)))
+    mql_b = inf.copy()
+    np.minimum.at(mql_b, b.lead[qual], b.start[qual] + rng.exponential(4.0, int(qual.sum())))
+    naive = (leads.kind != KIND_NORMAL) & (u[2] < 0.12 * np.minimum(leads.activity, 3))
+    mql_naive = np.where(naive, leads.created + rng.exponential(30.0, n), np.inf)
+    mql = np.where(has_opp, mql_o, np.minimum(mql_b, mql_naive))
+    open_mql = ~has_opp & np.isfinite(mql)
+    sql = np.where(
+        open_mql & (u[3] < 0.25) & (leads.kind == KIND_NORMAL), mql + rng.exponential(10.0, n), sql
+    )
+    recycled = np.where(
+        open_mql & (u[4] < 0.55),
+        np.where(np.isfinite(sql), sql, mql) + 20 + rng.exponential(60.0, n),
+        np.inf,
+    )
+
+    close = opp + 14.0 + rng.gamma(2.0, 25.0, n)
+    is_won = u[5] < _sigmoid(-0.7 + 0.6 * np.clip(leads.fit, -3, 3))
+    won = np.where(has_opp & is_won, close, np.inf)
+    lost = np.where(has_opp & ~is_won, close, np.inf)
+    amount = np.round(rng.lognormal(np.log(15_000) + 0.35 * np.log(leads.size / 100), 0.6), -2)
+    return Funnel(mql=mql, sql=sql, opp=opp, won=won, lost=lost, recycled=recycled, amount=amount)
+
+
+def _outcomes(f: Funnel, lead_ids: pa.Array, cal: Calendar) -> pa.Table:
+    """Stage rows recorded before the cutoff, sorted by lead and time."""
+    names = ("mql", "sql", "opportunity", "won", "lost", "recycled")
+    times = np.stack([f.mql, f.sql, f.opp, f.won, f.lost, f.recycled])
+    codes = np.array([_ST[s] for s in names])
+    ok = times < cal.cutoff
+    stage_i, lead = np.nonzero(ok)
+    t = times[stage_i, lead]
+    sec = np.floor(t * SEC_PER_DAY).astype(np.int64)
+    order = np.lexsort((codes[stage_i], sec, lead))
+    lead, stage_i, sec = lead[order], stage_i[order], sec[order]
+    is_won = codes[stage_i] == _ST["won"]
+    return pa.table(
+        {
+            "lead_id": lead_ids.take(pa.array(lead)),
+            "stage": _strings(STAGES, codes[stage_i]),
+            "stage_at": pa.array(cal.start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
+            "amount": pa.array(f.amount[lead], pa.float64(), mask=~is_won),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Ev:
+    lead: np.ndarray
+    t: np.ndarray
+    et: np.ndarray
+    ct: np.ndarray
+    thin: bool = True  # subject to seasonal thinning
+
+
+def _process(
+    rng: np.random.Generator,
+    lead: np.ndarray,
+    t0: np.ndarray,
+    mean: np.ndarray,
+    decay: np.ndarray | None,
+    span: np.ndarray | None,
+    mix: Mix,
+) -> _Ev:
+    """Events of `mean` expected count per source, exponentially decaying from t0 (or uniform
+    over `span` days when decay is None)."""
+    count = rng.poisson(mean)
+    src = np.repeat(np.arange(len(t0)), count)
+    m = len(src)
+    off = rng.exponential(decay[src]) if decay is not None else rng.random(m) * span[src]
+    et, ct = _draw_mix(rng, m, mix)
+    return _Ev(lead[src], t0[src] + off, et, ct)
+
+
+def _events(
+    rng: np.random.Generator,
+    cfg: GenerateConfig,
+    cal: Calendar,
+    leads: Leads,
+    b: Bursts,
+    f: Funnel,
+    canary: int | None,
+) -> list[_Ev]:
+    n = len(leads.kind)
+    idx = np.arange(n)
+    scale = cfg.events_per_lead / EVENT_SCALE_REFERENCE / _mean_keep(cal)
+    act = leads.activity * scale
+    life = np.maximum(cal.cutoff - leads.created, 0.0)
+    parts: list[_Ev] = []
+    for k, mix, mult in (
+        (KIND_NORMAL, NURTURE_MIX, 1.0),
+        (KIND_STUDENT, STUDENT_MIX, 1.0),
+        (KIND_JUNK, JUNK_MIX, 1.8),
+    ):
+        m = leads.kind == k
+        parts.append(
+            _process(
+                rng,
+                idx[m],
+                leads.created[m],
+                act[m] * mult * NURTURE_PER_DAY * NURTURE_DECAY_DAYS,
+                np.full(int(m.sum()), NURTURE_DECAY_DAYS),
+                None,
+                mix,
+            )
+        )
+    parts.append(
+        _process(rng, idx, leads.created, act * FLOOR_PER_DAY * life, None, life, FLOOR_MIX)
+    )
+    parts.append(
+        _process(
+            rng,
+            b.lead,
+            b.start,
+            scale * BURST_EVENTS_PER_STRENGTH * b.strength,
+            b.decay,
+            None,
+            BURST_MIX,
+        )
+    )
+    has_opp = f.opp < cal.cutoff
+    o = idx[has_opp]
+    parts.append(
+        _process(
+            rng,
+            o,
+            f.opp[o],
+            scale * POST_EVENTS * np.sqrt(leads.activity[o] + 0.5),
+            np.full(len(o), POST_DECAY_DAYS),
+            None,
+            POST_MIX,
+        )
+    )
+
+    # the trigger right before an opportunity: a demo request and/or pricing-page view
+    for et, p, lag in (("demo_request", 0.7, 2.0), ("pricing_page_view", 0.5, 4.0)):
+        sel = o[rng.random(len(o)) < p]
+        t = np.maximum(f.opp[sel] - rng.exponential(lag, len(sel)), leads.created[sel])
+        parts.append(
+            _Ev(sel, t, np.full(len(sel), _ET[et], np.int8), np.full(len(sel), -1, np.int8), False)
+        )
+
+    # unsubscribes and bounces: after them, no more email opens/clicks
+    normal = leads.kind != KIND_JUNK
+    unsub = np.where(
+        rng.random(n) < np.where(normal, 0.08, 0.02), leads.created + rng.random(n) * 400, np.inf
+    )
+    bounce_p = np.where(normal, 0.01, 0.6)
+    bounce = np.where(
+        rng.random(n) < bounce_p,
+        leads.created + rng.exponential(np.where(normal, 200.0, 2.0)),
+        np.inf,
+    )
+    for et, t in (("unsubscribe", unsub), ("email_bounce", bounce)):
+        sel = idx[np.isfinite(t)]
+        parts.append(
+            _Ev(
+                sel,
+                t[sel],
+                np.full(len(sel), _ET[et], np.int8),
+                np.full(len(sel), -1, np.int8),
+                False,
+            )
+        )
+    stop = np.minimum(unsub, bounce)
+
+    if canary is not None:  # a few events for the canary lead
+        et = np.array(
+            [_ET["web_visit"], _ET["email_open"], _ET["content_download"], _ET["email_click"]],
+            np.int8,
+        )
+        ct = np.array([-1, -1, _CT["whitepaper"], -1], np.int8)
+        parts.append(
+            _Ev(
+                np.full(4, canary),
+                leads.created[canary] + np.array([0.01, 2.3, 2.31, 9.5]),
+                et,
+                ct,
+                False,
+            )
+        )
+    return [_suppress(p, stop) for p in parts]
+
+
+def _suppress(ev: _Ev, stop: np.ndarray) -> _Ev:
+    """Drop email opens/clicks after the lead's unsubscribe or bounce."""
+    keep = ~(np.isin(ev.et, _EMAIL_EVENTS) & (ev.t > stop[ev.lead]))
+    return _Ev(ev.lead[keep], ev.t[keep], ev.et[keep], ev.ct[keep], ev.thin)
+
+
+def _thin(rng: np.random.Generator, ev: _Ev, cal: Calendar) -> _Ev:
+    """Keep events by seasonal weight of their day and hour; drop those after the cutoff."""
+    inside = ev.t < cal.cutoff
+    if ev.thin:
+        day = np.minimum(ev.t, cal.cutoff - 1e-9).astype(np.int64)
+        hour = ((ev.t - np.floor(ev.t)) * 24).astype(np.int64)
+        inside &= rng.random(len(ev.t)) < cal.day_w[day] * HOUR_W[hour] / HOUR_W.max()
+    return _Ev(ev.lead[inside], ev.t[inside], ev.et[inside], ev.ct[inside], ev.thin)
+
+
+def _event_table(
+    rng: np.random.Generator,
+    cfg: GenerateConfig,
+    cal: Calendar,
+    parts: list[_Ev],
+    lead_ids: pa.Array,
+    chunk: int,
+) -> tuple[pa.Table, int]:
+    """Concatenate, double-log a share of events, sort by lead and time, assign ids."""
+    parts = [_thin(rng, p, cal) for p in parts]
+    lead = np.concatenate([p.lead for p in parts]).astype(np.int64)
+    sec = np.floor(np.concatenate([p.t for p in parts]) * SEC_PER_DAY).astype(np.int64)
+    et = np.concatenate([p.et for p in parts])
+    ct = np.concatenate([p.ct for p in parts])
+    dup = np.flatnonzero(rng.random(len(lead)) < cfg.duplicate_event_share)
+    lead, sec, et, ct = (np.concatenate([a, a[dup]]) for a in (lead, sec, et, ct))
+    order = np.argsort((lead << 32) | sec, kind="stable")
+    lead, sec, et, ct = lead[order], sec[order], et[order], ct[order]
+    ids = _join(
+        f"E{chunk:04d}-",
+        pc.utf8_lpad(pc.cast(pa.array(np.arange(len(lead))), pa.string()), width=9, padding="0"),
+    )
+    table = pa.table(
+        {
+            "event_id": ids,
+            "lead_id": lead_ids.take(pa.array(lead)),
+            "occurred_at": pa.array(
+                cal.start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")
+            ),
+            "event_type": _strings(EVENT_TYPES, et),
+            "content_type": _strings(CONTENT_TYPES, pa.array(ct, mask=ct < 0)),
+        }
+    )
+    return table, len(dup)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks and the DuckDB file
+# ---------------------------------------------------------------------------------------------
+def _chunk_bounds(cfg: GenerateConfig) -> list[tuple[int, int]]:
+    return [
+        (a, min(a + cfg.chunk_leads, cfg.n_leads)) for a in range(0, cfg.n_leads, cfg.chunk_leads)
+    ]
+
+
+def _canary_index(cfg: GenerateConfig, seed: int) -> int:
+    rng = np.random.default_rng(np.random.SeedSequence(seed % 2**64, spawn_key=(2**31,)))
+    return int(rng.integers(cfg.n_leads))
+
+
+def chunk_tables(
+    cfg: GenerateConfig, seed: int, chunk: int
+) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """Arrow tables (leads, events, outcomes) of one chunk, plus counters for the summary."""
+    first, last = _chunk_bounds(cfg)[chunk]
+    cal = make_calendar(cfg)
+    rng = np.random.default_rng(np.random.SeedSequence(seed % 2**64, spawn_key=(chunk,)))
+    c = _canary_index(cfg, seed) - first
+    canary = c if 0 <= c < last - first else None
+    leads = _leads(rng, cfg, cal, first, last - first, canary)
+    bursts = _bursts(rng, leads)
+    funnel = _funnel(rng, leads, bursts)
+    lead_ids = leads.table.column("lead_id").combine_chunks()
+    events, n_dup = _event_table(
+        rng, cfg, cal, _events(rng, cfg, cal, leads, bursts, funnel, canary), lead_ids, chunk
+    )
+    outcomes = _outcomes(funnel, lead_ids, cal)
+    stats = {
+        "duplicate_events": n_dup,
+        "junk_leads": int((leads.kind == KIND_JUNK).sum()),
+        "student_leads": int((leads.kind == KIND_STUDENT).sum()),
+        "intent_bursts": len(bursts.lead),
+    }
+    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats
+
+
+_PANDAS_TYPES = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def generate_chunks(cfg: GenerateConfig, seed: int) -> Iterator[dict[str, pd.DataFrame]]:
+    """Yield {'leads', 'events', 'outcomes'} DataFrames, one chunk of `cfg.chunk_leads` leads
+    at a time. Same cfg and seed give identical frames; chunks are independent."""
+    for chunk in range(len(_chunk_bounds(cfg))):
+        tables, _ = chunk_tables(cfg, seed, chunk)
+        yield {name: t.to_pandas(types_mapper=_PANDAS_TYPES.get) for name, t in tables.items()}
+
+
+def create_table_sql(table: Table) -> str:
+    cols = ", ".join(f'"{c}" {t}' for c, t in table.columns.items())
+    return f"CREATE TABLE {table.name} ({cols})"
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES.values():
+        con.execute(create_table_sql(table))
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
+    cols = ", ".join(f'"{c}"' for c in TABLES[name].columns)
+    con.register("_chunk", data)
+    try:
+        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _chunk")
+    finally:
+        con.unregister("_chunk")
+
+
+def write_empty_crm(path: str | Path) -> None:
+    """Write a DuckDB file with the three CRM tables and no rows (atomically)."""
+    with atomic_path(path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            _create_tables(con)
+        finally:
+            con.close()
+
+
+def first_as_of(cfg: GenerateConfig) -> dt.date:
+    """First day of the month three months after `cfg.start` (the default scoring start)."""
+    m = cfg.start.year * 12 + cfg.start.month - 1 + 3
+    return dt.date(m // 12, m % 12 + 1, 1)
+
+
+def measure_base_rate(
+    con: duckdb.DuckDBPyConnection,
+    cutoff: dt.date,
+    as_of_start: dt.date,
+    *,
+    horizon_days: int = 90,
+    max_age_days: int = 365,
+    every_months: int = 1,
+    target_stage: str = "opportunity",
+) -> tuple[float, int]:
+    """(share of eligible (lead, as_of) pairs reaching `target_stage` within the horizon, pairs).
+
+    Eligible: created before as_of, at most `max_age_days` old, not yet at a closing stage.
+    Only as_of dates whose label window ends by the cutoff count.
+    """
+    closing = ", ".join(f"'{s}'" for s in CLOSING_STAGES)
+    row = con.execute(
+        f"""
+        WITH as_of AS (
+            SELECT unnest(generate_series(TIMESTAMP '{as_of_start}', TIMESTAMP '{cutoff}'
+                   - INTERVAL {horizon_days} DAY, INTERVAL {every_months} MONTH)) AS as_of),
+        closed AS (SELECT lead_id, min(stage_at) AS t FROM outcomes
+                   WHERE stage IN ({closing}) GROUP BY lead_id),
+        target AS (SELECT lead_id, min(stage_at) AS t FROM outcomes
+                   WHERE stage = '{target_stage}' GROUP BY lead_id)
+        SELECT count(*) AS pairs,
+               avg(CASE WHEN g.t >= a.as_of AND g.t < a.as_of + INTERVAL {horizon_days} DAY
+                   THEN 1.0 ELSE 0.0 END) AS rate
+        FROM leads l
+        JOIN as_of a ON l.created_at < a.as_of
+                    AND l.created_at >= a.as_of - INTERVAL {max_age_days} DAY
+        LEFT JOIN closed c ON c.lead_id = l.lead_id
+        LEFT JOIN target g ON g.lead_id = l.lead_id
+        WHERE c.t IS NULL OR c.t >= a.as_of
+        """
+    ).fetchone()
+    return float(row[1] or 0.0), int(row[0])
+
+
+def _summary(
+    con: duckdb.DuckDBPyConnection, cfg: GenerateConfig, stats: dict[str, int]
+) -> dict[str, Any]:
+    """Counts, base rate and null shares: no PII."""
+    n_leads, n_events, n_outcomes = (
+        con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("leads", "events", "outcomes")
+    )
+    stages = dict(
+        con.execute("SELECT stage, count(DISTINCT lead_id) FROM outcomes GROUP BY 1").fetchall()
+    )
+    nulls = con.execute(
+        "SELECT avg((job_title IS NULL)::INT), avg((company_size IS NULL)::INT), "
+        "avg((annual_revenue IS NULL)::INT), avg((industry IS NULL)::INT), avg((country IS NULL)::INT) FROM leads"
+    ).fetchone()
+    rate, pairs = measure_base_rate(con, cfg.end, first_as_of(cfg))
+    return {
+        "leads": n_leads,
+        "events": n_events,
+        "outcomes": n_outcomes,
+        "events_per_lead": round(n_events / max(n_leads, 1), 2),
+        "leads_by_stage": {s: int(stages.get(s, 0)) for s in STAGES},
+        "base_rate": round(rate, 4),
+        "base_rate_pairs": pairs,
+        "null_share": {
+            k: round(float(v), 4)
+            for k, v in zip(
+                ("job_title", "company_size", "annual_revenue", "industry", "country"),
+                nulls,
+                strict=True,
+            )
+        },
+        **stats,
+        "window": [str(cfg.start), str(cfg.end)],
+    }
+
+
+def generate_crm(cfg: GenerateConfig, seed: int, path: str | Path) -> dict[str, Any]:
+    """Generate the synthetic CRM into a new DuckDB file at `path`, atomically.
+
+    Chunks are inserted one by one, so memory stays bounded. Returns a summary (row counts,
+    base rate, null shares, timing) without any personal data.
+    """
+    t0 = time.perf_counter()
+    stats: dict[str, int] = {}
+    with atomic_path(path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            _create_tables(con)
+            for chunk in range(len(_chunk_bounds(cfg))):
+                tables, chunk_stats = chunk_tables(cfg, seed, chunk)
+                for name, data in tables.items():
+                    _insert(con, name, data)
+                for k, v in chunk_stats.items():
+                    stats[k] = stats.get(k, 0) + v
+                del tables
+                log.debug("chunk %d inserted", chunk)
+            summary = _summary(con, cfg, stats)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary

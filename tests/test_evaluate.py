@@ -1,0 +1,117 @@
+"""Evaluation outputs, and a slice of the pipeline (train_rules -> train_model -> evaluate)
+run in-process on a tiny synthetic table, including the too-little-data paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from leadscore.catalog import save_catalog
+from leadscore.evaluate import evaluate_models, metrics_table
+from leadscore.io import write_parquet
+from pipelines import evaluate as evaluate_stage
+from pipelines import train_model as train_model_stage
+from pipelines import train_rules as train_rules_stage
+from tests.model_fixtures import SPLIT_KW, synthetic_catalog, synthetic_table
+
+runner = CliRunner()
+
+
+def test_evaluate_models_reports_every_model_and_the_auc_difference():
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.1).astype(int)
+    good = np.clip(0.1 + 0.3 * y + rng.normal(0, .1, len(y)), .001, .999)
+    weak = np.clip(0.1 + 0.05 * y + rng.normal(0, .1, len(y)), .001, .999)
+    ev = evaluate_models(y, {"rules": weak, "logistic": good, "lightgbm": good},
+                         period=np.repeat([1, 2, 3], 1000), groups=np.arange(3000) // 2,
+                         k=100, n_boot=30, seed=0)
+    for name in ("rules", "logistic", "lightgbm"):
+        assert {"roc_auc", "pr_auc", "log_loss", "brier", "ece"} <= set(ev.metrics[name])
+    lo, hi = ev.metrics["auc_diff_ci"]
+    assert 0 < lo <= ev.metrics["auc_diff"] <= hi
+    assert len(ev.gains["rules"]) == 10
+    assert "lightgbm - rules" in metrics_table(ev.metrics)
+
+
+def _project(tmp_path, **train_model):
+    df = synthetic_table(n_per_month=250, strength=2.0)
+    write_parquet(df, tmp_path / "train.parquet")
+    save_catalog(synthetic_catalog(), tmp_path / "catalog.json")
+    params = {
+        "seed": 1,
+        "features": {"horizon_days": SPLIT_KW["horizon_days"]},
+        "split": {k: v for k, v in SPLIT_KW.items() if k != "horizon_days"},
+        "train_model": {"min_positives": 20, "num_threads": 1, "max_boost_rounds": 200,
+                        "optuna": {"n_trials": 2, "timeout_s": 60, "n_startup_trials": 2},
+                        "leakage": {"max_random_gap": 0.2}, **train_model},
+        "evaluate": {"reps": 1, "leads_per_rep": 30, "n_bootstrap": 20},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def _train_model(p, *extra):
+    return runner.invoke(train_model_stage.app, [
+        "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
+        "--catalog", str(p / "catalog.json"), "--out", str(p / "lightgbm"),
+        "--logistic-out", str(p / "logistic"), "--metrics", str(p / "train_model.json"),
+        "--no-track", *extra])
+
+
+@pytest.mark.slow
+def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
+    p = _project(tmp_path)
+    r = runner.invoke(train_rules_stage.app, [
+        "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
+        "--out", str(p / "rules.json"), "--metrics", str(p / "train_rules.json"), "--no-track"])
+    assert r.exit_code == 0, r.output
+    r = _train_model(p)
+    assert r.exit_code == 0, r.output
+    assert (p / "lightgbm" / "model.txt").exists() and (p / "logistic" / "model.json").exists()
+    r = runner.invoke(evaluate_stage.app, [
+        "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
+        "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),
+        "--lightgbm", str(p / "lightgbm"), "--metrics", str(p / "evaluate.json"),
+        "--plots", str(p / "plots"), "--no-track"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((p / "evaluate.json").read_text())
+    for name in ("rules", "logistic", "lightgbm"):
+        assert {"roc_auc", "pr_auc", "log_loss", "brier", "ece"} <= set(m[name])
+    assert len(m["auc_diff_ci"]) == 2
+    assert (p / "plots" / "gains.csv").exists() and (p / "plots" / "reliability_lightgbm.csv").exists()
+
+
+def test_too_little_data_stops_with_the_counts(tmp_path):
+    p = _project(tmp_path, min_positives=100_000)
+    r = _train_model(p)
+    assert r.exit_code == 1
+    assert "positive labels in the training slice; at least 100000 are needed" in r.output
+    assert not (p / "lightgbm").exists()
+
+
+def test_too_little_data_can_fall_back_to_the_rules(tmp_path):
+    p = _project(tmp_path, min_positives=100_000, fallback_to_rules=True)
+    r = _train_model(p)
+    assert r.exit_code == 0
+    assert "Falling back to the rule baseline" in r.output
+    marker = json.loads((p / "lightgbm" / "metadata.json").read_text())
+    assert marker["status"] == "fallback_to_rules"
+    assert not (p / "lightgbm" / "model.txt").exists()
+
+
+def test_a_leaky_column_stops_training_and_is_named(tmp_path):
+    p = _project(tmp_path)
+    df = synthetic_table(n_per_month=250, strength=2.0)
+    df["opportunity_amount"] = np.where(df["label"] == 1, 5000.0, np.nan)
+    write_parquet(df, p / "train.parquet")
+    cat = synthetic_catalog()
+    from leadscore.catalog import FeatureCatalog, FeatureSpec
+    save_catalog(FeatureCatalog(cat.features + (FeatureSpec("opportunity_amount", "fit", "x", "USD"),)),
+                 p / "catalog.json")
+    r = _train_model(p)
+    assert r.exit_code == 1
+    assert "opportunity_amount" in r.output and "leakage probe" in r.output
