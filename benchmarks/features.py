@@ -76,7 +76,7 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leads", type=int, default=1_000_000)
-    ap.add_argument("--pandas-leads", type=int, default=20_000, help="slice size for the pandas twin")
+    ap.add_argument("--pandas-leads", type=int, default=100_000, help="slice size for the pandas twin")
     ap.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
@@ -95,7 +95,7 @@ def main() -> None:
         prep_s = time.perf_counter() - t0
         crm = Path(tmp) / "crm.duckdb"
         con = duckdb.connect(str(crm), read_only=True)
-        con.execute(f"SET threads={args.threads}; SET memory_limit='{args.memory_limit}'")
+        con.execute(f"SET threads={args.threads}; SET memory_limit='{args.memory_limit}'; SET enable_progress_bar=false")
         counts = con.execute("SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM events)").fetchone()
         print(f"prepared {counts[0]:,} leads and {counts[1]:,} events in {prep_s:.1f} s", flush=True)
 

@@ -45,8 +45,8 @@ def generate(
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
     summary = generate_crm(cfg, p.seed, out)
     typer.echo(
-        f"wrote {out}: {summary['rows']['leads']:,} leads, {summary['rows']['events']:,} events, "
-        f"{summary['rows']['outcomes']:,} outcomes"
+        f"wrote {out}: {summary['leads']:,} leads, {summary['events']:,} events, "
+        f"{summary['outcomes']:,} outcomes"
     )
 
 
@@ -74,7 +74,10 @@ def validate(
     except (InputError, ValidationFailed) as err:
         log.error("%s", err)
         raise typer.Exit(1) from None
-    typer.echo(result.summary_text() if hasattr(result, "summary_text") else "validation passed")
+    for name in ("leads", "events", "outcomes"):
+        m = result.metrics[name]
+        typer.echo(f"{name}: {m['rows_in']:,} rows in, {m['rows_out']:,} clean, {m['rows_quarantined']:,} quarantined")
+    typer.echo(f"expectations: {result.metrics['expectations']}")
 
 
 if __name__ == "__main__":
