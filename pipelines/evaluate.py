@@ -4,7 +4,7 @@ Inputs:  the training table (Parquet; only its test slice is scored), models/rul
          models/logistic/, models/lightgbm/.
 Outputs: metrics/evaluate.json ({rules, logistic, lightgbm: {roc_auc, pr_auc, log_loss,
          brier, ece, precision_at_k, recall_at_k, lift_top_decile, *_ci}, auc_diff_ci,
-         test}), plots/reliability_<model>.csv, plots/gains.csv.
+         test, rules_grades: observed conversion per A1..D4 rule grade + violations}), plots/reliability_<model>.csv, plots/gains.csv.
 Params:  seed, features.horizon_days, split.*, evaluate.* (reps, leads_per_rep,
          n_bootstrap, ece_bins, deciles), mlflow.*.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 import typer
 
 from leadscore.config import ConfigError, load_params
-from leadscore.evaluate import evaluate_models, gains_frame, metrics_table
+from leadscore.evaluate import evaluate_models, gains_frame, grade_table, metrics_table
 from leadscore.io import atomic_path, write_json
 from leadscore.logs import setup_logging
 from leadscore.model import is_fallback, load_model
@@ -55,7 +55,10 @@ def main(
                 raise FileNotFoundError(f"{f}: not found (run the features and train_rules stages)")
         split = split_from_params(pd.read_parquet(train), p)
         test = split.test
-        probs = {"rules": load_rules(rules).predict_proba(test)[:, 1]}
+        rule_model = load_rules(rules)
+        probs = {"rules": rule_model.predict_proba(test)[:, 1]}
+        grades = rule_model.grade(test)
+        rule_grades = grade_table(test["label"], grades["fit_grade"], grades["engagement_grade"])
         fallback = False
         for name, folder in (("logistic", logistic), ("lightgbm", lightgbm)):
             if is_fallback(folder):
@@ -73,6 +76,7 @@ def main(
 
     out = result.metrics
     out["fallback_to_rules"] = fallback
+    out["rules_grades"] = rule_grades
     if "auc_diff_ci" in out:
         out["auc_diff_ci_lower"], out["auc_diff_ci_upper"] = out["auc_diff_ci"]
     write_json(out, metrics)
@@ -81,6 +85,9 @@ def main(
     _write_csv(gains_frame(result.gains), plots / "gains.csv")
     log.info("out-of-time test metrics (95%% bootstrap CI of ROC-AUC below each row):\n%s",
              metrics_table(out))
+    if rule_grades["violations"]:
+        log.warning("rule grades: observed conversion is not monotone in %d place(s): %s",
+                    len(rule_grades["violations"]), "; ".join(rule_grades["violations"]))
     if track:
         setup_mlflow(p.mlflow.tracking_uri, p.mlflow.experiment)
         log_run(run_name="evaluate", params={"seed": p.seed, "evaluate": p.evaluate.model_dump(),

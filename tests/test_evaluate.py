@@ -115,3 +115,36 @@ def test_a_leaky_column_stops_training_and_is_named(tmp_path):
     r = _train_model(p)
     assert r.exit_code == 1
     assert "opportunity_amount" in r.output and "leakage probe" in r.output
+
+
+@pytest.mark.slow
+def test_mlflow_run_logs_params_metrics_tags_and_no_rows(tmp_path, monkeypatch):
+    import mlflow
+
+    from leadscore.tracking import log_run, setup_mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    setup_mlflow(f"sqlite:///{tmp_path / 'mlruns.db'}", "test")
+    run_id = log_run(run_name="train_model",
+                     params={"train_rules": {"fit_points": {"company_size_band": {"5001+": 10}}}},
+                     metrics={"lightgbm": {"valid": {"roc_auc": 0.8}}, "bad": float("nan")},
+                     tags={"git_commit": "abc123", "train_as_of_first": "2024-04-01"},
+                     dicts={"summary.json": {"rows": 10}})
+    run = mlflow.get_run(run_id)
+    assert run.data.params["train_rules.fit_points.company_size_band.5001plus"] == "10"
+    assert run.data.metrics == {"lightgbm.valid.roc_auc": 0.8}
+    assert run.data.tags["git_commit"] == "abc123"
+    logged = "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*.json"))
+    assert "L000" not in logged  # no lead ids (rows are never logged)
+
+
+def test_grade_table_reports_non_monotone_cells():
+    from leadscore.evaluate import grade_table
+
+    letter = ["A"] * 4 + ["B"] * 4 + ["A"] * 4
+    digit = ["1"] * 8 + ["2"] * 4
+    y = [1, 1, 1, 0] + [1, 1, 1, 1] + [0, 0, 0, 1]
+    t = grade_table(y, letter, digit)
+    assert t["conversion"]["A1"] == 0.75 and t["rows"]["B1"] == 4
+    assert t["violations"] == ["B1 (1.000) > A1 (0.750)"]

@@ -73,6 +73,33 @@ def evaluate_models(
     return Evaluation(metrics, reliability, gains)
 
 
+def grade_table(y, letter, digit) -> dict:
+    """Observed conversion by grade (A1..D4) and where it is not monotone.
+
+    DESIGN: conversion must fall from A to D within each digit and from 1 to 4 within each
+    letter. Returns {"conversion": {grade: rate}, "rows": {grade: n}, "violations": [...]}
+    where a violation reads e.g. "B2 (0.081) > A2 (0.064)". Empty grades are skipped.
+    """
+    df = pd.DataFrame({"y": np.asarray(y, dtype=float), "l": np.asarray(letter, dtype=str),
+                       "d": np.asarray(digit, dtype=str)})
+    g = df.groupby(["l", "d"])["y"].agg(["mean", "count"])
+    rate = {f"{let}{d}": float(v) for (let, d), v in g["mean"].items()}
+    rows = {f"{let}{d}": int(v) for (let, d), v in g["count"].items()}
+    violations = []
+    letters, digits = "ABCD", "1234"
+    for d in digits:
+        for hi, lo in zip(letters, letters[1:], strict=False):
+            a, b = f"{hi}{d}", f"{lo}{d}"
+            if a in rate and b in rate and rate[b] > rate[a]:
+                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
+    for let in letters:
+        for hi, lo in zip(digits, digits[1:], strict=False):
+            a, b = f"{let}{hi}", f"{let}{lo}"
+            if a in rate and b in rate and rate[b] > rate[a]:
+                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
+    return {"conversion": rate, "rows": rows, "violations": violations}
+
+
 def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:
     """A readable fixed-width table of the headline metrics."""
     cols = ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision_at_k", "recall_at_k",

@@ -128,7 +128,8 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
     def _lgb_params(self) -> dict:
         return {**base_lgb_params(self.seed, self.num_threads), **(self.params or {})}
 
-    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+    def model_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """X as the booster sees it: catalog order, fixed categories (for SHAP, pred_contrib)."""
         numeric = [c for c in self.feature_names_ if c not in self.categories_]
         return to_model_frame(X, numeric, self.categories_, self.feature_names_)
 
@@ -145,12 +146,12 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats if c in names
         }
-        train = lgb.Dataset(self._frame(X), label=y, categorical_feature=list(self.categories_),
+        train = lgb.Dataset(self.model_frame(X), label=y, categorical_feature=list(self.categories_),
                             free_raw_data=False)
         valid = None
         if eval_set is not None:
             Xv, yv = eval_set
-            valid = lgb.Dataset(self._frame(Xv), label=np.asarray(yv).astype(int), reference=train,
+            valid = lgb.Dataset(self.model_frame(Xv), label=np.asarray(yv).astype(int), reference=train,
                                 free_raw_data=False)
         return train, valid
 
@@ -171,7 +172,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds."""
-        return self.booster_.predict(self._frame(X), num_iteration=self.best_iteration_,
+        return self.booster_.predict(self.model_frame(X), num_iteration=self.best_iteration_,
                                      raw_score=True)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
