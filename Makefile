@@ -26,7 +26,7 @@ setup: $(VENV)/.synced
 
 run: setup
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/leadscore metrics
 
 test: setup
 	$(BIN)/ruff check src pipelines tests benchmarks

@@ -133,3 +133,17 @@ def test_cli_generate_and_validate(tmp_path):
     missing = runner.invoke(cli, ["validate", str(tmp_path / "nope.duckdb")])
     assert missing.exit_code == 1
     assert "nope.duckdb" in missing.output
+
+
+def test_cli_metrics_prints_the_comparison(tmp_path):
+    cols = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision_at_k", "recall_at_k", "lift_top_decile")
+    evaluation = {m: {**dict.fromkeys(cols, 0.5), "roc_auc": auc, "roc_auc_ci": [auc - 0.01, auc + 0.01]}
+                  for m, auc in (("rules", 0.61), ("logistic", 0.72), ("lightgbm", 0.73))}
+    evaluation |= {"auc_diff": 0.12, "auc_diff_ci": [0.1, 0.14]}
+    path = tmp_path / "evaluate.json"
+    path.write_text(json.dumps(evaluation))
+    shown = runner.invoke(cli, ["metrics", "--path", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "0.7300" in shown.output and "[+0.1000, +0.1400]" in shown.output
+    missing = runner.invoke(cli, ["metrics", "--path", str(tmp_path / "none.json")])
+    assert missing.exit_code == 1
