@@ -80,5 +80,19 @@ def validate(
     typer.echo(f"expectations: {result.metrics['expectations']}")
 
 
+@app.command()
+def metrics(
+    path: Path = typer.Option(Path("metrics/evaluate.json"), "--path", help="evaluate stage metrics"),
+) -> None:
+    """Print the out-of-time comparison of the rules, logistic regression and LightGBM."""
+    from leadscore.evaluate import metrics_table
+    from leadscore.io import read_json
+
+    if not path.exists():
+        log.error("%s: not found; run `make run` (or `dvc repro evaluate`) first", path)
+        raise typer.Exit(1)
+    typer.echo(metrics_table(read_json(path)))
+
+
 if __name__ == "__main__":
     app()
