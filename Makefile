@@ -29,11 +29,11 @@ run: setup
 	$(BIN)/leadscore metrics
 
 test: setup
-	$(BIN)/ruff check src pipelines tests benchmarks
+	$(BIN)/ruff check src pipelines tests benchmarks notebooks
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check src pipelines tests benchmarks
+	$(BIN)/ruff check src pipelines tests benchmarks notebooks
 	$(BIN)/ruff format --check src pipelines tests benchmarks
 
 bench: setup
