@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup chromium run test lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,11 +24,20 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced
 
+# Debian's chromium for the report's browser test (tests/test_report_browser.py); Playwright
+# drives it and never downloads a browser. About 30 s and 115 MB on a fresh machine.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian chromium for the browser test"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null; }
+	@chromium --version 2>/dev/null
+
 run: setup
 	$(BIN)/dvc repro
 	$(BIN)/leadscore metrics
 
-test: setup
+test: setup chromium
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks
 	$(BIN)/pytest -q
 

@@ -6,7 +6,8 @@ Outputs: models/lightgbm/ (model.txt LightGBM text model, estimator.json, calibr
          calibrator.json, metadata.json), metrics/train_model.json. With too few positives
          and train_model.fallback_to_rules, both folders hold only a fallback marker.
 Params:  seed, features.horizon_days, split.*, train_model.* (min_positives,
-         fallback_to_rules, num_threads, boosting rounds, optuna budget, calibration,
+         fallback_to_rules, num_threads, boosting rounds, additive (single-feature trees,
+         for fast exact explanations), optuna budget, calibration,
          logistic_c, leakage thresholds), mlflow.*.
 """
 
@@ -38,6 +39,7 @@ from leadscore.model import (
     save_fallback,
     save_model,
 )
+from leadscore.screen import ScreenError, check_screen, screen_training_table
 from leadscore.splits import SplitError, data_window, split_from_params
 from leadscore.tracking import git_commit, log_run, setup_mlflow
 from leadscore.tuning import tune_lightgbm
@@ -103,6 +105,16 @@ def main(
                      ", ".join(f"{r['feature']} {r['oot_auc']:.3f}" for r in leakage["top_features"][:3]),
                      report.model_oot_auc or float("nan"), report.model_random_auc or float("nan"))
             check_leakage(report)
+            # leakage screen (leadscore.screen): univariate AUC and missingness rules
+            # One AUC limit for both guards. The flat-export heuristics are off here: a
+            # "dominant column" or a telling missing value (never viewed the pricing page) is
+            # honest when our own point-in-time code computed the feature.
+            screen = screen_training_table(tr, va, features=names, categorical=cats,
+                                           max_auc=cfg.leakage.max_auc, dominant_auc=cfg.leakage.max_auc,
+                                           max_missing_auc=1.0, max_rows=cfg.leakage.max_rows,
+                                           seed=p.seed)
+            leakage["screen"] = screen.summary()
+            check_screen(screen)
 
         tuning = tune_lightgbm(tr, tr["label"], va, va["label"], feature_names=names,
                                categorical_features=cats, n_trials=cfg.optuna.n_trials,
@@ -111,11 +123,11 @@ def main(
                                early_stopping_rounds=cfg.early_stopping_rounds,
                                n_startup_trials=cfg.optuna.n_startup_trials,
                                pruning_warmup_rounds=cfg.optuna.pruning_warmup_rounds,
-                               learning_rate=cfg.learning_rate)
+                               learning_rate=cfg.learning_rate, additive=cfg.additive)
         lgbm = LightGBMClassifier(feature_names=names, categorical_features=cats,
                                   params=tuning.best_params, max_boost_rounds=cfg.max_boost_rounds,
                                   early_stopping_rounds=cfg.early_stopping_rounds, seed=p.seed,
-                                  num_threads=cfg.num_threads)
+                                  num_threads=cfg.num_threads, additive=cfg.additive)
         lgbm.fit(tr, tr["label"], eval_set=(va, va["label"]))
         logistic = LogisticClassifier(feature_names=names, categorical_features=cats,
                                       C=cfg.logistic_c).fit(tr, tr["label"])
@@ -144,7 +156,7 @@ def main(
         fitted["lightgbm"].metadata.update({"best_iteration": lgbm.best_iteration_,
                                             "best_params": tuning.best_params})
     except (ConfigError, FileNotFoundError, SplitError, TooFewPositivesError, LeakageError,
-            ValueError, RuntimeError) as err:
+            ScreenError, ValueError, RuntimeError) as err:
         log.error("%s", err)
         raise typer.Exit(1) from None
 

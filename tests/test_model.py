@@ -90,3 +90,21 @@ def test_tiny_optuna_study_returns_params_and_a_summary(split):
     assert res.n_trials == 3 and res.best_iteration > 0
     assert {"learning_rate", "num_leaves"} <= set(res.best_params)
     assert len(res.summary()["trials"]) == 3
+
+
+def test_additive_model_has_single_feature_trees_and_survives_save_load(split, tmp_path):
+    m = _lgbm(additive=True).fit(split.train, split.train["label"], eval_set=(split.valid, split.valid["label"]))
+    for info in m.booster_.dump_model()["tree_info"]:
+        feats, stack = set(), [info["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_index" in node:
+                feats.add(node["split_feature"])
+                stack += [node["left_child"], node["right_child"]]
+        assert len(feats) <= 1
+    assert roc_auc_score(split.test["label"], m.predict_proba(split.test)[:, 1]) > 0.85
+    cal = Calibrator("sigmoid").fit(m.decision_function(split.calib), split.calib["label"])
+    save_model(CalibratedModel(m, cal), tmp_path / "lgb")
+    again = load_model(tmp_path / "lgb")
+    assert again.model.additive is True
+    np.testing.assert_array_equal(again.decision_function(split.test), m.decision_function(split.test))

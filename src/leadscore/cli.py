@@ -94,5 +94,258 @@ def metrics(
     typer.echo(metrics_table(read_json(path)))
 
 
+def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | None, source: Path | None,
+              out: Path, fmt: str | None, model: str, chunk_size: int | None, run_id: str | None,
+              metrics: Path | None = None, progress: bool = True, table: str = "scores",
+              chunk_pause_s: float = 0.0) -> int:
+    """Read params at the edge, run `leadscore.scoring.score_leads`, map failures to the exit
+    codes in `leadscore.scoring` (0 ok, 1 input, 2 config/usage, 3 model, 4 internal)."""
+    import os
+
+    from leadscore.export import ModelError
+    from leadscore.io import write_json
+    from leadscore.scoring import (
+        EXIT_CONFIG,
+        EXIT_INPUT,
+        EXIT_INTERNAL,
+        EXIT_MODEL,
+        EXIT_OK,
+        FeatureSettings,
+        score_leads,
+    )
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        p = load_params(params)
+        f, sc = p.features, p.score
+        settings = FeatureSettings(target_stage=f.target_stage, max_lead_age_days=f.max_lead_age_days,
+                                   windows_days=f.windows_days, half_life_days=f.half_life_days,
+                                   content_types=f.content_types)
+        if as_of is None and sc.as_of is not None:
+            as_of = dt.datetime.combine(sc.as_of, dt.time())
+        kind = source_kind or p.ingest.source
+        result = score_leads(
+            source_kind=kind, source=source or Path(p.ingest.path), out=out, model_uri=model,
+            as_of=as_of, features=settings, free_mail_domains=p.ingest.free_mail_domains, fmt=fmt,
+            table=table, chunk_size=chunk_size or sc.chunk_size, quarantine_budget=sc.quarantine_budget,
+            run_id=run_id, threads=sc.threads, memory_limit=sc.memory_limit, progress=progress,
+            chunk_pause_s=chunk_pause_s)
+    except ConfigError as err:
+        log.error("%s", err)
+        return EXIT_CONFIG
+    except InputError as err:
+        log.error("%s", err)
+        return EXIT_INPUT
+    except ModelError as err:
+        log.error("%s", err)
+        return EXIT_MODEL
+    except ValueError as err:
+        log.error("%s", err)
+        return EXIT_CONFIG
+    except Exception as err:  # noqa: BLE001 - the scheduler needs a distinct code
+        log.exception("internal error: %s", type(err).__name__)
+        return EXIT_INTERNAL
+    if metrics is not None:
+        write_json(result.to_dict(), metrics)
+    typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} "
+               f"({result.leads_quarantined:,} quarantined) -> {result.out} [run {result.run_id}]")
+    return EXIT_OK
+
+
+@app.command()
+def score(
+    as_of: dt.datetime | None = typer.Option(None, "--as-of", formats=["%Y-%m-%d"],
+                                             help="Score as of this date (default: score.as_of, else the data cutoff)."),
+    source_kind: str | None = typer.Option(None, "--source-kind", help="duckdb | parquet | csv (default: ingest.source)"),
+    source: Path | None = typer.Option(None, "--source", help="DuckDB file or folder of files (default: ingest.path)"),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet, .csv or .duckdb)."),
+    fmt: str | None = typer.Option(None, "--format", help="parquet | csv | duckdb (default: from --out)"),
+    table: str = typer.Option("scores", "--table", help="Table name for --format duckdb."),
+    model: str = typer.Option("models/scorer", "--model", help="MLflow model folder or models:/leadscore@champion"),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help="Leads per chunk (default: score.chunk_size)."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: hash of as_of, model, input)."),
+    metrics: Path | None = typer.Option(None, "--metrics", help="Write a JSON summary here."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    chunk_pause_s: float = typer.Option(0.0, "--chunk-pause-s", hidden=True, help="Testing: pause after each chunk."),
+    params: Path = PARAMS,
+) -> None:
+    """Score the live lead base. Exit codes: 0 ok, 1 bad input/validation/quarantine budget,
+    2 config or usage, 3 model missing or signature mismatch, 4 internal error."""
+    code = run_score(params=params, as_of=as_of, source_kind=source_kind, source=source, out=out,
+                     fmt=fmt, model=model, chunk_size=chunk_size, run_id=run_id, metrics=metrics,
+                     progress=progress, table=table, chunk_pause_s=chunk_pause_s)
+    if code:
+        raise typer.Exit(code)
+
+
+def _registry(params: Path) -> tuple[str, str]:
+    from leadscore.tracking import setup_mlflow
+
+    p = load_params(params)
+    setup_mlflow(p.mlflow.tracking_uri, p.mlflow.experiment)
+    return p.export.registered_model, p.export.alias
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Registry version to point the alias at."),
+    params: Path = PARAMS,
+) -> None:
+    """Point the registry alias (export.alias, e.g. champion) at VERSION."""
+    from leadscore.export import ModelError
+    from leadscore.export import promote as do_promote
+
+    try:
+        name, alias = _registry(params)
+        previous = do_promote(name, alias, version)
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except ModelError as err:
+        log.error("%s", err)
+        raise typer.Exit(3) from None
+    typer.echo(f"{name}@{alias} -> version {version} (was {previous})")
+
+
+@app.command()
+def rollback(params: Path = PARAMS) -> None:
+    """Point the registry alias back at the version it held before the last promotion."""
+    from leadscore.export import ModelError
+    from leadscore.export import rollback as do_rollback
+
+    try:
+        name, alias = _registry(params)
+        version = do_rollback(name, alias)
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except ModelError as err:
+        log.error("%s", err)
+        raise typer.Exit(3) from None
+    typer.echo(f"{name}@{alias} -> version {version}")
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("reports/report.html"), "--out", help="HTML file to write."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log the file to MLflow."),
+    params: Path = PARAMS,
+) -> None:
+    """Build the marketing report (one self-contained HTML file) from the pipeline outputs."""
+    from leadscore.report import build_report, load_report_inputs, log_report, write_report
+
+    try:
+        p = load_params(params)
+        inputs = load_report_inputs()
+        html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except InputError as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    write_report(html, out)
+    if track and p.report.log_mlflow:
+        log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri, experiment=p.mlflow.experiment)
+    typer.echo(f"wrote {out}")
+
+@app.command()
+def explain(
+    lead_id: str = typer.Option(..., "--lead-id", help="The lead to explain."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Date (YYYY-MM-DD); default: the data cutoff."),
+    crm: Path = typer.Option(Path("data/interim/validated.duckdb"), "--crm", help="Validated CRM (DuckDB)."),
+    model: Path = typer.Option(Path("models/lightgbm"), "--model", help="LightGBM model folder."),
+    grading: Path = typer.Option(Path("models/grading.json"), "--grading", help="Grade cut points."),
+    catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), "--catalog",
+                                 help="Feature catalog."),
+    params: Path = PARAMS,
+) -> None:
+    """One lead's key features, probability, grade and reasons, as of a date."""
+    from leadscore.catalog import load_catalog
+    from leadscore.grading import load_grading
+    from leadscore.model import load_model
+    from leadscore.scorecard import LeadError, Scorecard, key_values, lead_features
+
+    try:
+        p = load_params(params)
+        when = None
+        if as_of is not None:
+            try:
+                when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
+            except ValueError:
+                raise LeadError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+        for f in (catalog, grading):
+            if not f.exists():
+                raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
+        card = Scorecard(load_model(model), load_grading(grading), load_catalog(catalog),
+                         n_reasons=p.explain.n_reasons)
+        X, when = lead_features(crm, lead_id, when, p.features)
+        scored, why = card.score(X)
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except (LeadError, FileNotFoundError, ValueError, TypeError) as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    s = scored.iloc[0]
+    typer.echo(f"lead {lead_id} as of {when:%Y-%m-%d}")
+    typer.echo(f"  probability of {p.features.target_stage} within {p.features.horizon_days} days: "
+               f"{s['probability']:.1%}")
+    typer.echo(f"  grade {s['grade']}: fit {s['fit_grade']} (profile, {s['fit_score']:+.2f} log-odds), "
+               f"engagement {s['engagement_grade']} (behaviour, {s['engagement_score']:+.2f} log-odds)")
+    for group, title in (("fit", "profile"), ("engagement", "activity")):
+        rows = [text for g, _, text in key_values(X, card.catalog, card.explainer.feature_names) if g == group]
+        typer.echo(f"  {title}: " + ("; ".join(rows) if rows else "none recorded"))
+    reasons = why.to_lists()[0]
+    for sign, title in (("+", "raises the score"), ("-", "lowers the score")):
+        typer.echo(f"  {title}:")
+        picked = [r for r in reasons if r["code"].endswith(sign)]
+        for r in picked:
+            typer.echo(f"    {r['contribution']:+.3f}  {r['text']}  [{r['code']}]")
+        if not picked:
+            typer.echo("    (nothing)")
+
+
+@app.command()
+def run(
+    mapping: Path = typer.Option(..., "--mapping", help="Mapping YAML of a flat CRM export."),
+    out: Path = typer.Option(..., "--out", help="Output folder (metrics/, models/, report.html, scores.parquet)."),
+    cv: int = typer.Option(0, "--cv", min=0, help="Also report a random stratified K-fold ROC-AUC (e.g. 5; 0 = off)."),
+    allow: list[str] = typer.Option([], "--allow", help="Keep a screened column for this run (adds to the mapping's allow list)."),
+    rows: int | None = typer.Option(None, "--rows", min=100, help="Read only the first N rows (a quick try)."),
+) -> None:
+    """Flat export in, model + report + scores out: validate the mapping and file, screen for
+    leakage, train the rules and the models, evaluate, explain, score and report.
+    Exit codes: 0 ok, 1 wrong mapping or file, 3 leakage screen refused, 4 too few positives."""
+    from leadscore.mapping import MappingError, load_mapping
+    from leadscore.model import TooFewPositivesError
+    from leadscore.run import run_flat
+    from leadscore.screen import ScreenError
+
+    try:
+        m = load_mapping(mapping)
+        result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
+    except MappingError as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    except ScreenError as err:
+        log.error("%s", err)
+        raise typer.Exit(3) from None
+    except TooFewPositivesError as err:
+        log.error("%s", err)
+        raise typer.Exit(4) from None
+    ev = result.metrics
+    typer.echo(f"{ev['split']['note']}")
+    typer.echo("ROC-AUC on the test slice: " + ", ".join(
+        f"{k} {ev[k]['roc_auc']:.3f}" for k in ("rules", "logistic", "lightgbm")))
+    if result.cv:
+        typer.echo(f"random stratified {result.cv['folds']}-fold ROC-AUC: " + ", ".join(
+            f"{k} {result.cv[k]['roc_auc_mean']:.3f}" for k in ("rules", "logistic", "lightgbm")))
+    for item in result.missing:
+        typer.echo(f"not produced: {item}")
+    typer.echo(f"wrote {out}/metrics/evaluate.json, {out}/report.html, {out}/scores.parquet "
+               f"in {result.seconds:.0f}s")
+
+
 if __name__ == "__main__":
     app()

@@ -232,6 +232,9 @@ class TrainModelConfig(_Section):
     max_boost_rounds: int = Field(2000, ge=10)
     learning_rate: float = Field(0.05, gt=0, le=1)  # fixed; Optuna tunes the rest
     early_stopping_rounds: int = Field(50, ge=5)
+    # True: one feature per interaction-constraint group, so every tree splits on a single
+    # feature (an additive model); exact SHAP values are then table look-ups (leadscore.explain)
+    additive: bool = False
     optuna: OptunaConfig = OptunaConfig()
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     calibration_folds: int = Field(5, ge=2)
@@ -248,6 +251,77 @@ class EvaluateConfig(_Section):
     n_bootstrap: int = Field(200, ge=10)
     ece_bins: int = Field(15, ge=2)
     deciles: int = Field(10, ge=2)
+
+
+class ExportConfig(_Section):
+    """The exported MLflow scorer (stage `export`): where it is registered and under which
+    alias. The model is written to models/scorer either way; `register_model: false` skips the
+    registry (e.g. on a machine without the tracking store)."""
+
+    registered_model: str = Field("leadscore", min_length=1)
+    alias: str = Field("champion", min_length=1)
+    register_model: bool = True
+
+
+class ScoreConfig(_Section):
+    """The batch scoring job (stage `score`, command `leadscore score`).
+
+    `as_of` None scores as of the data cutoff: midnight after the latest timestamp in the
+    source. `chunk_size` leads are featurised and scored at a time (bounds memory);
+    `quarantine_budget` is the largest share of the lead base whose rows may be quarantined
+    before the run fails; `memory_limit` / `threads` bound DuckDB."""
+
+    as_of: dt.date | None = None
+    chunk_size: int = Field(100_000, ge=1)
+    quarantine_budget: float = Field(0.01, ge=0, le=1)
+    memory_limit: str = "1GB"
+    threads: int = Field(2, ge=1)
+
+
+class ExplainConfig(_Section):
+    """Grades and explanations (stage `explain`).
+
+    Grade cut points are quantiles of the model's fit-group (letter) and engagement-group
+    (digit) log-odds contributions on the calibration slice: `fit_shares` / `engagement_shares`
+    give the share of calibration leads per letter / digit, best first, summing to 1.
+    """
+
+    fit_shares: dict[str, float] = Field(
+        default_factory=lambda: {"A": 0.15, "B": 0.25, "C": 0.30, "D": 0.30})
+    engagement_shares: dict[str, float] = Field(
+        default_factory=lambda: {"1": 0.15, "2": 0.25, "3": 0.30, "4": 0.30})
+    significance: float = Field(0.05, gt=0, lt=0.5)  # one-sided test of a monotonicity break
+    n_reasons: int = Field(3, ge=1, le=10)  # top positive and top negative reasons per lead
+    top_drivers: int = Field(5, ge=1, le=20)  # dependence plots for this many drivers
+    dependence_rows: int = Field(2000, ge=10)  # test rows sampled per dependence plot
+    examples_per_grade: int = Field(3, ge=0, le=20)
+    min_direction_corr: float = Field(0.3, gt=0, lt=1)  # |rank corr| below: direction "mixed"
+
+    @model_validator(mode="after")
+    def _check(self) -> ExplainConfig:
+        for name, shares, keys in (("fit_shares", self.fit_shares, ["A", "B", "C", "D"]),
+                                   ("engagement_shares", self.engagement_shares,
+                                    ["1", "2", "3", "4"])):
+            if sorted(shares) != keys:
+                raise ValueError(f"explain.{name} needs exactly the keys {keys}")
+            if any(v <= 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+                raise ValueError(f"explain.{name} must be positive shares that sum to 1")
+        return self
+
+
+class ReportConfig(_Section):
+    """The marketing report (stage `report`, command `leadscore report`).
+
+    `top_share` is the share of leads in the headline ("the top 20% of leads hold X% of
+    conversions"); `max_drivers` drivers are listed and `dependence_charts` of them get a
+    small chart; `examples_per_grade` example leads are shown per grade; `log_mlflow` logs
+    the HTML file as an artifact of a new MLflow run named `report`."""
+
+    top_share: float = Field(0.2, gt=0, lt=1)
+    max_drivers: int = Field(10, ge=1, le=50)
+    dependence_charts: int = Field(6, ge=0, le=20)
+    examples_per_grade: int = Field(2, ge=0, le=20)
+    log_mlflow: bool = True
 
 
 class MlflowConfig(_Section):
@@ -269,6 +343,10 @@ class Params(_Section):
     train_rules: TrainRulesConfig = TrainRulesConfig()
     train_model: TrainModelConfig = TrainModelConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    explain: ExplainConfig = ExplainConfig()
+    export: ExportConfig = ExportConfig()
+    score: ScoreConfig = ScoreConfig()
+    report: ReportConfig = ReportConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -5,7 +5,10 @@ Both are scikit-learn classifiers over the catalog's feature columns, in catalog
 - `LightGBMClassifier`: native categoricals (pandas `category` dtype, categories fixed from
   the training data; a value unseen in training becomes missing), early stopping on the
   validation slice, deterministic (`deterministic`, `force_row_wise`, fixed `num_threads`
-  and `seed`: the same data and seed give bit-identical predictions).
+  and `seed`: the same data and seed give bit-identical predictions). With `additive=True`
+  every feature is its own interaction-constraint group, so each tree splits on a single
+  feature: the model is a sum of one-feature shape functions (a GAM), whose exact TreeSHAP
+  values are per-tree table look-ups (see leadscore.explain).
 - `LogisticClassifier`: an L2-regularised logistic regression in a sklearn Pipeline
   (numeric: signed log1p, median imputation with missing indicators, scaling; categorical:
   one-hot, unseen values ignored).
@@ -92,6 +95,13 @@ def to_model_frame(X: pd.DataFrame, numeric: list[str], categories: dict[str, li
     return pd.DataFrame(out, index=X.index)
 
 
+def additive_constraints(n_features: int) -> list[list[int]]:
+    """LightGBM `interaction_constraints` with one feature per group: a branch may only
+    combine features of one group, and the root is on every branch, so every tree splits on
+    a single feature."""
+    return [[i] for i in range(n_features)]
+
+
 def base_lgb_params(seed: int, num_threads: int) -> dict:
     """Fixed LightGBM settings: binary log loss, deterministic, quiet."""
     return {
@@ -112,7 +122,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, feature_names: list[str] | None = None,
                  categorical_features: list[str] | None = None, params: dict | None = None,
                  max_boost_rounds: int = 2000, early_stopping_rounds: int = 50, seed: int = 0,
-                 num_threads: int = 1):
+                 num_threads: int = 1, additive: bool = False):
         self.feature_names = feature_names
         self.categorical_features = categorical_features
         self.params = params
@@ -120,13 +130,17 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.additive = additive
 
     @classmethod
     def from_catalog(cls, catalog: FeatureCatalog, **kw) -> LightGBMClassifier:
         return cls(feature_names=catalog.names, categorical_features=catalog.categorical, **kw)
 
     def _lgb_params(self) -> dict:
-        return {**base_lgb_params(self.seed, self.num_threads), **(self.params or {})}
+        params = {**base_lgb_params(self.seed, self.num_threads), **(self.params or {})}
+        if self.additive:
+            params["interaction_constraints"] = additive_constraints(len(self.feature_names_))
+        return params
 
     def model_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """X as the booster sees it: catalog order, fixed categories (for SHAP, pred_contrib)."""

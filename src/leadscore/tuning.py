@@ -23,7 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from leadscore.model import LightGBMClassifier, base_lgb_params
+from leadscore.model import LightGBMClassifier, additive_constraints, base_lgb_params
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ def tune_lightgbm(
     n_startup_trials: int = 5,
     pruning_warmup_rounds: int = 30,
     learning_rate: float = 0.05,
+    additive: bool = False,
 ) -> TuningResult:
-    """Run the Optuna study; return the best parameters and a summary of every trial."""
+    """Run the Optuna study; return the best parameters and a summary of every trial.
+    With `additive`, every trial trains single-feature trees (see `additive_constraints`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
@@ -102,6 +104,8 @@ def tune_lightgbm(
                                   num_threads=num_threads)
     train_ds, valid_ds = template.prepare_datasets(X_train, y_train, (X_valid, y_valid))
     base = {**base_lgb_params(seed, num_threads), "learning_rate": learning_rate}
+    if additive:
+        base["interaction_constraints"] = additive_constraints(len(feature_names))
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base, **suggest_params(trial)}

@@ -1,0 +1,187 @@
+"""Benchmark: the batch scorer end to end over a large synthetic lead base.
+
+    .venv/bin/python benchmarks/score.py --leads 1000000
+
+1. A child process generates the CRM (about 40 events per lead; not timed). The source is
+   the raw DuckDB file WITH personal columns, read through `leadscore.io` as in production.
+2. The model: an additive LightGBM (one feature per tree, as `train_model.additive`) trained
+   here on a small separate CRM (`--train-leads`, not timed), with a calibrator, grade cut
+   points and the rule table, exported as the MLflow scorer. (Training inside keeps the
+   benchmark independent of whether models/ is additive yet.)
+3. Timed: `leadscore.scoring.score_leads` as of the data cutoff: read, features, probability,
+   grade, top-3 positive and negative exact reasons, write Parquet. Wall time and peak RSS.
+4. On a slice of the same leads (`--naive-leads`), the plain path: the pandas features twin
+   (benchmarks/pandas_features.py) + `shap.TreeExplainer` + probability + grade; its speed
+   and the largest |our contribution - SHAP's| over the slice.
+
+The last printed line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from leadscore.calibration import Calibrator  # noqa: E402
+from leadscore.catalog import save_catalog  # noqa: E402
+from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig, TrainRulesConfig  # noqa: E402
+from leadscore.explain import Explainer, group_sums  # noqa: E402
+from leadscore.export import export_scorer  # noqa: E402
+from leadscore.features import feature_catalog, training_table  # noqa: E402
+from leadscore.grading import fit_grade_cuts, save_grading  # noqa: E402
+from leadscore.ingest import ingest  # noqa: E402
+from leadscore.model import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
+from leadscore.rules import PointsRuleScorer, save_rules  # noqa: E402
+from leadscore.scorer import LeadScorer  # noqa: E402
+from leadscore.scoring import FeatureSettings, open_crm, score_leads  # noqa: E402
+from pandas_features import pandas_features  # noqa: E402
+
+log = logging.getLogger("benchmarks.score")
+CFG = FeaturesConfig()
+SETTINGS = FeatureSettings(CFG.target_stage, CFG.max_lead_age_days, CFG.windows_days, CFG.half_life_days,
+                           CFG.content_types)
+DOMAINS = IngestConfig().free_mail_domains
+
+
+def _generate(path: str, leads: int, seed: int) -> None:
+    from leadscore.generate import generate_crm
+
+    generate_crm(GenerateConfig(n_leads=leads), seed, path)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train(folder: Path, leads: int, seed: int) -> Path:
+    """A small additive model + calibrator + grades + rules, exported as the scorer."""
+    raw, crm = folder / "train_raw.duckdb", folder / "train_crm.duckdb"
+    _generate(str(raw), leads, seed + 1)
+    ingest("duckdb", raw, crm, DOMAINS)
+    with duckdb.connect(str(crm), read_only=True) as con:
+        table, _ = training_table(con, as_of_start=CFG.as_of_start, as_of_end=None, every_months=1,
+                                  cutoff=None, target_stage=CFG.target_stage, horizon_days=CFG.horizon_days,
+                                  max_lead_age_days=CFG.max_lead_age_days, windows_days=CFG.windows_days,
+                                  half_life_days=CFG.half_life_days, content_types=CFG.content_types)
+    cat = feature_catalog(CFG.windows_days, CFG.content_types)
+    est = LightGBMClassifier.from_catalog(
+        cat, params={"num_leaves": 10, "learning_rate": 0.05, "min_data_in_leaf": 40},
+        max_boost_rounds=200, seed=seed, num_threads=2, additive=True).fit(table, table["label"])
+    cal = Calibrator("sigmoid").fit(est.decision_function(table), table["label"].to_numpy())
+    contrib = Explainer.for_model(est).contributions(est.model_frame(table))
+    sums = group_sums(contrib, est.feature_names_, {g: cat.group(g) for g in ("fit", "engagement")})
+    models = folder / "models"
+    save_model(CalibratedModel(est, cal, {"data_window": {}, "git_commit": "bench", "params_hash": "bench"}),
+               models / "lightgbm")
+    save_grading(fit_grade_cuts(sums["fit"], sums["engagement"]), models / "grading.json")
+    save_rules(PointsRuleScorer.from_config(TrainRulesConfig()).fit(table, table["label"]), models / "rules.json")
+    save_catalog(cat, models / "feature_catalog.json")
+    export_scorer(models / "lightgbm", grading=models / "grading.json", catalog=models / "feature_catalog.json",
+                  rules=models / "rules.json", out=models / "scorer")
+    log.info("trained: %d rows, %d trees, additive=%s", len(table), est.booster_.num_trees(),
+             Explainer.for_model(est).additive)
+    return models
+
+
+def _naive(raw: Path, models: Path, as_of: dt.datetime, n: int) -> tuple[float, int, float]:
+    """pandas features + shap.TreeExplainer on the first `n` leads; (seconds, rows, max diff)."""
+    import shap
+
+    con, _ = open_crm("duckdb", raw, DOMAINS)
+    try:
+        con.execute(f"CREATE TEMP TABLE _ids AS SELECT lead_id FROM scoring.leads ORDER BY lead_id LIMIT {int(n)}")
+        frames = {t: con.execute(f"SELECT * FROM scoring.{t} WHERE lead_id IN (SELECT lead_id FROM temp._ids)").df()
+                  for t in ("leads", "events", "outcomes")}
+    finally:
+        con.close()
+    m = models
+    scorer = LeadScorer.from_artifacts({
+        "booster": m / "lightgbm/model.txt", "estimator": m / "lightgbm/estimator.json",
+        "calibrator": m / "lightgbm/calibrator.json", "grading": m / "grading.json",
+        "catalog": m / "feature_catalog.json", "rules": m / "rules.json",
+        "version": m / "scorer/artifacts/version.json"})
+    t0 = time.perf_counter()
+    feats = pandas_features(frames["leads"], frames["events"], frames["outcomes"], as_of, **SETTINGS.kwargs())
+    X = scorer.model_frame(feats)
+    booster = scorer.model.booster_
+    shap_values = shap.TreeExplainer(booster).shap_values(X)
+    proba = scorer.calibrator.predict(booster.predict(X, raw_score=True))
+    sums = group_sums(np.asarray(shap_values), scorer.feature_names,
+                      {g: scorer.catalog.group(g) for g in ("fit", "engagement")})
+    scorer.grader.grade(sums["fit"], sums["engagement"])
+    seconds = time.perf_counter() - t0
+    ours = scorer._explainer.contributions(scorer._explainer.model_input(feats))
+    assert len(proba) == len(feats)
+    return seconds, len(feats), float(np.max(np.abs(ours - np.asarray(shap_values)), initial=0.0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leads", type=int, default=1_000_000)
+    ap.add_argument("--train-leads", type=int, default=20_000)
+    ap.add_argument("--naive-leads", type=int, default=20_000)
+    ap.add_argument("--chunk-size", type=int, default=250_000)
+    ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        raw = folder / "crm.duckdb"
+        t0 = time.perf_counter()
+        proc = mp.get_context("spawn").Process(target=_generate, args=(str(raw), args.leads, args.seed))
+        proc.start()
+        models = _train(folder, args.train_leads, args.seed)
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"generation failed (exit {proc.exitcode})")
+        with duckdb.connect(str(raw), read_only=True) as con:
+            n_leads, n_events = con.execute(
+                "SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM events)").fetchone()
+        log.info("prepared %s leads, %s events and the model in %.0f s (not timed)", f"{n_leads:,}",
+                 f"{n_events:,}", time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        result = score_leads(source_kind="duckdb", source=raw, out=folder / "scores.parquet",
+                             model_uri=str(models / "scorer"), as_of=None, features=SETTINGS,
+                             free_mail_domains=DOMAINS, chunk_size=args.chunk_size, threads=args.threads,
+                             memory_limit=args.memory_limit, progress=False)
+        seconds = time.perf_counter() - t0
+        peak = _peak_rss_mb()
+        rate = n_leads / seconds
+        log.info("scored: %s leads in the base, %s eligible and scored, in %.1f s: %s leads/s "
+                 "(%s scored leads/s), peak RSS %.0f MB", f"{n_leads:,}", f"{result.leads_scored:,}",
+                 seconds, f"{rate:,.0f}", f"{result.leads_scored / seconds:,.0f}", peak)
+
+        naive_s, naive_rows, diff = _naive(raw, models, result.as_of, args.naive_leads)
+        naive_rate = args.naive_leads / naive_s
+        log.info("plain path (pandas features + shap.TreeExplainer) on %s leads (%s eligible): %.1f s, "
+                 "%s leads/s; ratio %.1fx; max |ours - SHAP| = %.2e", f"{args.naive_leads:,}",
+                 f"{naive_rows:,}", naive_s, f"{naive_rate:,.0f}", rate / naive_rate, diff)
+        if diff > 1e-6:
+            raise SystemExit(f"reason values differ from SHAP by {diff:.2e} > 1e-6")
+    print(json.dumps({
+        "leads": n_leads, "events": n_events, "scored": result.leads_scored,
+        "seconds": round(seconds, 2), "leads_per_s": round(rate), "scored_per_s": round(result.leads_scored / seconds),
+        "peak_rss_mb": round(peak), "naive_leads_per_s": round(naive_rate), "ratio": round(rate / naive_rate, 1),
+        "max_abs_diff_vs_shap": diff,
+    }))
+
+
+if __name__ == "__main__":
+    main()

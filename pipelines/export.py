@@ -1,0 +1,62 @@
+"""Stage `export`: the approved model as one MLflow pyfunc model, registered as `champion`.
+
+Inputs:  models/lightgbm/ (stage `train_model`), models/grading.json (stage `explain`),
+         models/rules.json (stage `train_rules`), data/processed/feature_catalog.json.
+Outputs: models/scorer/ (the MLflow model: LightGBM text model + JSON artifacts, code, an
+         enforced signature), metrics/export.json; a registry version of
+         `export.registered_model` with alias `export.alias` in the MLflow store.
+Params:  export.* (registered_model, alias, register_model), mlflow.*.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from leadscore.config import ConfigError, load_params
+from leadscore.export import ModelError, export_scorer
+from leadscore.io import write_json
+from leadscore.logs import setup_logging
+from leadscore.tracking import setup_mlflow
+
+log = logging.getLogger("leadscore.export")
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
+    model: Path = typer.Option(Path("models/lightgbm"), help="trained LightGBM folder"),
+    grading: Path = typer.Option(Path("models/grading.json"), help="grade cut points"),
+    rules: Path = typer.Option(Path("models/rules.json"), help="rule baseline"),
+    catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), help="feature catalog"),
+    out: Path = typer.Option(Path("models/scorer"), help="MLflow model folder to write"),
+    metrics: Path = typer.Option(Path("metrics/export.json"), help="summary"),
+) -> None:
+    setup_logging()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        p = load_params(params)
+        register_as = None
+        if p.export.register_model:
+            setup_mlflow(p.mlflow.tracking_uri, p.mlflow.experiment)
+            register_as = (p.export.registered_model, p.export.alias)
+        summary = export_scorer(model, grading=grading, catalog=catalog, rules=rules, out=out,
+                                register_as=register_as)
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except (ModelError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        raise typer.Exit(3) from None
+    write_json(summary, metrics)
+    log.info("scorer %s exported to %s%s", summary["model_version"], out,
+             f"; registered as {summary['registered_model']} version {summary['registry_version']} "
+             f"@{summary['alias']}" if summary["registry_version"] else "")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,70 @@
+"""Stage `report`: the marketing report, one self-contained HTML file that opens offline.
+
+Inputs:  metrics/evaluate.json, plots/gains.csv, plots/reliability_<model>.csv,
+         models/lightgbm/ (metadata.json, importance.csv), models/rules.json,
+         reports/validation.json, metrics/validate.json, data/processed/feature_catalog.json,
+         metrics/features.json, and from the explain stage metrics/grades.json,
+         reports/drivers.json, reports/examples.json, plots/dependence_<field>.csv.
+         A missing input becomes a "not available" note in its section, not a failure.
+Outputs: reports/report.html; with `report.log_mlflow`, a new MLflow run named `report`
+         holding the file as the artifact report/report.html.
+Params:  report.* (top_share, max_drivers, dependence_charts, examples_per_grade,
+         log_mlflow), mlflow.*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import typer
+
+from leadscore.config import ConfigError, load_params
+from leadscore.io import InputError
+from leadscore.logs import setup_logging
+from leadscore.report import ReportPaths, build_report, load_report_inputs, log_report, write_report
+
+log = logging.getLogger("leadscore.report")
+app = typer.Typer(add_completion=False)
+_D = ReportPaths()
+
+
+@app.command()
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
+    out: Path = typer.Option(Path("reports/report.html"), help="HTML file to write"),
+    evaluate: Path = typer.Option(_D.evaluate, help="evaluate metrics"),
+    gains: Path = typer.Option(_D.gains, help="cumulative gains CSV"),
+    plots: Path = typer.Option(_D.plots, help="folder with reliability_* and dependence_* CSVs"),
+    model: Path = typer.Option(_D.model, help="LightGBM model folder (metadata, importance)"),
+    rules: Path = typer.Option(_D.rules, help="rule scorer"),
+    validation: Path = typer.Option(_D.validation, help="validation report"),
+    validate_metrics: Path = typer.Option(_D.validate_metrics, help="validate metrics"),
+    catalog: Path = typer.Option(_D.catalog, help="feature catalog"),
+    features: Path = typer.Option(_D.features, help="features metrics"),
+    grades: Path = typer.Option(_D.grades, help="grade matrices (explain stage)"),
+    drivers: Path = typer.Option(_D.drivers, help="global drivers (explain stage)"),
+    examples: Path = typer.Option(_D.examples, help="example leads (explain stage)"),
+    track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
+) -> None:
+    setup_logging()
+    try:
+        p = load_params(params)
+        paths = ReportPaths(evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
+                            validation=validation, validate_metrics=validate_metrics,
+                            catalog=catalog, features=features, grades=grades, drivers=drivers,
+                            examples=examples)
+        inputs = load_report_inputs(paths)
+        html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
+    except (ConfigError, InputError) as err:
+        log.error("%s", err)
+        raise typer.Exit(1) from None
+    write_report(html, out)
+    log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
+    if track and p.report.log_mlflow:
+        log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri, experiment=p.mlflow.experiment)
+
+
+if __name__ == "__main__":
+    app()
