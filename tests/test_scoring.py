@@ -77,3 +77,27 @@ def test_rows_with_problems_are_quarantined_within_budget(trained, tmp_path):  #
     assert result.leads_quarantined == 1
     assert q[["lead_id", "table_name", "column_name"]].values.tolist()[0] == [victim, "events", "occurred_at"]
     assert victim not in set(pd.read_parquet(out)["lead_id"])
+
+
+def test_published_scores_equal_the_pyfunc_model(trained, tmp_path):  # noqa: F811
+    """The batch job's Arrow fast path gives exactly what `mlflow.pyfunc` predicts."""
+    import mlflow.pyfunc
+
+    out = tmp_path / "scores.parquet"
+    _score(trained, out)
+    published = read_scores(out).sort_values("lead_id").reset_index(drop=True)
+    con, _ = open_crm("duckdb", trained.raw, DOMAINS)
+    try:
+        feats = build_features(con, [AS_OF], **SETTINGS.kwargs())
+    finally:
+        con.close()
+    feats = feats[feats.lead_id.isin(published.lead_id)].sort_values("lead_id").reset_index(drop=True)
+    model = mlflow.pyfunc.load_model(str(trained.scorer))
+    want = model.predict(feats[trained.catalog.names])
+    assert len(want) == len(published) > 100
+    for col in ("probability", "rule_points"):
+        assert (published[col] - want[col]).abs().max() < 1e-12
+    for col in ("grade", "fit_grade", "engagement_grade", "rule_grade"):
+        assert (published[col] == want[col]).all(), col
+    got_reasons = [[dict(r) for r in rs] for rs in published["reasons"]]
+    assert got_reasons == [list(rs) for rs in want["reasons"]]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ from leadscore.explain import Explainer, group_sums
 from leadscore.grading import GradeCuts
 from leadscore.io import read_json
 from leadscore.model import LightGBMClassifier
-from leadscore.reasons import explain_rows
+from leadscore.reasons import Reasons, explain_rows
 from leadscore.rules import PointsRuleScorer
 
 log = logging.getLogger(__name__)
@@ -111,23 +112,21 @@ class LeadScorer:
         """The features as the booster sees them (fixed categories, float64)."""
         return self.model.model_frame(features)
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The score columns (`OUTPUT_COLUMNS`) for each row of `features` (same index)."""
+    def _score_parts(self, features: pd.DataFrame) -> tuple[pd.DataFrame, Reasons]:
+        """Score columns without reasons, and the reasons as arrays (the shared hot path)."""
         Xm = self._explainer.model_input(features)
-        raw = self.model.booster_.predict(Xm, num_iteration=self.model.best_iteration_, raw_score=True)
-        proba = self.calibrator.predict(raw)
         contrib = self._explainer.contributions(Xm)
+        if self._explainer.additive:  # exact: contributions + base value = log-odds
+            raw = contrib.sum(axis=1) + self._explainer.expected_value()
+        else:
+            raw = self.model.booster_.predict(Xm, num_iteration=self.model.best_iteration_, raw_score=True)
         sums = group_sums(contrib, self.feature_names, self._groups)
         grades = self.grader.grade(sums["fit"], sums["engagement"])
-        fit_grade = grades["fit_grade"].to_numpy()
-        eng_grade = grades["engagement_grade"].to_numpy()
-        grade = grades["grade"].to_numpy()
-        reasons = explain_rows(contrib, features, self.catalog, self.feature_names, N_REASONS).to_lists()
         out = pd.DataFrame({
-            "probability": proba.astype("float64"),
-            "grade": grade.astype(object),
-            "fit_grade": np.asarray(fit_grade, dtype=object),
-            "engagement_grade": np.asarray(eng_grade, dtype=object),
+            "probability": self.calibrator.predict(raw).astype("float64"),
+            "grade": grades["grade"].to_numpy().astype(object),
+            "fit_grade": np.asarray(grades["fit_grade"].to_numpy(), dtype=object),
+            "engagement_grade": np.asarray(grades["engagement_grade"].to_numpy(), dtype=object),
         }, index=features.index)
         if self.rules is not None:
             rg = self.rules.grade(features)
@@ -136,8 +135,20 @@ class LeadScorer:
         else:
             out["rule_points"] = np.nan
             out["rule_grade"] = None
-        out["reasons"] = reasons
+        return out, explain_rows(contrib, features, self.catalog, self.feature_names, N_REASONS)
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The score columns (`OUTPUT_COLUMNS`) for each row of `features` (same index);
+        `reasons` holds a list of {code, text, contribution} per row."""
+        out, reasons = self._score_parts(features)
+        out["reasons"] = reasons.to_lists()
         return out[list(OUTPUT_COLUMNS)]
+
+    def score_arrow(self, features: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+        """Like `score`, for the batch job: the columns without `reasons`, and the reasons as
+        a pyarrow list<struct> array (no per-lead Python objects)."""
+        out, reasons = self._score_parts(features)
+        return out, reasons.to_arrow()
 
 
 # ---- the MLflow pyfunc wrapper -------------------------------------------------------

@@ -272,6 +272,14 @@ def load_scorer_model(uri: str) -> Any:
         raise ModelError(f"{uri}: cannot load the scorer model ({str(err).splitlines()[0][:300]})") from None
 
 
+def _lead_scorer(model: Any) -> Any:
+    """The `LeadScorer` inside a leadscore pyfunc (signature already checked), else None."""
+    try:
+        return getattr(model.unwrap_python_model(), "scorer", None)
+    except (AttributeError, ValueError):
+        return None
+
+
 def check_signature(model: Any, features: Sequence[str], categorical: Sequence[str], uri: str) -> None:
     """The model's input signature must be exactly the features this job computes (names
     and string/double types). Otherwise `ModelError` naming the columns."""
@@ -331,7 +339,7 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
 
 
 def _to_arrow(features: pd.DataFrame, scored: pd.DataFrame, *, model_version: str, run_id: str,
-              scored_at: dt.datetime) -> pa.Table:
+              scored_at: dt.datetime, reasons: pa.Array | None = None) -> pa.Table:
     n = len(features)
     cols = {
         "lead_id": pa.array(features["lead_id"].astype(object).to_numpy(), pa.string()),
@@ -341,7 +349,7 @@ def _to_arrow(features: pd.DataFrame, scored: pd.DataFrame, *, model_version: st
         cols[name] = pa.array(scored[name].to_numpy(dtype="float64"), pa.float64())
     for name in ("grade", "fit_grade", "engagement_grade", "rule_grade"):
         cols[name] = pa.array(scored[name].astype(object).to_numpy(), pa.string())
-    cols["reasons"] = pa.array(list(scored["reasons"]), REASON_TYPE)
+    cols["reasons"] = reasons.cast(REASON_TYPE) if reasons is not None else pa.array(list(scored["reasons"]), REASON_TYPE)
     cols["model_version"] = pa.array([model_version] * n, pa.string())
     cols["run_id"] = pa.array([run_id] * n, pa.string())
     cols["scored_at"] = pa.array([scored_at] * n, pa.timestamp("us"))
@@ -401,6 +409,7 @@ def score_leads(
     model = load_scorer_model(model_uri)
     check_signature(model, catalog.names, catalog.categorical, model_uri)
     version = model_version_of(model)
+    fast = _lead_scorer(model)
 
     con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit)
     try:
@@ -444,8 +453,12 @@ def score_leads(
                 n_chunk = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
                 feats = build_features(con, [as_of], **features.kwargs())
                 if len(feats):
-                    scored = model.predict(feats[catalog.names])
-                    tbl = _to_arrow(feats, scored, model_version=version, run_id=run_id, scored_at=scored_at)
+                    if fast is not None:  # same LeadScorer as pyfunc.predict, Arrow reasons
+                        scored, reasons = fast.score_arrow(feats[catalog.names])
+                    else:
+                        scored, reasons = model.predict(feats[catalog.names]), None
+                    tbl = _to_arrow(feats, scored, model_version=version, run_id=run_id,
+                                    scored_at=scored_at, reasons=reasons)
                 else:
                     tbl = SCORE_SCHEMA.empty_table()
                 _atomic_write_table(tbl, part)
