@@ -44,6 +44,7 @@ from leadscore.features import feature_catalog, training_table  # noqa: E402
 from leadscore.grading import fit_grade_cuts, save_grading  # noqa: E402
 from leadscore.ingest import ingest  # noqa: E402
 from leadscore.model import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
+from leadscore.reasons import explain_rows  # noqa: E402
 from leadscore.rules import PointsRuleScorer, save_rules  # noqa: E402
 from leadscore.scorer import LeadScorer  # noqa: E402
 from leadscore.scoring import FeatureSettings, open_crm, score_leads  # noqa: E402
@@ -96,8 +97,10 @@ def _train(folder: Path, leads: int, seed: int) -> Path:
     return models
 
 
-def _naive(raw: Path, models: Path, as_of: dt.datetime, n: int) -> tuple[float, int, float]:
-    """pandas features + shap.TreeExplainer on the first `n` leads; (seconds, rows, max diff)."""
+def _naive(raw: Path, scorer_dir: Path, as_of: dt.datetime, n: int) -> tuple[float, int, float]:
+    """The plain path on the first `n` leads: pandas features, `shap.TreeExplainer`,
+    probability, grade, top-3 reasons and rule points (no write). Returns (seconds, rows,
+    max |our contributions - SHAP's|)."""
     import shap
 
     con, _ = open_crm("duckdb", raw, DOMAINS)
@@ -107,25 +110,23 @@ def _naive(raw: Path, models: Path, as_of: dt.datetime, n: int) -> tuple[float, 
                   for t in ("leads", "events", "outcomes")}
     finally:
         con.close()
-    m = models
-    scorer = LeadScorer.from_artifacts({
-        "booster": m / "lightgbm/model.txt", "estimator": m / "lightgbm/estimator.json",
-        "calibrator": m / "lightgbm/calibrator.json", "grading": m / "grading.json",
-        "catalog": m / "feature_catalog.json", "rules": m / "rules.json",
-        "version": m / "scorer/artifacts/version.json"})
+    scorer = LeadScorer.from_dir(scorer_dir / "artifacts")
     t0 = time.perf_counter()
     feats = pandas_features(frames["leads"], frames["events"], frames["outcomes"], as_of, **SETTINGS.kwargs())
     X = scorer.model_frame(feats)
     booster = scorer.model.booster_
-    shap_values = shap.TreeExplainer(booster).shap_values(X)
+    shap_values = np.asarray(shap.TreeExplainer(booster).shap_values(X))
     proba = scorer.calibrator.predict(booster.predict(X, raw_score=True))
-    sums = group_sums(np.asarray(shap_values), scorer.feature_names,
+    sums = group_sums(shap_values, scorer.feature_names,
                       {g: scorer.catalog.group(g) for g in ("fit", "engagement")})
     scorer.grader.grade(sums["fit"], sums["engagement"])
+    explain_rows(shap_values, feats, scorer.catalog, scorer.feature_names, 3).to_arrow()
+    if scorer.rules is not None:
+        scorer.rules.grade(feats)
     seconds = time.perf_counter() - t0
     ours = scorer._explainer.contributions(scorer._explainer.model_input(feats))
     assert len(proba) == len(feats)
-    return seconds, len(feats), float(np.max(np.abs(ours - np.asarray(shap_values)), initial=0.0))
+    return seconds, len(feats), float(np.max(np.abs(ours - shap_values), initial=0.0))
 
 
 def main() -> None:
@@ -137,6 +138,9 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="1GB")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="an exported scorer folder (e.g. models/scorer from `make run`); "
+                         "default: train a small additive model here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -146,7 +150,7 @@ def main() -> None:
         t0 = time.perf_counter()
         proc = mp.get_context("spawn").Process(target=_generate, args=(str(raw), args.leads, args.seed))
         proc.start()
-        models = _train(folder, args.train_leads, args.seed)
+        scorer_dir = args.model.resolve() if args.model else _train(folder, args.train_leads, args.seed) / "scorer"
         proc.join()
         if proc.exitcode != 0:
             raise SystemExit(f"generation failed (exit {proc.exitcode})")
@@ -158,7 +162,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         result = score_leads(source_kind="duckdb", source=raw, out=folder / "scores.parquet",
-                             model_uri=str(models / "scorer"), as_of=None, features=SETTINGS,
+                             model_uri=str(scorer_dir), as_of=None, features=SETTINGS,
                              free_mail_domains=DOMAINS, chunk_size=args.chunk_size, threads=args.threads,
                              memory_limit=args.memory_limit, progress=False)
         seconds = time.perf_counter() - t0
@@ -168,7 +172,7 @@ def main() -> None:
                  "(%s scored leads/s), peak RSS %.0f MB", f"{n_leads:,}", f"{result.leads_scored:,}",
                  seconds, f"{rate:,.0f}", f"{result.leads_scored / seconds:,.0f}", peak)
 
-        naive_s, naive_rows, diff = _naive(raw, models, result.as_of, args.naive_leads)
+        naive_s, naive_rows, diff = _naive(raw, scorer_dir, result.as_of, args.naive_leads)
         naive_rate = args.naive_leads / naive_s
         log.info("plain path (pandas features + shap.TreeExplainer) on %s leads (%s eligible): %.1f s, "
                  "%s leads/s; ratio %.1fx; max |ours - SHAP| = %.2e", f"{args.naive_leads:,}",
@@ -179,7 +183,7 @@ def main() -> None:
         "leads": n_leads, "events": n_events, "scored": result.leads_scored,
         "seconds": round(seconds, 2), "leads_per_s": round(rate), "scored_per_s": round(result.leads_scored / seconds),
         "peak_rss_mb": round(peak), "naive_leads_per_s": round(naive_rate), "ratio": round(rate / naive_rate, 1),
-        "max_abs_diff_vs_shap": diff,
+        "max_abs_diff_vs_shap": diff, "model": str(args.model or "trained in the benchmark"),
     }))
 
 
