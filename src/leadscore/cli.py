@@ -6,9 +6,11 @@ stages, so there is no second copy of any logic. Every command exits non-zero on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -21,6 +23,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Predictive B
 log = logging.getLogger("leadscore")
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
+
+
+@contextlib.contextmanager
+def exit_codes(*codes: tuple[type[BaseException] | tuple[type[BaseException], ...], int]) -> Iterator[None]:
+    """Log an expected failure's message (no traceback) and exit with its code.
+    A `ConfigError` is always exit 2; `codes` maps other exception types to codes."""
+    try:
+        yield
+    except ConfigError as err:
+        log.error("%s", err)
+        raise typer.Exit(2) from None
+    except Exception as err:
+        for types, code in codes:
+            if isinstance(err, types):
+                log.error("%s", err)
+                raise typer.Exit(code) from None
+        raise
 
 
 @app.callback()
@@ -37,11 +56,8 @@ def generate(
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
     from leadscore.generate import generate_crm
 
-    try:
+    with exit_codes():
         p = load_params(params)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
     summary = generate_crm(cfg, p.seed, out)
     typer.echo(
@@ -61,19 +77,13 @@ def validate(
     from leadscore.ingest import ingest
     from leadscore.validation import ValidationFailed, validate_crm
 
-    try:
+    with exit_codes(((InputError, ValidationFailed), 1)):
         p = load_params(params)
         with tempfile.TemporaryDirectory() as tmp:
             ingested = Path(tmp) / "crm.duckdb"
             ingest(kind, source, ingested, p.ingest.free_mail_domains)
             target = out or Path(tmp) / "validated.duckdb"
             result = validate_crm(ingested, target, now=dt.datetime.now(dt.UTC), cfg=p.validate_)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except (InputError, ValidationFailed) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
     for name in ("leads", "events", "outcomes"):
         m = result.metrics[name]
         typer.echo(f"{name}: {m['rows_in']:,} rows in, {m['rows_out']:,} clean, {m['rows_quarantined']:,} quarantined")
@@ -195,15 +205,9 @@ def promote(
     from leadscore.export import ModelError
     from leadscore.export import promote as do_promote
 
-    try:
+    with exit_codes((ModelError, 3)):
         name, alias = _registry(params)
         previous = do_promote(name, alias, version)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except ModelError as err:
-        log.error("%s", err)
-        raise typer.Exit(3) from None
     typer.echo(f"{name}@{alias} -> version {version} (was {previous})")
 
 
@@ -213,15 +217,9 @@ def rollback(params: Path = PARAMS) -> None:
     from leadscore.export import ModelError
     from leadscore.export import rollback as do_rollback
 
-    try:
+    with exit_codes((ModelError, 3)):
         name, alias = _registry(params)
         version = do_rollback(name, alias)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except ModelError as err:
-        log.error("%s", err)
-        raise typer.Exit(3) from None
     typer.echo(f"{name}@{alias} -> version {version}")
 
 
@@ -234,16 +232,10 @@ def report(
     """Build the marketing report (one self-contained HTML file) from the pipeline outputs."""
     from leadscore.report import build_report, load_report_inputs, log_report, write_report
 
-    try:
+    with exit_codes((InputError, 1)):
         p = load_params(params)
         inputs = load_report_inputs()
         html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except InputError as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
     write_report(html, out)
     if track and p.report.log_mlflow:
         log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri, experiment=p.mlflow.experiment)
@@ -266,7 +258,7 @@ def explain(
     from leadscore.model import load_model
     from leadscore.scorecard import LeadError, Scorecard, key_values, lead_features
 
-    try:
+    with exit_codes(((LeadError, FileNotFoundError, ValueError, TypeError), 1)):
         p = load_params(params)
         when = None
         if as_of is not None:
@@ -281,12 +273,6 @@ def explain(
                          n_reasons=p.explain.n_reasons)
         X, when = lead_features(crm, lead_id, when, p.features)
         scored, why = card.score(X)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except (LeadError, FileNotFoundError, ValueError, TypeError) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
     s = scored.iloc[0]
     typer.echo(f"lead {lead_id} as of {when:%Y-%m-%d}")
     typer.echo(f"  probability of {p.features.target_stage} within {p.features.horizon_days} days: "
@@ -322,18 +308,9 @@ def run(
     from leadscore.run import run_flat
     from leadscore.screen import ScreenError
 
-    try:
+    with exit_codes((MappingError, 1), (ScreenError, 3), (TooFewPositivesError, 4)):
         m = load_mapping(mapping)
         result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
-    except MappingError as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
-    except ScreenError as err:
-        log.error("%s", err)
-        raise typer.Exit(3) from None
-    except TooFewPositivesError as err:
-        log.error("%s", err)
-        raise typer.Exit(4) from None
     ev = result.metrics
     typer.echo(f"{ev['split']['note']}")
     typer.echo("ROC-AUC on the test slice: " + ", ".join(
