@@ -264,3 +264,16 @@ def test_report_is_logged_to_mlflow(tmp_path, monkeypatch):
     assert run.data.metrics["top20_gain_lightgbm"] == pytest.approx(0.61)
     files = [f.path for f in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path="report")]
     assert files == ["report/report.html"]
+
+
+def test_flat_export_split_note_replaces_the_months_wording():
+    from dataclasses import replace
+
+    from leadscore.report import _headline_section
+
+    inputs = make_inputs()
+    ev = dict(inputs.evaluate)
+    ev["test"] = {**ev.get("test", {}), "rows": 8238, "positives": 2540, "base_rate": 0.308, "periods": 1}
+    ev["split"] = {"note": "random stratified split, no out-of-time test", "out_of_time": False}
+    words = _headline_section(replace(inputs, evaluate=ev), ReportConfig())["test_words"]
+    assert "no out-of-time test" in words and "months" not in words

@@ -513,9 +513,14 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
         target = (f"“Converted” means the lead reached the {meta['target_stage']} stage "
                   f"within {meta.get('horizon_days', '?')} days.")
     test_words = None
-    if test.get("rows"):
-        test_words = (f"Measured on {count(test['rows'])} lead-months over "
-                      f"{test.get('periods', '?')} months the model never saw "
+    split_note = (ev.get("split") or {}).get("note")  # flat exports: rows, not months
+    if test.get("rows") and split_note:
+        test_words = (f"Measured on {count(test['rows'])} rows ({count(test.get('positives'))} "
+                      f"conversions, base rate {pct(test.get('base_rate'))}); {split_note}.")
+    elif test.get("rows"):
+        months = test.get("periods", "?")
+        test_words = (f"Measured on {count(test['rows'])} lead-months over {months} "
+                      f"{'month' if months == 1 else 'months'} the model never saw "
                       f"({count(test.get('positives'))} conversions, base rate "
                       f"{pct(test.get('base_rate'))}).")
     return {"available": bool(sentences or rows), "sentences": sentences, "rows": rows,
