@@ -277,3 +277,13 @@ def test_flat_export_split_note_replaces_the_months_wording():
     ev["split"] = {"note": "random stratified split, no out-of-time test", "out_of_time": False}
     words = _headline_section(replace(inputs, evaluate=ev), ReportConfig())["test_words"]
     assert "no out-of-time test" in words and "months" not in words
+
+
+def test_flat_export_condition_rules_appear_in_the_points_table():
+    from leadscore.report import _rule_rows
+
+    rules = {"params": {"fit_rules": {"job": {"student": 15.0, "blue-collar": -5.0}},
+                        "engagement_rules": {"poutcome": {"success": 30.0}}}}
+    rows = {r["field"]: r for r in _rule_rows(rules)}
+    assert rows["job"]["group"] == "fit" and "15" in rows["job"]["points"] and "-5" in rows["job"]["points"]
+    assert rows["poutcome"]["group"] == "engagement" and "30" in rows["poutcome"]["points"]

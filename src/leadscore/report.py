@@ -741,6 +741,11 @@ def _rule_rows(rules: Mapping) -> list[dict]:
                      "points": f"{_points(v)} per download, on top of the download points"})
     for fld, v in (p.get("engagement_negative_points") or {}).items():
         rows.append({"field": fld, "group": "engagement", "points": f"{_points(v)} if yes"})
+    # flat exports (`leadscore run`): {column: {condition: points}}, first match scores
+    for group in ("fit", "engagement"):
+        for fld, table in (p.get(f"{group}_rules") or {}).items():
+            rows.append({"field": fld, "group": group, "points": ", ".join(
+                f"{_pretty(cond)} {_points(v)}" for cond, v in table.items())})
     return rows
 
 
