@@ -275,8 +275,11 @@ def test_flat_export_split_note_replaces_the_months_wording():
     ev = dict(inputs.evaluate)
     ev["test"] = {**ev.get("test", {}), "rows": 8238, "positives": 2540, "base_rate": 0.308, "periods": 1}
     ev["split"] = {"note": "random stratified split, no out-of-time test", "out_of_time": False}
-    words = _headline_section(replace(inputs, evaluate=ev), ReportConfig())["test_words"]
-    assert "no out-of-time test" in words and "months" not in words
+    section = _headline_section(replace(inputs, evaluate=ev), ReportConfig())
+    assert "no out-of-time test" in section["test_words"] and "months" not in section["test_words"]
+    assert not any("each month" in t for t in section["sentences"])
+    html = build_report(replace(inputs, evaluate=ev), ReportConfig())
+    assert "trained on a flat export" in html and "once a month" not in html
 
 
 def test_flat_export_condition_rules_appear_in_the_points_table():

@@ -450,6 +450,8 @@ def _model_section(inp: ReportInputs) -> dict:
         "target_stage": meta.get("target_stage"),
         "horizon_days": meta.get("horizon_days"),
         "window": [(label, rng) for label, rng in parts if rng],
+        # flat exports (`leadscore run`) split rows, not monthly as-of dates
+        "split_note": ((inp.evaluate or {}).get("split") or {}).get("note"),
     }
 
 
@@ -474,7 +476,8 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
     k = test.get("k_per_period")
     if m.get("precision_at_k") is not None and r.get("precision_at_k") is not None and k:
         sentences.append(
-            f"If sales works the top {count(k)} leads each month, {pct(m['precision_at_k'])} of "
+            f"If sales works the top {count(k)} leads"
+            f"{'' if ev.get('split') else ' each month'}, {pct(m['precision_at_k'])} of "
             f"the model's picks convert, against {pct(r['precision_at_k'])} of the rules' picks "
             f"(catching {pct(m.get('recall_at_k'), 0)} versus {pct(r.get('recall_at_k'), 0)} of "
             "all conversions).")
