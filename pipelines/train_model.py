@@ -13,6 +13,7 @@ Params:  seed, features.horizon_days, split.*, train_model.* (min_positives,
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -136,6 +137,7 @@ def main(
         summary: dict = {"windows": split.windows, "embargo_months": split.embargo_months,
                          "features": len(names), "tuning": tuning.summary(), "leakage": leakage}
         common = {"data_window": data_window(split), "git_commit": git_commit(),
+                  "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                   "params_hash": _params_hash(p), "features": names, "categorical": cats,
                   "horizon_days": p.features.horizon_days, "target_stage": p.features.target_stage}
         fitted = {}

@@ -3,6 +3,7 @@ run in-process on a tiny synthetic table, including the too-little-data paths.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -72,6 +73,9 @@ def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
     r = _train_model(p)
     assert r.exit_code == 0, r.output
     assert (p / "lightgbm" / "model.txt").exists() and (p / "logistic" / "model.json").exists()
+    meta = json.loads((p / "lightgbm" / "metadata.json").read_text())
+    trained = dt.datetime.fromisoformat(meta["trained_at"])
+    assert abs((dt.datetime.now(dt.UTC) - trained).total_seconds()) < 3600  # the report shows it
     r = runner.invoke(evaluate_stage.app, [
         "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
         "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),
