@@ -49,7 +49,7 @@ from sklearn.model_selection import train_test_split
 
 from leadscore.catalog import FeatureCatalog, FeatureSpec
 from leadscore.mapping import Mapping, MappingError, parse_condition
-from leadscore.rules import PointsRuleScorer, _norm
+from leadscore.rules import PointsRuleScorer, norm_value
 from leadscore.splits import Split
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def condition_mask(values: pd.Series, cond: str) -> np.ndarray:
         return values.isna().to_numpy()
     if kind == "value":
         return values.map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))
-                          and _norm(v) == arg).to_numpy(dtype=bool)
+                          and norm_value(v) == arg).to_numpy(dtype=bool)
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
         if kind == "range":

@@ -50,7 +50,7 @@ class LeakageReport:
                 "top_features": top.round(4).to_dict(orient="records")}
 
 
-def _encode(train_x: pd.Series, train_y: np.ndarray, apply_x: pd.Series, categorical: bool,
+def target_encode(train_x: pd.Series, train_y: np.ndarray, apply_x: pd.Series, categorical: bool,
             n_bins: int = 20, m: float = 20.0) -> np.ndarray:
     """Smoothed target rate of `apply_x`'s bin/value, learned on (train_x, train_y)."""
     prior = float(train_y.mean())
@@ -113,8 +113,8 @@ def probe_leakage(
     rows, flagged, messages = [], [], []
     for f in features:
         cat = f in categorical
-        oot = _auc(yva, _encode(train[f], ytr, valid[f], cat))
-        rnd = _auc(yb, _encode(pool.loc[left, f], ya, pool.loc[~left, f], cat))
+        oot = _auc(yva, target_encode(train[f], ytr, valid[f], cat))
+        rnd = _auc(yb, target_encode(pool.loc[left, f], ya, pool.loc[~left, f], cat))
         oot_sym = max(oot, 1 - oot)
         reason = ""
         if oot_sym > max_auc:

@@ -20,7 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from leadscore.rules import _norm
+from leadscore.rules import norm_value
 
 # Values that mean "missing" in real exports (matched after trimming, case-insensitively).
 # "unknown" is NOT in the default list: in the UCI bank data it is a real level that carries
@@ -58,7 +58,7 @@ def parse_condition(cond: str, *, where: str = "condition"):
     if text[0] in "<>=":
         raise ValueError(f"{where}: cannot read condition '{text}' (use <x, <=x, >x, >=x, ==x, "
                          f"lo..hi, missing, or a category value)")
-    return ("value", _norm(text))
+    return ("value", norm_value(text))
 
 
 class _Strict(BaseModel):

@@ -42,7 +42,7 @@ FIT_LETTERS = ("A", "B", "C", "D")
 ENGAGEMENT_DIGITS = ("1", "2", "3", "4")
 
 
-def _norm(value: object) -> str:
+def norm_value(value: object) -> str:
     """Case/punctuation-insensitive key: 'Financial Services' == 'financial_services'."""
     return re.sub(r"[^0-9a-z+]+", "_", str(value).strip().lower()).strip("_")
 
@@ -132,8 +132,8 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
         fit = np.zeros(n)
         for col, table in (self.fit_points or {}).items():
             if col in X:
-                lookup = {_norm(k): float(v) for k, v in table.items()}
-                fit += X[col].map(lambda v, lk=lookup: lk.get(_norm(v), 0.0)).to_numpy(dtype=float)
+                lookup = {norm_value(k): float(v) for k, v in table.items()}
+                fit += X[col].map(lambda v, lk=lookup: lk.get(norm_value(v), 0.0)).to_numpy(dtype=float)
         for col, pts in (self.fit_negative_points or {}).items():
             fit += float(pts) * (num(col) > 0)
 

@@ -54,7 +54,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from leadscore.flat import name_words, snake
-from leadscore.leakage import _encode as target_encode
+from leadscore.leakage import target_encode
 
 log = logging.getLogger(__name__)
 
