@@ -32,7 +32,6 @@ from leadscore.logs import setup_logging
 from leadscore.metrics import core_metrics
 from leadscore.model import (
     CalibratedModel,
-    LightGBMClassifier,
     LogisticClassifier,
     TooFewPositivesError,
     check_positives,
@@ -43,7 +42,7 @@ from leadscore.model import (
 from leadscore.screen import ScreenError, check_screen, screen_training_table
 from leadscore.splits import SplitError, data_window, split_from_params
 from leadscore.tracking import git_commit, log_run, setup_mlflow
-from leadscore.tuning import tune_lightgbm
+from leadscore.tuning import fit_tuned_lightgbm
 
 log = logging.getLogger("leadscore.train_model")
 app = typer.Typer(add_completion=False)
@@ -117,19 +116,13 @@ def main(
             leakage["screen"] = screen.summary()
             check_screen(screen)
 
-        tuning = tune_lightgbm(tr, tr["label"], va, va["label"], feature_names=names,
-                               categorical_features=cats, n_trials=cfg.optuna.n_trials,
-                               timeout_s=cfg.optuna.timeout_s, seed=p.seed,
-                               num_threads=cfg.num_threads, max_boost_rounds=cfg.max_boost_rounds,
-                               early_stopping_rounds=cfg.early_stopping_rounds,
-                               n_startup_trials=cfg.optuna.n_startup_trials,
-                               pruning_warmup_rounds=cfg.optuna.pruning_warmup_rounds,
-                               learning_rate=cfg.learning_rate, additive=cfg.additive)
-        lgbm = LightGBMClassifier(feature_names=names, categorical_features=cats,
-                                  params=tuning.best_params, max_boost_rounds=cfg.max_boost_rounds,
-                                  early_stopping_rounds=cfg.early_stopping_rounds, seed=p.seed,
-                                  num_threads=cfg.num_threads, additive=cfg.additive)
-        lgbm.fit(tr, tr["label"], eval_set=(va, va["label"]))
+        tuning, lgbm = fit_tuned_lightgbm(
+            tr, va, feature_names=names, categorical_features=cats, seed=p.seed,
+            num_threads=cfg.num_threads, max_boost_rounds=cfg.max_boost_rounds,
+            early_stopping_rounds=cfg.early_stopping_rounds, additive=cfg.additive,
+            n_trials=cfg.optuna.n_trials, timeout_s=cfg.optuna.timeout_s,
+            n_startup_trials=cfg.optuna.n_startup_trials,
+            pruning_warmup_rounds=cfg.optuna.pruning_warmup_rounds, learning_rate=cfg.learning_rate)
         logistic = LogisticClassifier(feature_names=names, categorical_features=cats,
                                       C=cfg.logistic_c).fit(tr, tr["label"])
 

@@ -72,7 +72,7 @@ from leadscore.rules import save_rules
 from leadscore.screen import ScreenReport, check_screen, screen_columns
 from leadscore.splits import Split, data_window
 from leadscore.tracking import git_commit
-from leadscore.tuning import tune_lightgbm
+from leadscore.tuning import fit_tuned_lightgbm
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +143,11 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
     check_positives(int(tr["label"].sum()), m.min_positives)
     names, cats = catalog.names, catalog.categorical
     rules = FlatRuleScorer.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
-    tuning = tune_lightgbm(tr, tr["label"], va, va["label"], feature_names=names,
-                           categorical_features=cats, n_trials=m.n_trials, timeout_s=m.timeout_s,
-                           seed=mapping.seed, num_threads=m.num_threads,
-                           max_boost_rounds=m.max_boost_rounds,
-                           early_stopping_rounds=m.early_stopping_rounds,
-                           learning_rate=m.learning_rate, additive=m.additive)
-    lgbm = LightGBMClassifier(feature_names=names, categorical_features=cats,
-                              params=tuning.best_params, max_boost_rounds=m.max_boost_rounds,
-                              early_stopping_rounds=m.early_stopping_rounds, seed=mapping.seed,
-                              num_threads=m.num_threads, additive=m.additive)
-    lgbm.fit(tr, tr["label"], eval_set=(va, va["label"]))
+    tuning, lgbm = fit_tuned_lightgbm(
+        tr, va, feature_names=names, categorical_features=cats, seed=mapping.seed,
+        num_threads=m.num_threads, max_boost_rounds=m.max_boost_rounds,
+        early_stopping_rounds=m.early_stopping_rounds, additive=m.additive,
+        n_trials=m.n_trials, timeout_s=m.timeout_s, learning_rate=m.learning_rate)
     logistic = LogisticClassifier(feature_names=names, categorical_features=cats,
                                   C=m.logistic_c).fit(tr, tr["label"])
     window = data_window(split)
