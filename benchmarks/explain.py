@@ -21,12 +21,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from leadscore.catalog import load_catalog
 from leadscore.config import load_params
-from leadscore.explain import Explainer
-from leadscore.model import load_model
-from leadscore.reasons import explain_rows
-from leadscore.splits import split_from_params
+from leadscore.explain.contributions import Explainer
+from leadscore.explain.reasons import explain_rows
+from leadscore.features.catalog import load_catalog
+from leadscore.modeling.estimators import load_model
+from leadscore.modeling.splits import split_from_params
 
 log = logging.getLogger("benchmarks.explain")
 

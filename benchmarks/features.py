@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/features.py --leads 1000000
 
 1. A child process generates the CRM (about 40 events per lead) and ingests it (not timed).
-2. This process builds the features for one `as_of` with `leadscore.features.build_features`
+2. This process builds the features for one `as_of` with `leadscore.features.build.build_features`
    and records wall time and peak RSS (target: <= 120 s, <= 4 GB at 1M leads / 40M events).
 3. On a slice of the same leads it times a plain pandas `groupby` twin and the DuckDB path,
    prints the ratio, and checks that both give the same values.
@@ -30,13 +30,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig  # noqa: E402
-from leadscore.features import build_features  # noqa: E402
+from leadscore.features.build import build_features  # noqa: E402
 from pandas_features import pandas_features  # noqa: E402
 
 
 def _prepare(folder: str, leads: int, seed: int) -> None:
-    from leadscore.generate import generate_crm
-    from leadscore.ingest import ingest
+    from leadscore.data.ingest import ingest
+    from leadscore.data.synthetic import generate_crm
 
     raw, crm = Path(folder) / "raw.duckdb", Path(folder) / "crm.duckdb"
     generate_crm(GenerateConfig(n_leads=leads), seed, raw)

@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 
 from leadscore.config import GenerateConfig
-from leadscore.generate import generate_crm
+from leadscore.data.synthetic import generate_crm
 
 app = typer.Typer(add_completion=False)
 

@@ -1,4 +1,4 @@
-"""A plain pandas `groupby` twin of `leadscore.features.build_features` for ONE as_of.
+"""A plain pandas `groupby` twin of `leadscore.features.build.build_features` for ONE as_of.
 
 Benchmark-only: it is the "obvious" implementation we compare speed against, and its output
 doubles as an independent reference for the SQL (the benchmark checks they agree).
@@ -11,8 +11,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from leadscore.features import FUNNEL, POSITIVE_EVENT_TYPES, SIZE_BANDS, feature_catalog
-from leadscore.titles import parse_title
+from leadscore.features.build import FUNNEL, POSITIVE_EVENT_TYPES, SIZE_BANDS, feature_catalog
+from leadscore.features.titles import parse_title
 
 
 def _band(size: pd.Series) -> pd.Series:

@@ -8,7 +8,7 @@
    here on a small separate CRM (`--train-leads`, not timed), with a calibrator, grade cut
    points and the rule table, exported as the MLflow scorer. (Training inside keeps the
    benchmark independent of whether models/ is additive yet.)
-3. Timed: `leadscore.scoring.score_leads` as of the data cutoff: read, features, probability,
+3. Timed: `leadscore.serve.batch.score_leads` as of the data cutoff: read, features, probability,
    grade, top-3 positive and negative exact reasons, write Parquet. Wall time and peak RSS.
 4. On a slice of the same leads (`--naive-leads`), the plain path: the pandas features twin
    (benchmarks/pandas_features.py) + `shap.TreeExplainer` + probability + grade; its speed
@@ -35,19 +35,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from leadscore.calibration import Calibrator  # noqa: E402
-from leadscore.catalog import save_catalog  # noqa: E402
 from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig, TrainRulesConfig  # noqa: E402
-from leadscore.explain import Explainer, group_sums  # noqa: E402
-from leadscore.export import export_scorer  # noqa: E402
-from leadscore.features import feature_catalog, training_table  # noqa: E402
-from leadscore.grading import fit_grade_cuts, save_grading  # noqa: E402
-from leadscore.ingest import ingest  # noqa: E402
-from leadscore.model import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
-from leadscore.reasons import explain_rows  # noqa: E402
-from leadscore.rules import PointsRuleScorer, save_rules  # noqa: E402
-from leadscore.scorer import LeadScorer  # noqa: E402
-from leadscore.scoring import FeatureSettings, open_crm, score_leads  # noqa: E402
+from leadscore.data.ingest import ingest  # noqa: E402
+from leadscore.explain.contributions import Explainer, group_sums  # noqa: E402
+from leadscore.explain.grades import fit_grade_cuts, save_grading  # noqa: E402
+from leadscore.explain.reasons import explain_rows  # noqa: E402
+from leadscore.features.build import feature_catalog, training_table  # noqa: E402
+from leadscore.features.catalog import save_catalog  # noqa: E402
+from leadscore.modeling.baseline import PointsRuleScorer, save_rules  # noqa: E402
+from leadscore.modeling.calibration import Calibrator  # noqa: E402
+from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
+from leadscore.serve.batch import FeatureSettings, open_crm, score_leads  # noqa: E402
+from leadscore.serve.export import export_scorer  # noqa: E402
+from leadscore.serve.scorer import LeadScorer  # noqa: E402
 from pandas_features import pandas_features  # noqa: E402
 
 log = logging.getLogger("benchmarks.score")
@@ -58,7 +58,7 @@ DOMAINS = IngestConfig().free_mail_domains
 
 
 def _generate(path: str, leads: int, seed: int) -> None:
-    from leadscore.generate import generate_crm
+    from leadscore.data.synthetic import generate_crm
 
     generate_crm(GenerateConfig(n_leads=leads), seed, path)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadscore.catalog import load_catalog
+from leadscore.features.catalog import load_catalog
 
 root = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
 table = pd.read_parquet(root / "data/processed/train.parquet")

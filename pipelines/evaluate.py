@@ -18,12 +18,12 @@ import pandas as pd
 import typer
 
 from leadscore.config import ConfigError, load_params
-from leadscore.evaluate import evaluate_models, gains_frame, grade_table, metrics_table
 from leadscore.io import atomic_path, write_json
 from leadscore.logs import setup_logging
-from leadscore.model import is_fallback, load_model
-from leadscore.rules import load_rules
-from leadscore.splits import SplitError, data_window, split_from_params
+from leadscore.modeling.baseline import load_rules
+from leadscore.modeling.estimators import is_fallback, load_model
+from leadscore.modeling.evaluate import evaluate_models, gains_frame, grade_table, metrics_table
+from leadscore.modeling.splits import SplitError, data_window, split_from_params
 from leadscore.tracking import git_commit, log_run, setup_mlflow
 
 log = logging.getLogger("leadscore.evaluate")

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 import typer
 
-from leadscore.catalog import load_catalog
 from leadscore.config import ConfigError, load_params
-from leadscore.drivers import dependence_frame, global_drivers
-from leadscore.explain import Explainer
-from leadscore.grading import (
+from leadscore.explain.contributions import Explainer
+from leadscore.explain.drivers import dependence_frame, global_drivers
+from leadscore.explain.grades import (
     DIGITS,
     LETTERS,
     format_matrix,
@@ -35,12 +34,13 @@ from leadscore.grading import (
     grade_matrix,
     save_grading,
 )
+from leadscore.features.catalog import load_catalog
 from leadscore.io import atomic_path, write_json
 from leadscore.logs import setup_logging
-from leadscore.model import is_fallback, load_model
-from leadscore.rules import load_rules
-from leadscore.scorecard import Scorecard
-from leadscore.splits import SplitError, data_window, split_from_params
+from leadscore.modeling.baseline import load_rules
+from leadscore.modeling.estimators import is_fallback, load_model
+from leadscore.modeling.splits import SplitError, data_window, split_from_params
+from leadscore.serve.lead import Scorecard
 from leadscore.tracking import git_commit, log_run, setup_mlflow
 
 log = logging.getLogger("leadscore.explain")

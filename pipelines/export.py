@@ -17,9 +17,9 @@ from pathlib import Path
 import typer
 
 from leadscore.config import ConfigError, load_params
-from leadscore.export import ModelError, export_scorer
 from leadscore.io import write_json
 from leadscore.logs import setup_logging
+from leadscore.serve.export import ModelError, export_scorer
 from leadscore.tracking import setup_mlflow
 
 log = logging.getLogger("leadscore.export")

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import typer
 
-from leadscore.catalog import save_catalog
 from leadscore.config import ConfigError, load_params
-from leadscore.features import feature_catalog, training_table
+from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.catalog import save_catalog
 from leadscore.io import write_json, write_parquet
 from leadscore.logs import setup_logging
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from leadscore.config import ConfigError, load_params
-from leadscore.generate import generate_crm, write_empty_crm
+from leadscore.data.synthetic import generate_crm, write_empty_crm
 from leadscore.io import write_json
 from leadscore.logs import setup_logging
 

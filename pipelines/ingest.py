@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from leadscore.config import ConfigError, load_params
-from leadscore.ingest import ingest
+from leadscore.data.ingest import ingest
 from leadscore.io import InputError
 from leadscore.logs import setup_logging
 

@@ -23,7 +23,13 @@ import typer
 from leadscore.config import ConfigError, load_params
 from leadscore.io import InputError
 from leadscore.logs import setup_logging
-from leadscore.report import ReportPaths, build_report, load_report_inputs, log_report, write_report
+from leadscore.report.build import (
+    ReportPaths,
+    build_report,
+    load_report_inputs,
+    log_report,
+    write_report,
+)
 
 log = logging.getLogger("leadscore.report")
 app = typer.Typer(add_completion=False)

@@ -23,14 +23,12 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from leadscore.calibration import choose_calibrator
-from leadscore.catalog import load_catalog
 from leadscore.config import ConfigError, load_params
+from leadscore.features.catalog import load_catalog
 from leadscore.io import atomic_path, write_json
-from leadscore.leakage import LeakageError, check_leakage, probe_leakage
 from leadscore.logs import setup_logging
-from leadscore.metrics import core_metrics
-from leadscore.model import (
+from leadscore.modeling.calibration import choose_calibrator
+from leadscore.modeling.estimators import (
     CalibratedModel,
     LogisticClassifier,
     TooFewPositivesError,
@@ -39,10 +37,12 @@ from leadscore.model import (
     save_fallback,
     save_model,
 )
-from leadscore.screen import ScreenError, check_screen, screen_training_table
-from leadscore.splits import SplitError, data_window, split_from_params
+from leadscore.modeling.leakage import LeakageError, check_leakage, probe_leakage
+from leadscore.modeling.metrics import core_metrics
+from leadscore.modeling.screen import ScreenError, check_screen, screen_training_table
+from leadscore.modeling.splits import SplitError, data_window, split_from_params
+from leadscore.modeling.tuning import fit_tuned_lightgbm
 from leadscore.tracking import git_commit, log_run, setup_mlflow
-from leadscore.tuning import fit_tuned_lightgbm
 
 log = logging.getLogger("leadscore.train_model")
 app = typer.Typer(add_completion=False)
@@ -105,7 +105,7 @@ def main(
                      ", ".join(f"{r['feature']} {r['oot_auc']:.3f}" for r in leakage["top_features"][:3]),
                      report.model_oot_auc or float("nan"), report.model_random_auc or float("nan"))
             check_leakage(report)
-            # leakage screen (leadscore.screen): univariate AUC and missingness rules
+            # leakage screen (leadscore.modeling.screen): univariate AUC and missingness rules
             # One AUC limit for both guards. The flat-export heuristics are off here: a
             # "dominant column" or a telling missing value (never viewed the pricing page) is
             # honest when our own point-in-time code computed the feature.

@@ -19,9 +19,9 @@ import typer
 from leadscore.config import ConfigError, load_params
 from leadscore.io import write_json
 from leadscore.logs import setup_logging
-from leadscore.metrics import core_metrics
-from leadscore.rules import PointsRuleScorer, save_rules
-from leadscore.splits import SplitError, data_window, split_from_params
+from leadscore.modeling.baseline import PointsRuleScorer, save_rules
+from leadscore.modeling.metrics import core_metrics
+from leadscore.modeling.splits import SplitError, data_window, split_from_params
 from leadscore.tracking import git_commit, log_run, setup_mlflow
 
 log = logging.getLogger("leadscore.train_rules")

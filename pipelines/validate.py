@@ -22,9 +22,9 @@ from pathlib import Path
 import typer
 
 from leadscore.config import ConfigError, load_params
+from leadscore.data.validate import ValidationFailed, validate_crm
 from leadscore.io import InputError, write_json
 from leadscore.logs import setup_logging
-from leadscore.validation import ValidationFailed, validate_crm
 
 log = logging.getLogger("leadscore.validate")
 app = typer.Typer(add_completion=False)

@@ -54,7 +54,7 @@ def generate(
     params: Path = PARAMS,
 ) -> None:
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
-    from leadscore.generate import generate_crm
+    from leadscore.data.synthetic import generate_crm
 
     with exit_codes():
         p = load_params(params)
@@ -74,8 +74,8 @@ def validate(
     params: Path = PARAMS,
 ) -> None:
     """Ingest and validate a CRM source; print a summary; exit 1 if it fails the checks."""
-    from leadscore.ingest import ingest
-    from leadscore.validation import ValidationFailed, validate_crm
+    from leadscore.data.ingest import ingest
+    from leadscore.data.validate import ValidationFailed, validate_crm
 
     with exit_codes(((InputError, ValidationFailed), 1)):
         p = load_params(params)
@@ -95,8 +95,8 @@ def metrics(
     path: Path = typer.Option(Path("metrics/evaluate.json"), "--path", help="evaluate stage metrics"),
 ) -> None:
     """Print the out-of-time comparison of the rules, logistic regression and LightGBM."""
-    from leadscore.evaluate import metrics_table
     from leadscore.io import read_json
+    from leadscore.modeling.evaluate import metrics_table
 
     if not path.exists():
         log.error("%s: not found; run `make run` (or `dvc repro evaluate`) first", path)
@@ -108,13 +108,12 @@ def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | Non
               out: Path, fmt: str | None, model: str, chunk_size: int | None, run_id: str | None,
               metrics: Path | None = None, progress: bool = True, table: str = "scores",
               chunk_pause_s: float = 0.0) -> int:
-    """Read params at the edge, run `leadscore.scoring.score_leads`, map failures to the exit
-    codes in `leadscore.scoring` (0 ok, 1 input, 2 config/usage, 3 model, 4 internal)."""
+    """Read params at the edge, run `leadscore.serve.batch.score_leads`, map failures to the exit
+    codes in `leadscore.serve.batch` (0 ok, 1 input, 2 config/usage, 3 model, 4 internal)."""
     import os
 
-    from leadscore.export import ModelError
     from leadscore.io import write_json
-    from leadscore.scoring import (
+    from leadscore.serve.batch import (
         EXIT_CONFIG,
         EXIT_INPUT,
         EXIT_INTERNAL,
@@ -123,6 +122,7 @@ def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | Non
         FeatureSettings,
         score_leads,
     )
+    from leadscore.serve.export import ModelError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -202,8 +202,8 @@ def promote(
     params: Path = PARAMS,
 ) -> None:
     """Point the registry alias (export.alias, e.g. champion) at VERSION."""
-    from leadscore.export import ModelError
-    from leadscore.export import promote as do_promote
+    from leadscore.serve.export import ModelError
+    from leadscore.serve.export import promote as do_promote
 
     with exit_codes((ModelError, 3)):
         name, alias = _registry(params)
@@ -214,8 +214,8 @@ def promote(
 @app.command()
 def rollback(params: Path = PARAMS) -> None:
     """Point the registry alias back at the version it held before the last promotion."""
-    from leadscore.export import ModelError
-    from leadscore.export import rollback as do_rollback
+    from leadscore.serve.export import ModelError
+    from leadscore.serve.export import rollback as do_rollback
 
     with exit_codes((ModelError, 3)):
         name, alias = _registry(params)
@@ -230,7 +230,7 @@ def report(
     params: Path = PARAMS,
 ) -> None:
     """Build the marketing report (one self-contained HTML file) from the pipeline outputs."""
-    from leadscore.report import build_report, load_report_inputs, log_report, write_report
+    from leadscore.report.build import build_report, load_report_inputs, log_report, write_report
 
     with exit_codes((InputError, 1)):
         p = load_params(params)
@@ -253,10 +253,10 @@ def explain(
     params: Path = PARAMS,
 ) -> None:
     """One lead's key features, probability, grade and reasons, as of a date."""
-    from leadscore.catalog import load_catalog
-    from leadscore.grading import load_grading
-    from leadscore.model import load_model
-    from leadscore.scorecard import LeadError, Scorecard, key_values, lead_features
+    from leadscore.explain.grades import load_grading
+    from leadscore.features.catalog import load_catalog
+    from leadscore.modeling.estimators import load_model
+    from leadscore.serve.lead import LeadError, Scorecard, key_values, lead_features
 
     with exit_codes(((LeadError, FileNotFoundError, ValueError, TypeError), 1)):
         p = load_params(params)
@@ -303,10 +303,10 @@ def run(
     """Flat export in, model + report + scores out: validate the mapping and file, screen for
     leakage, train the rules and the models, evaluate, explain, score and report.
     Exit codes: 0 ok, 1 wrong mapping or file, 3 leakage screen refused, 4 too few positives."""
-    from leadscore.mapping import MappingError, load_mapping
-    from leadscore.model import TooFewPositivesError
-    from leadscore.run import run_flat
-    from leadscore.screen import ScreenError
+    from leadscore.flat.mapping import MappingError, load_mapping
+    from leadscore.flat.run import run_flat
+    from leadscore.modeling.estimators import TooFewPositivesError
+    from leadscore.modeling.screen import ScreenError
 
     with exit_codes((MappingError, 1), (ScreenError, 3), (TooFewPositivesError, 4)):
         m = load_mapping(mapping)

@@ -129,7 +129,7 @@ class FeaturesConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Time-ordered split of the training table (see leadscore.splits).
+    """Time-ordered split of the training table (see leadscore.modeling.splits).
 
     Slices in calendar months of `as_of`, latest last: train | embargo | valid | calib |
     embargo | test. `embargo_months` None means ceil(features.horizon_days / 30).
@@ -215,7 +215,7 @@ class OptunaConfig(_Section):
 
 
 class LeakageConfig(_Section):
-    """Leakage probe run before training (see leadscore.leakage)."""
+    """Leakage probe run before training (see leadscore.modeling.leakage)."""
 
     enabled: bool = True
     max_auc: float = Field(0.9, gt=0.5, le=1)  # univariate out-of-time AUC, max(auc, 1-auc)
@@ -233,7 +233,7 @@ class TrainModelConfig(_Section):
     learning_rate: float = Field(0.05, gt=0, le=1)  # fixed; Optuna tunes the rest
     early_stopping_rounds: int = Field(50, ge=5)
     # True: one feature per interaction-constraint group, so every tree splits on a single
-    # feature (an additive model); exact SHAP values are then table look-ups (leadscore.explain)
+    # feature (an additive model); exact SHAP values are then table look-ups (leadscore.explain.contributions)
     additive: bool = False
     optuna: OptunaConfig = OptunaConfig()
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")

@@ -1,0 +1,1 @@
+"""Data in: the synthetic CRM, ingest (PII removed), validation with Great Expectations."""

@@ -1,0 +1,1 @@
+"""Explanations: exact contributions, reasons in words, global drivers, grades, example leads."""

@@ -1,0 +1,121 @@
+"""Global drivers: what moves the model's score, grouped back to business fields.
+
+A **field** is one business concept (leadscore.explain.reasons.field_of): a catalog feature, or the
+windowed counts of one activity together (`pricing_page_view_7d/30d/90d` -> "Pricing-page
+views"). LightGBM takes categoricals natively, so a categorical is already one feature
+(no one-hot parts to add up). Per field and row, the field's contribution is the sum of its
+features' exact log-odds contributions; a field's importance is the mean |contribution|.
+
+Direction: for a numeric field, the sign of the rank correlation between the value of its
+most important feature and the field's contribution ("+" higher raises the score, "-"
+lowers it, "mixed" when |correlation| < `min_corr`). A categorical field is "mixed" with its
+top categories up and down (mean contribution per category, categories with at least
+`min_count` rows).
+
+Dependence data (`dependence_frame`): value (of the field's most important feature;
+categoricals as strings) vs the field's contribution, for a seeded sample of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from leadscore.explain.reasons import _FLAGS, field_of, pretty_value, short_label
+from leadscore.features.catalog import FeatureCatalog, FeatureSpec
+
+
+def fields(catalog: FeatureCatalog, feature_names: list[str]) -> dict[str, list[int]]:
+    """{field: column indices into `feature_names`}, in catalog order."""
+    out: dict[str, list[int]] = {}
+    for j, name in enumerate(feature_names):
+        out.setdefault(field_of(catalog[name])[0], []).append(j)
+    return out
+
+
+def _lower(s: str) -> str:
+    return s[:1].lower() + s[1:] if s[1:2].islower() or len(s) == 1 else s
+
+
+def _direction_text(spec: FeatureSpec, field_label: str, windowed: bool, direction: str) -> str:
+    label = short_label(spec)
+    if direction == "mixed":
+        return f"{label}: the effect depends on the value (it does not steadily raise or lower the score)."
+    word = "raises" if direction == "+" else "lowers"
+    if spec.name in _FLAGS or spec.unit in ("yes/no", "flag"):
+        text = _FLAGS.get(spec.name, (spec.label,))[0]
+        return f'"{text}" {word} the score.'
+    if windowed:
+        return f"More {_lower(field_label)} {word[:-1]} the score."
+    if spec.unit == "days":
+        return f"The more {_lower(label)}, the {'higher' if direction == '+' else 'lower'} the score."
+    return f"A higher {_lower(label)} {word} the score."
+
+
+def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan")
+    rx = pd.Series(x[ok]).rank().to_numpy()
+    ry = pd.Series(y[ok]).rank().to_numpy()
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def global_drivers(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[str],
+                   catalog: FeatureCatalog, *, min_corr: float = 0.3, n_categories: int = 3,
+                   min_count: int = 30) -> list[dict]:
+    """Drivers by field, most important first (see the module docstring)."""
+    out = []
+    member_abs = np.abs(contrib).mean(axis=0) if len(contrib) else np.zeros(len(feature_names))
+    for name, idx in fields(catalog, feature_names).items():
+        fc = contrib[:, idx].sum(axis=1)
+        rep = feature_names[idx[int(np.argmax(member_abs[idx]))]]
+        spec = catalog[rep]
+        field_label = field_of(spec)[1]
+        windowed = len(idx) > 1
+        top_up: list[str] = []
+        top_down: list[str] = []
+        corr = None
+        if spec.kind == "categorical":
+            direction = "mixed"
+            g = pd.DataFrame({"v": X[rep].astype(str).to_numpy(), "c": fc}).groupby("v")["c"].agg(["mean", "size"])
+            g = g[g["size"] >= min_count]
+            up = g[g["mean"] > 0].sort_values("mean", ascending=False)
+            down = g[g["mean"] < 0].sort_values("mean")
+            top_up = [pretty_value(v) for v in up.index[:n_categories]]
+            top_down = [pretty_value(v) for v in down.index[:n_categories]]
+            parts = []
+            if top_up:
+                parts.append(f"{', '.join(top_up)} raise the score")
+            if top_down:
+                parts.append(f"{', '.join(top_down)} lower it")
+            text = f"{short_label(spec)} matters" + (": " + "; ".join(parts) + "." if parts else ".")
+        else:
+            corr = _rank_corr(pd.to_numeric(X[rep], errors="coerce").to_numpy(dtype=float), fc)
+            direction = ("mixed" if not np.isfinite(corr) or abs(corr) < min_corr
+                         else "+" if corr > 0 else "-")
+            text = _direction_text(spec, field_label, windowed, direction)
+        out.append({
+            "field": name, "label": field_label, "group": spec.group,
+            "mean_abs_contribution": float(np.abs(fc).mean()) if len(fc) else 0.0,
+            "direction": direction, "direction_text": text, "top_up": top_up, "top_down": top_down,
+            "features": [feature_names[j] for j in idx], "value_feature": rep,
+            "rank_correlation": corr if corr is None or np.isfinite(corr) else None,
+        })
+    out.sort(key=lambda d: -d["mean_abs_contribution"])
+    return out
+
+
+def dependence_frame(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[str],
+                     driver: dict, rows: np.ndarray) -> pd.DataFrame:
+    """value (of the driver's most important feature) vs the field's contribution, for
+    `rows` (positional indices)."""
+    pos = {n: j for j, n in enumerate(feature_names)}
+    idx = [pos[f] for f in driver["features"]]
+    value = X[driver["value_feature"]].iloc[rows]
+    if isinstance(value.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(value):
+        value = value.astype(str)
+    return pd.DataFrame({"value": value.to_numpy(),
+                         "contribution": contrib[np.ix_(rows, idx)].sum(axis=1)})

@@ -1,0 +1,1 @@
+"""Point-in-time features: the training table, title parsing, the feature catalog."""

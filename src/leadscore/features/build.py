@@ -1,0 +1,398 @@
+"""Point-in-time features, eligibility and labels, computed in DuckDB SQL.
+
+One function, `build_features`, serves training (many `as_of` dates) and scoring (one). For
+each (lead, as_of) pair it uses only records with a timestamp strictly before `as_of`:
+
+- eligible: created before `as_of`, at most `max_lead_age_days` old, and not yet converted
+  (reached the target stage or later) or closed (won/lost) before `as_of`;
+- fit features: parsed seniority and department, company-size band, revenue, industry,
+  country, source, derived e-mail flags, lead age;
+- engagement features: counts per event type and per content type in each window,
+  recency, exponentially decayed engagement (exact, via per-lead cumulative sums and an
+  ASOF join), e-mail click-through rate, negative signals (unsubscribe, bounce).
+
+Double-logged events (same lead, time, type and content type) are counted once.
+`add_labels` then labels each row: did the lead reach the target stage within
+`horizon_days` after `as_of`? Rows whose window ends after the data cutoff are dropped.
+
+Input: a DuckDB connection exposing `leads` (PII-free, as written by ingest), `events` and
+`outcomes`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+from leadscore.features.catalog import FeatureCatalog, FeatureSpec
+from leadscore.features.titles import department_sql, seniority_sql
+from leadscore.schema import CONTENT_TYPES, EVENT_TYPES, FUNNEL, NEGATIVE_EVENT_TYPES
+
+POSITIVE_EVENT_TYPES: tuple[str, ...] = tuple(e for e in EVENT_TYPES if e not in NEGATIVE_EVENT_TYPES)
+SIZE_BANDS: tuple[tuple[int, str], ...] = (
+    (10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"), (5000, "1001-5000"),
+)
+# Largest exponent of 2 in the exact decayed sum; keeps doubles far from overflow.
+_MAX_DECAY_EXPONENT = 900
+
+_EVENT_LABELS = {
+    "email_open": "E-mail opens",
+    "email_click": "E-mail clicks",
+    "web_visit": "Website visits",
+    "pricing_page_view": "Pricing-page views",
+    "content_download": "Content downloads",
+    "webinar_registration": "Webinar registrations",
+    "webinar_attendance": "Webinars attended",
+    "demo_video_view": "Demo-video views",
+    "form_submit": "Form fills",
+    "demo_request": "Demo requests",
+}
+_CONTENT_LABELS = {
+    "whitepaper": "Whitepaper downloads",
+    "case_study": "Case-study downloads",
+    "product_sheet": "Product-sheet downloads",
+    "blog": "Blog-post downloads",
+    "ebook": "E-book downloads",
+}
+
+
+def feature_catalog(windows_days: Sequence[int], content_types: Sequence[str] = CONTENT_TYPES) -> FeatureCatalog:
+    """The catalog of every feature `build_features` returns, in column order."""
+    fit = [
+        FeatureSpec("seniority", "fit", "Seniority (from job title)", "level", "categorical"),
+        FeatureSpec("department", "fit", "Department (from job title)", "department", "categorical"),
+        FeatureSpec("company_size_band", "fit", "Company size band", "employees", "categorical"),
+        FeatureSpec("company_size", "fit", "Company size", "employees"),
+        FeatureSpec("annual_revenue", "fit", "Company annual revenue", "USD"),
+        FeatureSpec("industry", "fit", "Industry", "industry", "categorical"),
+        FeatureSpec("country", "fit", "Country", "country", "categorical"),
+        FeatureSpec("source", "fit", "Lead source", "channel", "categorical"),
+        FeatureSpec("free_mail", "fit", "Uses a free e-mail address", "yes/no"),
+        FeatureSpec("email_invalid", "fit", "E-mail address looks invalid or fake", "yes/no"),
+        FeatureSpec("placeholder_name", "fit", "Name looks like a placeholder", "yes/no"),
+        FeatureSpec("lead_age_days", "fit", "Days since the lead was created", "days"),
+    ]
+    eng: list[FeatureSpec] = []
+    for w in windows_days:
+        for e in POSITIVE_EVENT_TYPES:
+            eng.append(FeatureSpec(f"{e}_{w}d", "engagement", f"{_EVENT_LABELS[e]}, last {w} days", "count"))
+        for c in content_types:
+            label = _CONTENT_LABELS.get(c, f"{c.replace('_', ' ').capitalize()} downloads")
+            eng.append(FeatureSpec(f"download_{c}_{w}d", "engagement", f"{label}, last {w} days", "count"))
+    eng += [
+        FeatureSpec("days_since_last_activity", "engagement", "Days since the last activity", "days"),
+        FeatureSpec("days_since_last_pricing_page_view", "engagement", "Days since the last pricing-page view", "days"),
+        FeatureSpec("engagement_decayed", "engagement", "Recent engagement (decayed activity count)", "score"),
+        FeatureSpec(f"email_ctr_{max(windows_days)}d", "engagement",
+                    f"E-mail click-through rate, last {max(windows_days)} days", "share"),
+        FeatureSpec("unsubscribed", "engagement", "Unsubscribed from e-mail", "yes/no"),
+        FeatureSpec("email_bounced", "engagement", "E-mail bounced", "yes/no"),
+    ]
+    return FeatureCatalog(tuple(fit + eng))
+
+
+def as_of_schedule(start: dt.date, end: dt.date, every_months: int = 1) -> list[dt.datetime]:
+    """Scoring dates at midnight from `start` to `end` inclusive, every `every_months`."""
+    out: list[dt.datetime] = []
+    y, m = start.year, start.month
+    day = start.day
+    while True:
+        d = dt.date(y, m, min(day, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31))
+        if d > end:
+            return out
+        out.append(dt.datetime.combine(d, dt.time()))
+        m += every_months
+        y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
+
+
+def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.datetime:
+    """The latest timestamp recorded in any table: nothing is known after it."""
+    row = con.execute(
+        "SELECT greatest((SELECT max(created_at) FROM leads), (SELECT max(occurred_at) FROM events), "
+        "(SELECT max(stage_at) FROM outcomes))"
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise ValueError("cannot determine the data cutoff: the CRM tables are empty")
+    return row[0]
+
+
+def _ts(value: dt.datetime) -> str:
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def _stages_from(target: str) -> list[str]:
+    return list(FUNNEL[FUNNEL.index(target):])
+
+
+def _size_band_sql(col: str) -> str:
+    whens = " ".join(f"WHEN {col} <= {hi} THEN '{label}'" for hi, label in SIZE_BANDS)
+    return f"CASE WHEN {col} IS NULL OR {col} < 1 THEN 'unknown' {whens} ELSE '5001+' END"
+
+
+def _category_sql(col: str, case: str = "lower") -> str:
+    return f"coalesce(nullif({case}(trim({col})), ''), 'unknown')"
+
+
+def _days(expr: str) -> str:
+    return f"(epoch({expr}) / 86400.0)"
+
+
+def _feature_sql(
+    as_of_dates: Sequence[dt.datetime],
+    target_stage: str,
+    max_lead_age_days: int,
+    windows_days: Sequence[int],
+    half_life_days: float,
+    content_types: Sequence[str],
+) -> tuple[dict[str, str], str]:
+    """(temporary tables to materialise in order, final SELECT). Materialising the steps
+    gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it)."""
+    suffix = uuid.uuid4().hex[:10]
+    dates = ", ".join(f"({_ts(d)})" for d in sorted(set(as_of_dates)))
+    closing = ", ".join(f"'{s}'" for s in sorted(set(_stages_from(target_stage)) | {"won", "lost"}))
+    positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
+    maxw = max(windows_days)
+    age = f"INTERVAL {max_lead_age_days} DAY"
+
+    counts = []
+    for w in windows_days:
+        in_w = f"x.occurred_at >= el.as_of - INTERVAL {w} DAY"
+        for e in POSITIVE_EVENT_TYPES:
+            counts.append(f"count(*) FILTER (WHERE x.event_type = '{e}' AND {in_w}) AS {e}_{w}d")
+        for c in content_types:
+            counts.append(
+                f"count(*) FILTER (WHERE x.event_type = 'content_download' AND x.content_type = '{c}' "
+                f"AND {in_w}) AS download_{c}_{w}d"
+            )
+    count_cols = [c.rsplit(" AS ", 1)[1] for c in counts]
+
+    t = {k: f"_{k}_{suffix}" for k in ("eligible", "ev", "stamps")}
+    steps = {
+        t["eligible"]: f"""
+WITH as_of_dates(as_of) AS (VALUES {dates}),
+closed AS (
+    SELECT lead_id, min(stage_at) AS closed_at FROM outcomes
+    WHERE stage IN ({closing}) GROUP BY lead_id
+)
+SELECT l.lead_id, d.as_of, l.created_at
+FROM leads l
+JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
+LEFT JOIN closed c ON c.lead_id = l.lead_id
+WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
+""",
+        # deduplicated events of eligible leads, within the only span that can ever count
+        t["ev"]: f"""
+SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type
+FROM events e JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
+WHERE e.occurred_at < l.created_at + {age}
+  AND e.occurred_at < {_ts(max(as_of_dates))}
+""",
+        # one row per lead and instant, with exact cumulative decay weights
+        t["stamps"]: f"""
+SELECT s.lead_id, s.occurred_at,
+    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at - l.created_at')} / {half_life_days})))
+        OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
+FROM (SELECT lead_id, occurred_at, count(*) AS n FROM {t["ev"]}
+      WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
+JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
+""",
+    }
+    final = f"""
+WITH windowed AS (
+    SELECT el.lead_id, el.as_of,
+        {", ".join(counts)},
+        count(*) FILTER (WHERE x.event_type = 'email_open') AS _opens,
+        count(*) FILTER (WHERE x.event_type = 'email_click') AS _clicks
+    FROM {t["eligible"]} el JOIN {t["ev"]} x
+      ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
+     AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
+    GROUP BY el.lead_id, el.as_of
+),
+pricing AS (SELECT DISTINCT lead_id, occurred_at FROM {t["ev"]} WHERE event_type = 'pricing_page_view'),
+negatives AS (
+    SELECT lead_id,
+        min(occurred_at) FILTER (WHERE event_type = 'unsubscribe') AS first_unsubscribe,
+        min(occurred_at) FILTER (WHERE event_type = 'email_bounce') AS first_bounce
+    FROM events WHERE event_type IN ('unsubscribe', 'email_bounce') GROUP BY lead_id
+),
+recency AS (
+    SELECT el.lead_id, el.as_of, el.created_at, s.occurred_at AS last_activity, s.cum_w
+    FROM {t["eligible"]} el ASOF LEFT JOIN {t["stamps"]} s
+      ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
+),
+titles AS (  -- parse each distinct title once
+    SELECT job_title, {seniority_sql('job_title')} AS seniority, {department_sql('job_title')} AS department
+    FROM (SELECT DISTINCT job_title FROM leads)
+),
+recency_pricing AS (
+    SELECT el.lead_id, el.as_of, p.occurred_at AS last_pricing
+    FROM {t["eligible"]} el ASOF LEFT JOIN pricing p
+      ON p.lead_id = el.lead_id AND p.occurred_at < el.as_of
+)
+SELECT
+    r.lead_id, r.as_of,
+    coalesce(tt.seniority, 'unknown') AS seniority,
+    coalesce(tt.department, 'unknown') AS department,
+    {_size_band_sql('l.company_size')} AS company_size_band,
+    CAST(l.company_size AS DOUBLE) AS company_size,
+    CAST(l.annual_revenue AS DOUBLE) AS annual_revenue,
+    {_category_sql('l.industry')} AS industry,
+    {_category_sql('l.country', 'upper')} AS country,
+    {_category_sql('l.source')} AS source,
+    CAST(coalesce(l.free_mail, false) AS DOUBLE) AS free_mail,
+    CAST(coalesce(l.email_invalid, false) AS DOUBLE) AS email_invalid,
+    CAST(coalesce(l.placeholder_name, false) AS DOUBLE) AS placeholder_name,
+    {_days('r.as_of - l.created_at')} AS lead_age_days,
+    {", ".join(f"CAST(coalesce(w.{c}, 0) AS DOUBLE) AS {c}" for c in count_cols)},
+    {_days('r.as_of - r.last_activity')} AS days_since_last_activity,
+    {_days('r.as_of - rp.last_pricing')} AS days_since_last_pricing_page_view,
+    coalesce(r.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of - r.created_at')} / {half_life_days})), 0.0)
+        AS engagement_decayed,
+    CAST(w._clicks AS DOUBLE) / nullif(w._opens, 0) AS email_ctr_{maxw}d,
+    CAST(coalesce(n.first_unsubscribe < r.as_of, false) AS DOUBLE) AS unsubscribed,
+    CAST(coalesce(n.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced
+FROM recency r
+JOIN leads l USING (lead_id)
+JOIN recency_pricing rp ON rp.lead_id = r.lead_id AND rp.as_of = r.as_of
+LEFT JOIN windowed w ON w.lead_id = r.lead_id AND w.as_of = r.as_of
+LEFT JOIN negatives n ON n.lead_id = r.lead_id
+LEFT JOIN titles tt ON tt.job_title IS NOT DISTINCT FROM l.job_title
+ORDER BY r.as_of, r.lead_id
+"""
+    return steps, final
+
+
+def build_features(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.datetime],
+    *,
+    target_stage: str,
+    max_lead_age_days: int,
+    windows_days: Sequence[int],
+    half_life_days: float,
+    content_types: Sequence[str] = CONTENT_TYPES,
+) -> pd.DataFrame:
+    """Features of every eligible lead at each `as_of`, using only records before it.
+
+    Returns `lead_id`, `as_of` and the catalog's columns, sorted by (as_of, lead_id).
+    Categorical columns are strings ("unknown" when missing); numeric ones are float64.
+    """
+    if not as_of_dates:
+        raise ValueError("no as_of dates to build features for")
+    if max_lead_age_days / half_life_days > _MAX_DECAY_EXPONENT:
+        raise ValueError(
+            f"features.half_life_days={half_life_days} is too small for max_lead_age_days="
+            f"{max_lead_age_days} (ratio must be <= {_MAX_DECAY_EXPONENT})"
+        )
+    steps, final = _feature_sql(
+        as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types
+    )
+    try:
+        for name, sql in steps.items():
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        df = con.execute(final).df()
+    finally:
+        for name in steps:
+            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    catalog = feature_catalog(windows_days, content_types)
+    df = df[["lead_id", "as_of", *catalog.names]]
+    for name in catalog.categorical:
+        df[name] = df[name].astype("str")
+    df["as_of"] = df["as_of"].astype("datetime64[us]")
+    return df
+
+
+def add_labels(
+    con: duckdb.DuckDBPyConnection,
+    features: pd.DataFrame,
+    *,
+    target_stage: str,
+    horizon_days: int,
+    cutoff: dt.datetime,
+) -> pd.DataFrame:
+    """Label rows (1 if the lead reached `target_stage` or later within `horizon_days`
+    after `as_of`) and drop rows whose label window ends after `cutoff`."""
+    stages = ", ".join(f"'{s}'" for s in _stages_from(target_stage))
+    keys = features[["lead_id", "as_of"]]
+    con.register("_keys", keys)
+    try:
+        labels = con.execute(
+            f"""
+            SELECT k.lead_id, k.as_of,
+                CAST(count(o.lead_id) > 0 AS TINYINT) AS label
+            FROM _keys k LEFT JOIN outcomes o
+              ON o.lead_id = k.lead_id AND o.stage IN ({stages})
+             AND o.stage_at >= k.as_of AND o.stage_at < k.as_of + INTERVAL {horizon_days} DAY
+            WHERE k.as_of + INTERVAL {horizon_days} DAY <= {_ts(cutoff)}
+            GROUP BY k.lead_id, k.as_of
+            """
+        ).df()
+    finally:
+        con.unregister("_keys")
+    labels["as_of"] = labels["as_of"].astype("datetime64[us]")
+    out = features.merge(labels, on=["lead_id", "as_of"], how="inner", validate="one_to_one")
+    out = out.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
+    cols = ["lead_id", "as_of", "label", *[c for c in features.columns if c not in ("lead_id", "as_of")]]
+    return out[cols]
+
+
+def mature_schedule(
+    start: dt.date, end: dt.date | None, every_months: int, horizon_days: int, cutoff: dt.datetime
+) -> list[dt.datetime]:
+    """The training schedule: dates whose label window closes on or before the cutoff."""
+    last = (cutoff - dt.timedelta(days=horizon_days)).date()
+    if end is not None:
+        last = min(last, end)
+    return as_of_schedule(start, last, every_months)
+
+
+
+def training_table(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of_start: dt.date,
+    as_of_end: dt.date | None,
+    every_months: int,
+    cutoff: dt.datetime | None,
+    target_stage: str,
+    horizon_days: int,
+    max_lead_age_days: int,
+    windows_days: Sequence[int],
+    half_life_days: float,
+    content_types: Sequence[str] = CONTENT_TYPES,
+) -> tuple[pd.DataFrame, dict]:
+    """The labelled point-in-time training table and a summary of it (no lead data)."""
+    cutoff = cutoff or data_cutoff(con)
+    schedule = mature_schedule(as_of_start, as_of_end, every_months, horizon_days, cutoff)
+    if not schedule:
+        raise ValueError(
+            f"no as_of date between {as_of_start} and the last mature date "
+            f"({(cutoff - dt.timedelta(days=horizon_days)).date()}: data cutoff {cutoff} minus "
+            f"horizon_days={horizon_days}); lower features.as_of_start or horizon_days"
+        )
+    feats = build_features(
+        con, schedule, target_stage=target_stage, max_lead_age_days=max_lead_age_days,
+        windows_days=windows_days, half_life_days=half_life_days, content_types=content_types,
+    )
+    table = add_labels(con, feats, target_stage=target_stage, horizon_days=horizon_days, cutoff=cutoff)
+    per_date = table.groupby("as_of")["label"].agg(["size", "sum"])
+    summary = {
+        "rows": len(table),
+        "positives": int(table["label"].sum()),
+        "base_rate": round(float(table["label"].mean()), 6) if len(table) else None,
+        "leads": int(table["lead_id"].nunique()),
+        "as_of_dates": len(schedule),
+        "as_of_first": schedule[0].date().isoformat(),
+        "as_of_last": schedule[-1].date().isoformat(),
+        "data_cutoff": cutoff.isoformat(),
+        "features": len(feats.columns) - 2,
+        "per_as_of": {
+            d.date().isoformat(): {"rows": int(r["size"]), "positives": int(r["sum"])}
+            for d, r in per_date.iterrows()
+        },
+    }
+    return table, summary

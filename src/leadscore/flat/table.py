@@ -1,0 +1,500 @@
+"""Flat-table input: read one CRM export, clean it, and turn it into a training table.
+
+`read_flat` reads the CSV as text (delimiter detected from the first 64 kB unless the
+mapping gives one; ``.gz`` is fine). `prepare` then, in this order:
+
+1. **stray columns**: headers that are empty or pandas' ``Unnamed: N`` are dropped;
+2. **names**: mapping keys match the file's headers case-, space- and punctuation-
+   insensitively; model feature names are the headers in snake case (``emp.var.rate`` ->
+   ``emp_var_rate``, ``Total Time Spent`` -> ``total_time_spent``);
+3. **placeholders**: values in `missing_values` (default: empty, Select, -, NA, n/a, null,
+   none, ?; trimmed, any case) become missing. "unknown" is a real level by default (see
+   leadscore.flat.mapping);
+4. **numbers stored as text**: a column is numeric when at least 95% of its non-missing
+   values parse after trimming spaces and removing thousands separators (``"1,234"``,
+   ``" 12 "``, ``"1 234"``); the few that do not parse become missing (logged). `types`
+   overrides the guess;
+5. **categories**: trimmed, inner spaces collapsed and lower-cased (``"Google"`` ==
+   ``"google "``); only the `max_levels` most frequent levels are kept, the rest become
+   ``other``. A text column with more distinct values than half its rows (and more than
+   `max_levels`) is an identifier or free text and is dropped (logged);
+6. **target**: trimmed and compared, case-insensitively, with `positive`; the column must
+   hold exactly two distinct values, one of them `positive`; rows without a target are
+   dropped (logged);
+7. **groups**: fit and engagement columns as given, else inferred (`infer_groups`).
+
+The result is a `FlatTable`: the frame (``lead_id``, ``label``, ``row`` (file order),
+``as_of`` (the created date, if any) and the features) and a `FeatureCatalog`.
+
+`flat_split` cuts it into train / valid / calib / test: by time (created date or file
+order; latest last) or, without either, stratified at random (and the metrics say there is
+no out-of-time test). `FlatRuleScorer` is the points-rule baseline over this table: the
+`PointsRuleScorer` estimator (grade bands, isotonic points -> probability, MQL threshold)
+with the points read from the mapping's condition tables instead of event counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from leadscore.features.catalog import FeatureCatalog, FeatureSpec
+from leadscore.flat.mapping import Mapping, MappingError, parse_condition
+from leadscore.modeling.baseline import PointsRuleScorer, norm_value
+from leadscore.modeling.splits import Split
+
+log = logging.getLogger(__name__)
+
+NUMERIC_SHARE = 0.95  # share of non-missing values that must parse for a numeric column
+ID_LIKE_SHARE = 0.5  # text columns with more distinct values than this share of rows: dropped
+OTHER = "other"
+
+# A column is an engagement column when one word of its name is here (else it is fit).
+ENGAGEMENT_WORDS: frozenset[str] = frozenset({
+    "visit", "visits", "page", "pages", "pageviews", "view", "views", "click", "clicks", "open",
+    "opens", "opened", "email", "emails", "download", "downloads", "webinar", "webinars", "call",
+    "calls", "contact", "contacts", "contacted", "campaign", "campaigns", "activity",
+    "activities", "time", "spent", "session", "sessions", "previous", "pdays", "days", "since",
+    "engagement", "form", "forms", "submit", "submissions", "demo", "duration", "touch",
+    "touches", "touchpoints", "event", "events", "poutcome", "month", "day", "week",
+})
+
+_UNNAMED = re.compile(r"^\s*(unnamed:\s*\d+(_level_\d+)?)?\s*$", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
+
+
+def snake(name: str) -> str:
+    """A header as a feature name: 'Total Time Spent' -> 'total_time_spent'."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name).strip())
+    return re.sub(r"[^0-9a-z]+", "_", s.lower()).strip("_") or "col"
+
+
+def name_words(name: str) -> list[str]:
+    """Words of a column name: 'LastActivity' -> ['last', 'activity']."""
+    return [w for w in snake(name).split("_") if w]
+
+
+# ---- reading ----------------------------------------------------------------------------
+def _head_text(path: Path, encoding: str, n: int = 65536) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        return fh.read(n).decode(encoding, errors="replace")
+
+
+def detect_delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample: , ; tab or | (csv.Sniffer, then the most frequent of
+    them in the header line)."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        header = sample.splitlines()[0] if sample else ""
+        counts = {d: header.count(d) for d in ",;\t|"}
+        return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def read_flat(mapping: Mapping, *, nrows: int | None = None) -> pd.DataFrame:
+    """The export as text columns (no parsing yet), with the delimiter detected."""
+    path = mapping.path
+    if not path.is_file():
+        raise MappingError(f"file: {path} not found (paths are relative to the mapping file)")
+    try:
+        delim = mapping.delimiter or detect_delimiter(_head_text(path, mapping.encoding))
+        df = pd.read_csv(path, sep=delim, dtype=str, keep_default_na=False, na_filter=False,
+                         nrows=nrows, encoding=mapping.encoding, skipinitialspace=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, csv.Error) as err:
+        raise MappingError(f"file: cannot read {path} as CSV ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:200]})") from None
+    if df.shape[1] < 2:
+        raise MappingError(f"file: {path} has {df.shape[1]} column(s) with delimiter {delim!r}; "
+                           f"set `delimiter:` in the mapping")
+    log.info("read %s: %d rows x %d columns (delimiter %r)", path.name, len(df), df.shape[1], delim)
+    return df
+
+
+# ---- cleaning ---------------------------------------------------------------------------
+def drop_stray_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Drop columns with an empty or 'Unnamed: N' header."""
+    stray = [c for c in df.columns if _UNNAMED.match(str(c))]
+    return df.drop(columns=stray), stray
+
+
+def to_missing(s: pd.Series, missing_values: tuple[str, ...]) -> pd.Series:
+    """Trimmed text, with placeholder values (any case) as missing."""
+    text = s.astype("string").str.strip()
+    placeholders = {m.strip().lower() for m in missing_values}
+    return text.mask(text.str.lower().isin(placeholders))
+
+
+def parse_numbers(s: pd.Series) -> pd.Series:
+    """Text -> float: spaces trimmed, thousands separators removed ('1,234', '1 234')."""
+    t = s.astype("string").str.strip()
+    thousands = t.str.fullmatch(_THOUSANDS.pattern).fillna(False).astype(bool)
+    t = t.where(~thousands, t.str.replace(r"[, ]", "", regex=True))
+    return pd.to_numeric(t, errors="coerce").astype("float64")
+
+
+def numeric_share(s: pd.Series) -> float:
+    """Share of non-missing values that parse as numbers."""
+    present = s.notna()
+    if not present.any():
+        return 0.0
+    return float(parse_numbers(s[present]).notna().mean())
+
+
+def clean_category(s: pd.Series, max_levels: int) -> tuple[pd.Series, int]:
+    """Lower-case, trimmed, collapsed spaces; levels beyond the `max_levels` most frequent
+    become 'other'. Returns the column (object dtype, missing as None) and the number of
+    levels folded into 'other'."""
+    t = s.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
+    counts = t.value_counts()
+    folded = 0
+    if len(counts) > max_levels:
+        keep = set(counts.index[: max_levels - 1])
+        folded = len(counts) - len(keep)
+        t = t.where(t.isna() | t.isin(keep), OTHER)
+    return t.astype(object).where(t.notna(), None), folded
+
+
+def condition_mask(values: pd.Series, cond: str) -> np.ndarray:
+    """Rows of `values` that meet `cond` (see `parse_condition`)."""
+    kind, arg = parse_condition(cond)
+    if kind == "missing":
+        return values.isna().to_numpy()
+    if kind == "value":
+        return values.map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))
+                          and norm_value(v) == arg).to_numpy(dtype=bool)
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        if kind == "range":
+            return (x >= arg[0]) & (x < arg[1])
+        op, v = arg
+        return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v, "==": x == v}[op]
+
+
+def infer_groups(columns: list[str]) -> tuple[list[str], list[str]]:
+    """(fit, engagement): a column is engagement when a word of its name is one of
+    `ENGAGEMENT_WORDS` (visits, page views, clicks, e-mails, downloads, calls, contacts,
+    campaign, activity, time spent, previous, days since, duration, ...); all others are fit
+    (who the lead is: job, industry, country, size, age, ...)."""
+    eng = [c for c in columns if set(name_words(c)) & ENGAGEMENT_WORDS]
+    return [c for c in columns if c not in eng], eng
+
+
+# ---- the prepared table -----------------------------------------------------------------
+@dataclass
+class FlatTable:
+    """The cleaned training table and what cleaning did."""
+
+    frame: pd.DataFrame  # lead_id, label, row, as_of (or absent), features
+    catalog: FeatureCatalog
+    source_names: dict[str, str]  # feature name -> header in the file
+    ordered: bool
+    log: dict = field(default_factory=dict)  # what was dropped, folded, coerced
+
+    @property
+    def features(self) -> list[str]:
+        return self.catalog.names
+
+
+class _Resolver:
+    """Mapping column names -> the file's headers (exact, else case/punctuation-insensitive)."""
+
+    def __init__(self, headers: list[str]):
+        self.headers = headers
+        self.by_key: dict[str, list[str]] = {}
+        for h in headers:
+            self.by_key.setdefault(snake(h), []).append(h)
+
+    def __call__(self, name: str, key: str) -> str:
+        if name in self.headers:
+            return name
+        hits = self.by_key.get(snake(name), [])
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise MappingError(f"{key}: '{name}' matches several columns {hits}; use the exact header")
+        close = [h for h in self.headers if snake(name) in snake(h) or snake(h) in snake(name)]
+        hint = f" Did you mean {close[:3]}?" if close else ""
+        raise MappingError(f"{key}: column '{name}' is not in the file (columns: "
+                           f"{self.headers[:40]}{' ...' if len(self.headers) > 40 else ''}).{hint}")
+
+
+def _binary_target(raw: pd.Series, positive, target: str) -> pd.Series:
+    """0/1 labels (NaN where missing); errors when the column is not binary."""
+    text = raw.astype("string").str.strip().str.lower()
+    pos = str(positive).strip().lower()
+    if isinstance(positive, bool):
+        pos_set = {"true", "1", "yes"} if positive else {"false", "0", "no"}
+    else:
+        pos_set = {pos}
+        try:
+            pos_set.add(str(float(pos)).lower())
+            if float(pos).is_integer():
+                pos_set.add(str(int(float(pos))))
+        except ValueError:
+            pass
+    values = text.dropna().unique().tolist()
+    if len(values) != 2:
+        shown = sorted(map(str, values))[:10]
+        raise MappingError(
+            f"target: column '{target}' must hold exactly 2 distinct values (a binary outcome), "
+            f"found {len(values)}: {shown}. Map a multi-valued status to yes/no before export, "
+            f"or pick the converted flag column.")
+    hits = [v for v in values if v in pos_set]
+    if len(hits) != 1:
+        raise MappingError(f"positive: {positive!r} is not one of the values of target column "
+                           f"'{target}' ({sorted(map(str, values))})")
+    return text.map(lambda v: np.nan if pd.isna(v) else float(v == hits[0])).astype("float64")
+
+
+def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
+    """Clean the export and build the training table (see the module docstring)."""
+    info: dict = {"rows_in": int(len(raw))}
+    df, stray = drop_stray_columns(raw)
+    info["stray_columns"] = stray
+    if stray:
+        log.info("dropped %d stray column(s) with empty/'Unnamed' headers: %s", len(stray), stray)
+    res = _Resolver([str(c) for c in df.columns])
+    target = res(mapping.target, "target")
+    id_col = res(mapping.id, "id") if mapping.id else None
+    date_col = res(mapping.created_at, "created_at") if mapping.created_at else None
+    drop = {res(c, f"drop[{i}]") for i, c in enumerate(mapping.drop)}
+    allow = [res(c, f"allow[{i}]") for i, c in enumerate(mapping.allow)]
+    types = {res(c, f"types.{c}"): t for c, t in mapping.types.items()}
+    fit_given = [res(c, f"fit[{i}]") for i, c in enumerate(mapping.fit or ())]
+    eng_given = [res(c, f"engagement[{i}]") for i, c in enumerate(mapping.engagement or ())]
+    for group in ("fit", "engagement"):
+        for c in getattr(mapping.rules, group):
+            res(c, f"rules.{group}.{c}")
+    special = {target, id_col, date_col} - {None}
+    bad = sorted(special & drop) + sorted(special & set(fit_given + eng_given))
+    if bad:
+        raise MappingError(f"drop/fit/engagement: {bad} is the target, id or date column")
+    del allow  # resolved only to check the names; the screen reads mapping.allow
+
+    label = _binary_target(to_missing(df[target], mapping.missing_values), mapping.positive, target)
+    keep = label.notna().to_numpy()
+    if (~keep).any():
+        log.warning("dropped %d row(s) without a value in target column '%s'", int((~keep).sum()), target)
+    info["rows_no_target"] = int((~keep).sum())
+    df, label = df.loc[keep].reset_index(drop=True), label[keep].reset_index(drop=True)
+    if label.sum() == 0 or label.sum() == len(label):
+        raise MappingError(f"target: column '{target}' has a single class in the file")
+
+    out = pd.DataFrame({"row": np.flatnonzero(keep).astype("int64")})
+    if id_col:
+        ids = df[id_col].astype("string").str.strip()
+        if ids.isna().any() or (ids == "").any():
+            raise MappingError(f"id: column '{id_col}' has {int((ids.isna() | (ids == '')).sum())} empty value(s)")
+        dup = int(ids.duplicated().sum())
+        if dup:
+            raise MappingError(f"id: column '{id_col}' has {dup} duplicate value(s), e.g. "
+                               f"{ids[ids.duplicated()].head(3).tolist()}; one row per lead is needed")
+        out["lead_id"] = ids.astype(str).to_numpy()
+    else:
+        out["lead_id"] = (out["row"] + 1).astype(str)
+    out["label"] = label.astype("int64").to_numpy()
+    if date_col:
+        dates = pd.to_datetime(to_missing(df[date_col], mapping.missing_values), errors="coerce",
+                               format="mixed")
+        if dates.isna().all():
+            raise MappingError(f"created_at: column '{date_col}' holds no readable date")
+        n_bad = int(dates.isna().sum())
+        if n_bad:
+            log.warning("created_at: %d row(s) without a readable date are dropped", n_bad)
+        out["as_of"] = dates.to_numpy()
+        info["rows_no_date"] = n_bad
+
+    candidates = [c for c in df.columns if c not in special and c not in drop]
+    numeric_cols, cat_cols, dropped_id_like, coerced, folded = [], [], [], {}, {}
+    names: dict[str, str] = {}
+    feats: dict[str, pd.Series] = {}
+    for c in candidates:
+        s = to_missing(df[c], mapping.missing_values)
+        if s.isna().all():
+            log.warning("column '%s' is empty after placeholders; dropped", c)
+            dropped_id_like.append(c)
+            continue
+        kind = types.get(c) or ("numeric" if numeric_share(s) >= NUMERIC_SHARE else "categorical")
+        if kind == "numeric":
+            x = parse_numbers(s)
+            lost = int((s.notna() & x.isna()).sum())
+            if lost:
+                coerced[c] = lost
+                log.warning("column '%s': %d value(s) are not numbers and become missing", c, lost)
+            feats[c] = x
+            numeric_cols.append(c)
+        else:
+            n_levels = s.nunique()
+            if c not in types and n_levels > max(mapping.max_levels, ID_LIKE_SHARE * s.notna().sum()):
+                log.warning("column '%s' has %d distinct values in %d rows: an identifier or free "
+                            "text, dropped (give it a type in `types:` to keep it)", c, n_levels, len(s))
+                dropped_id_like.append(c)
+                continue
+            feats[c], n_folded = clean_category(s, mapping.max_levels)
+            if n_folded:
+                folded[c] = n_folded
+                log.info("column '%s': %d rare level(s) folded into '%s' (max_levels %d)", c,
+                         n_folded, OTHER, mapping.max_levels)
+            cat_cols.append(c)
+    info.update({"dropped_by_mapping": sorted(drop), "dropped_id_like_or_empty": dropped_id_like,
+                 "not_numbers": coerced, "levels_folded": folded})
+
+    fit_cols, eng_cols = (fit_given, eng_given) if (fit_given or eng_given) else infer_groups(list(feats))
+    if fit_given or eng_given:
+        rest = [c for c in feats if c not in fit_cols and c not in eng_cols]
+        if rest:  # columns the mapping did not place: inferred, and said so
+            f2, e2 = infer_groups(rest)
+            log.info("columns not listed in fit/engagement, grouped by name: fit %s, engagement %s", f2, e2)
+            fit_cols, eng_cols = fit_cols + f2, eng_cols + e2
+    missing_given = [c for c in fit_cols + eng_cols if c not in feats]
+    if missing_given:
+        raise MappingError(f"fit/engagement: column(s) {missing_given} are empty or were dropped "
+                           f"(see the log); remove them from the mapping")
+    specs, used = [], set()
+    for group, cols in (("fit", fit_cols), ("engagement", eng_cols)):
+        for c in cols:
+            name = snake(c)
+            if name in used or name in ("lead_id", "label", "row", "as_of"):
+                name = f"{name}_{len(used)}"
+            used.add(name)
+            names[name] = c
+            kind = "categorical" if c in cat_cols else "numeric"
+            label_text = mapping.labels.get(c) or mapping.labels.get(name) or str(c).strip()
+            specs.append(FeatureSpec(name=name, group=group, label=label_text,
+                                     unit=mapping.units.get(c, mapping.units.get(name, "")), kind=kind))
+            out[name] = feats[c].to_numpy()
+    if not specs:
+        raise MappingError("no feature columns left after drop and cleaning")
+    for spec in specs:
+        if spec.kind == "numeric":
+            out[spec.name] = out[spec.name].astype("float64")
+    out = out.loc[out["as_of"].notna()].reset_index(drop=True) if date_col else out
+    info["rows"] = int(len(out))
+    info["positives"] = int(out["label"].sum())
+    return FlatTable(out, FeatureCatalog(tuple(specs)), names, mapping.ordered, info)
+
+
+def load_flat(mapping: Mapping, *, nrows: int | None = None) -> FlatTable:
+    """`read_flat` + `prepare`."""
+    return prepare(read_flat(mapping, nrows=nrows), mapping)
+
+
+# ---- splits -----------------------------------------------------------------------------
+def flat_split(table: FlatTable, mapping: Mapping) -> Split:
+    """train | valid | calib | test by time (latest last) or, without an order, stratified
+    at random with the mapping's shares."""
+    df = table.frame
+    sh = mapping.split
+    n = len(df)
+    if table.ordered:
+        key = ["as_of", "row"] if "as_of" in df else ["row"]
+        df = df.sort_values(key, kind="stable").reset_index(drop=True)
+        n_test, n_cal, n_val = (round(n * s) for s in (sh.test, sh.calib, sh.valid))
+        bounds = np.cumsum([0, n - n_test - n_cal - n_val, n_val, n_cal, n_test])
+        parts = {name: df.iloc[bounds[i]:bounds[i + 1]].reset_index(drop=True)
+                 for i, name in enumerate(("train", "valid", "calib", "test"))}
+    else:
+        y = df["label"].to_numpy()
+        rest, test = train_test_split(df, test_size=sh.test, stratify=y, random_state=mapping.seed)
+        share = sh.calib / (1 - sh.test)
+        rest, calib = train_test_split(rest, test_size=share, stratify=rest["label"],
+                                       random_state=mapping.seed)
+        share = sh.valid / (1 - sh.test - sh.calib)
+        train, valid = train_test_split(rest, test_size=share, stratify=rest["label"],
+                                        random_state=mapping.seed)
+        parts = {k: v.sort_values("row").reset_index(drop=True)
+                 for k, v in (("train", train), ("valid", valid), ("calib", calib), ("test", test))}
+    windows = {}
+    for name, part in parts.items():
+        if part.empty or part["label"].nunique() < 2:
+            raise MappingError(f"split: the {name} slice has {len(part)} rows and "
+                               f"{int(part['label'].sum())} positives; it needs both classes. "
+                               f"Use more rows or change split shares")
+        if "as_of" in part:
+            first, last = str(part["as_of"].min().date()), str(part["as_of"].max().date())
+        else:
+            first, last = f"row {int(part['row'].min()) + 1}", f"row {int(part['row'].max()) + 1}"
+        windows[name] = {"as_of_first": first, "as_of_last": last, "rows": int(len(part)),
+                         "positives": int(part["label"].sum()),
+                         "base_rate": float(part["label"].mean())}
+    return Split(**parts, windows=windows, embargo_months=0)
+
+
+# ---- the rule baseline ------------------------------------------------------------------
+class FlatRuleScorer(PointsRuleScorer):
+    """`PointsRuleScorer` over a flat table: points from condition tables per column.
+
+    `fit_rules` / `engagement_rules` map a feature to ``{condition: points}`` (see
+    `leadscore.flat.mapping.RulesMapping`); the first matching condition scores. Engagement
+    points per column are capped at `max_points_per_activity`. Grades, the MQL threshold,
+    the isotonic points -> probability map and `fit` are the parent's.
+    """
+
+    def __init__(self, fit_rules: dict | None = None, engagement_rules: dict | None = None,
+                 max_points_per_activity: float = 30, fit_bands: dict | None = None,
+                 engagement_bands: dict | None = None, mql_threshold: float = 30):
+        super().__init__(max_points_per_activity=max_points_per_activity, fit_bands=fit_bands,
+                         engagement_bands=engagement_bands, mql_threshold=mql_threshold)
+        self.fit_rules = fit_rules
+        self.engagement_rules = engagement_rules
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping, source_names: dict[str, str]) -> FlatRuleScorer:
+        """Rules keyed by feature name (the mapping may use the file's headers)."""
+        to_feature = {snake(v): k for k, v in source_names.items()}
+
+        def rekey(table: dict) -> dict:
+            return {to_feature.get(snake(c), snake(c)): dict(t) for c, t in table.items()}
+
+        r = mapping.rules
+        return cls(fit_rules=rekey(r.fit), engagement_rules=rekey(r.engagement),
+                   max_points_per_activity=r.max_points_per_activity, fit_bands=dict(r.fit_bands),
+                   engagement_bands=dict(r.engagement_bands), mql_threshold=r.mql_threshold)
+
+    def _columns(self) -> dict[str, list[str]]:
+        return {"fit": list(self.fit_rules or {}), "engagement": list(self.engagement_rules or {})}
+
+    @staticmethod
+    def _table_points(X: pd.DataFrame, col: str, table: dict) -> np.ndarray:
+        pts = np.zeros(len(X))
+        if col not in X:
+            return pts
+        done = np.zeros(len(X), dtype=bool)
+        for cond, p in table.items():
+            hit = condition_mask(X[col], cond) & ~done
+            pts[hit] = float(p)
+            done |= hit
+        return pts
+
+    def points(self, X: pd.DataFrame) -> pd.DataFrame:
+        fit = np.zeros(len(X))
+        for col, table in (self.fit_rules or {}).items():
+            fit += self._table_points(X, col, table)
+        eng = np.zeros(len(X))
+        cap = float(self.max_points_per_activity)
+        for col, table in (self.engagement_rules or {}).items():
+            eng += np.minimum(self._table_points(X, col, table), cap)
+        return pd.DataFrame({"fit_points": fit, "engagement_points": eng,
+                             "total_points": fit + eng}, index=X.index)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["kind"] = "flat_points_rules"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FlatRuleScorer:
+        if d.get("kind") != "flat_points_rules":
+            raise ValueError("not a flat points-rule record (kind != 'flat_points_rules')")
+        return PointsRuleScorer.from_dict.__func__(cls, {**d, "kind": "points_rules"})
+

@@ -1,0 +1,131 @@
+"""Side-by-side out-of-time evaluation of the rules, the logistic regression and LightGBM.
+
+`evaluate_models` takes the test slice's labels and each model's calibrated probabilities
+and returns one metrics object per model (roc_auc, pr_auc, log_loss, brier, ece, precision
+and recall at sales capacity, base rate, bootstrap 95% intervals) plus `auc_diff_ci`, the
+bootstrap interval of LightGBM - rules ROC-AUC, and the reliability and gains tables for the
+plots. Sales capacity K = reps x leads_per_rep leads per as_of date: each month the team
+works its top K open leads, and precision/recall at K pool the months of the test slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from leadscore.modeling.metrics import (
+    CORE,
+    bootstrap_ci,
+    core_metrics,
+    gains_table,
+    reliability_curve,
+    top_k,
+)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict  # {model: {...}, "auc_diff_ci": [lo, hi], ...}
+    reliability: dict[str, pd.DataFrame]
+    gains: dict[str, pd.DataFrame]
+
+
+def evaluate_models(
+    y,
+    probs: dict[str, np.ndarray],
+    *,
+    period=None,
+    groups=None,
+    k: int = 1000,
+    n_boot: int = 200,
+    seed: int = 0,
+    n_bins: int = 15,
+    deciles: int = 10,
+    diff: tuple[str, str] = ("lightgbm", "rules"),
+) -> Evaluation:
+    """Metrics, bootstrap intervals, reliability and gains for each model in `probs`."""
+    y = np.asarray(y, dtype=int)
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"the test slice has a single class ({int(y.sum())} positives in {len(y)} rows)")
+    use_diff = diff if all(m in probs for m in diff) else None
+    ci = bootstrap_ci(y, probs, n_boot=n_boot, seed=seed, groups=groups, n_bins=n_bins, diff=use_diff)
+    metrics: dict = {}
+    reliability, gains = {}, {}
+    for name, p in probs.items():
+        m = core_metrics(y, p, n_bins)
+        m.update({f"{key}_ci": ci[name][key] for key in CORE})
+        tk = top_k(y, p, k, period)
+        g = gains_table(y, p, deciles)
+        m.update({"precision_at_k": tk["precision_at_k"], "recall_at_k": tk["recall_at_k"],
+                  "lift_top_decile": float(g["lift"].iloc[0]),
+                  "mean_probability": float(np.mean(p))})
+        metrics[name] = m
+        reliability[name] = reliability_curve(y, p, n_bins)
+        gains[name] = g
+    metrics["test"] = {"rows": int(len(y)), "positives": int(y.sum()), "base_rate": float(y.mean()),
+                       "k_per_period": int(k), "periods": int(len(np.unique(period))) if period is not None else 1}
+    if use_diff is not None:
+        a, b = use_diff
+        metrics["auc_diff"] = metrics[a]["roc_auc"] - metrics[b]["roc_auc"]
+        metrics["auc_diff_ci"] = ci["auc_diff"]
+    return Evaluation(metrics, reliability, gains)
+
+
+def grade_table(y, letter, digit) -> dict:
+    """Observed conversion by grade (A1..D4) and where it is not monotone.
+
+    DESIGN: conversion must fall from A to D within each digit and from 1 to 4 within each
+    letter. Returns {"conversion": {grade: rate}, "rows": {grade: n}, "violations": [...]}
+    where a violation reads e.g. "B2 (0.081) > A2 (0.064)". Empty grades are skipped.
+    """
+    df = pd.DataFrame({"y": np.asarray(y, dtype=float), "l": np.asarray(letter, dtype=str),
+                       "d": np.asarray(digit, dtype=str)})
+    g = df.groupby(["l", "d"])["y"].agg(["mean", "count"])
+    rate = {f"{let}{d}": float(v) for (let, d), v in g["mean"].items()}
+    rows = {f"{let}{d}": int(v) for (let, d), v in g["count"].items()}
+    violations = []
+    letters, digits = "ABCD", "1234"
+    for d in digits:
+        for hi, lo in zip(letters, letters[1:], strict=False):
+            a, b = f"{hi}{d}", f"{lo}{d}"
+            if a in rate and b in rate and rate[b] > rate[a]:
+                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
+    for let in letters:
+        for hi, lo in zip(digits, digits[1:], strict=False):
+            a, b = f"{let}{hi}", f"{let}{lo}"
+            if a in rate and b in rate and rate[b] > rate[a]:
+                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
+    return {"conversion": rate, "rows": rows, "violations": violations}
+
+
+def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:
+    """A readable fixed-width table of the headline metrics."""
+    cols = ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "precision_at_k", "recall_at_k",
+            "lift_top_decile"]
+    present = [m for m in models if m in metrics]
+    lines = [f"{'model':<10}" + "".join(f"{c:>16}" for c in cols)]
+    for m in present:
+        lines.append(f"{m:<10}" + "".join(f"{metrics[m][c]:>16.4f}" for c in cols))
+        lo, hi = metrics[m]["roc_auc_ci"]
+        lines.append(f"{'':<10}{f'[{lo:.3f}, {hi:.3f}]':>16}")
+    if "auc_diff_ci" in metrics:
+        lo, hi = metrics["auc_diff_ci"]
+        lines.append(f"ROC-AUC lightgbm - rules: {metrics['auc_diff']:+.4f}  95% CI [{lo:+.4f}, {hi:+.4f}]")
+    t = metrics.get("test", {})
+    if t:
+        lines.append(f"test slice: {t['rows']} rows, {t['positives']} positives "
+                     f"(base rate {t['base_rate']:.2%}), K = {t['k_per_period']} per as_of date "
+                     f"x {t['periods']} dates")
+    return "\n".join(lines)
+
+
+def gains_frame(gains: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One wide table for `dvc plots`: decile, share of leads, then per model cum_gain/lift."""
+    first = next(iter(gains.values()))
+    out = pd.DataFrame({"decile": first["decile"], "share_of_leads": first["cum_share_leads"]})
+    for name, g in gains.items():
+        out[f"cum_gain_{name}"] = g["cum_gain"].to_numpy()
+        out[f"lift_{name}"] = g["lift"].to_numpy()
+    return out

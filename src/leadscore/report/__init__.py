@@ -1,0 +1,1 @@
+"""The marketing report: its inputs, charts and template."""

@@ -1,0 +1,922 @@
+"""The marketing report: one self-contained HTML file that opens offline.
+
+`build_report` is pure: it takes already-loaded plain data (`ReportInputs`: dicts and small
+frames) and returns the HTML text. `load_report_inputs` gathers the files named in
+`ReportPaths` (the paths come from the caller: the `report` stage or `leadscore report`).
+Every input is optional: a missing file becomes a section that says what is not available
+and which stage writes it, never a crash.
+
+The page has no scripts, no external references (no CDN, web fonts or images): CSS is
+inline, charts are inline SVG drawn here, and the heat map is an HTML table. Only
+pseudonymous lead ids are printed, and only whitelisted keys of each input are read, so a
+stray personal field in an input never reaches the page.
+
+Sections: the model and its data window; headline results against the points rules (gains
+at `top_share`, AUC and top-K in words); the A1-D4 grade matrix for the model and the rules
+with the monotonicity result; calibration and cumulative-gains charts; the top drivers
+(plain labels, directions, small dependence charts); example leads per grade with reasons;
+the rule points table beside what the model learned; a summary of the data checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from leadscore.config import ReportConfig
+from leadscore.io import InputError, atomic_path, read_json
+
+log = logging.getLogger(__name__)
+
+MODEL = "lightgbm"
+MODELS: tuple[str, ...] = ("lightgbm", "logistic", "rules")
+MODEL_NAMES: dict[str, str] = {
+    "lightgbm": "Predictive model (LightGBM)",
+    "logistic": "Check model (logistic regression)",
+    "rules": "Points rules (today's baseline)",
+}
+COLORS: dict[str, str] = {"lightgbm": "#1f5fbf", "logistic": "#8a63d2", "rules": "#d9730d",
+                          "random": "#8c8c8c"}
+LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
+DIGITS: tuple[str, ...] = ("1", "2", "3", "4")
+GRADES: tuple[str, ...] = tuple(f"{a}{d}" for a in LETTERS for d in DIGITS)
+_WINDOW = re.compile(r"^(?P<base>.+)_(?P<days>\d+)d$")
+_LABEL_WINDOW = re.compile(r",? *(in the )?last \d+ days$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report reads, already loaded. None / empty: not available."""
+
+    evaluate: Mapping | None = None  # metrics/evaluate.json
+    gains: pd.DataFrame | None = None  # plots/gains.csv
+    reliability: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # model -> frame
+    metadata: Mapping | None = None  # models/lightgbm/metadata.json
+    importance: pd.DataFrame | None = None  # models/lightgbm/importance.csv
+    rules: Mapping | None = None  # models/rules.json
+    validation: Mapping | None = None  # reports/validation.json
+    validate_metrics: Mapping | None = None  # metrics/validate.json
+    catalog: Sequence[Mapping] | None = None  # data/processed/feature_catalog.json
+    features: Mapping | None = None  # metrics/features.json
+    grades: Mapping | None = None  # metrics/grades.json
+    drivers: Mapping | None = None  # reports/drivers.json
+    dependence: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # field -> frame
+    examples: Mapping | None = None  # reports/examples.json
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where `load_report_inputs` reads each input (defaults: the `report` stage's deps)."""
+
+    evaluate: Path = Path("metrics/evaluate.json")
+    gains: Path = Path("plots/gains.csv")
+    plots: Path = Path("plots")  # reliability_<model>.csv and dependence_<field>.csv
+    model: Path = Path("models/lightgbm")  # metadata.json, importance.csv
+    rules: Path = Path("models/rules.json")
+    validation: Path = Path("reports/validation.json")
+    validate_metrics: Path = Path("metrics/validate.json")
+    catalog: Path = Path("data/processed/feature_catalog.json")
+    features: Path = Path("metrics/features.json")
+    grades: Path = Path("metrics/grades.json")
+    drivers: Path = Path("reports/drivers.json")
+    examples: Path = Path("reports/examples.json")
+
+
+def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
+    if not path.exists():
+        log.warning("report: %s not found; its section will say it is not available", path)
+        return None
+    try:
+        return reader(path)
+    except (ValueError, OSError) as err:  # JSONDecodeError and pandas parser errors
+        raise InputError(f"{path}: cannot be read ({err}); re-run the stage that writes it "
+                         "(`dvc repro`)") from None
+
+
+def load_report_inputs(paths: ReportPaths = ReportPaths()) -> ReportInputs:
+    """Read the report's inputs; a missing file is logged and left as None."""
+    reliability = {}
+    for m in MODELS:
+        df = _read(paths.plots / f"reliability_{m}.csv", pd.read_csv)
+        if df is not None:
+            reliability[m] = df
+    dependence = {}
+    if paths.plots.is_dir():
+        for f in sorted(paths.plots.glob("dependence_*.csv")):
+            dependence[f.stem.removeprefix("dependence_")] = _read(
+                f, lambda p: pd.read_csv(p, keep_default_na=False, na_values=[""]))
+    return ReportInputs(
+        evaluate=_read(paths.evaluate, read_json),
+        gains=_read(paths.gains, pd.read_csv),
+        reliability=reliability,
+        metadata=_read(paths.model / "metadata.json", read_json),
+        importance=_read(paths.model / "importance.csv", pd.read_csv),
+        rules=_read(paths.rules, read_json),
+        validation=_read(paths.validation, read_json),
+        validate_metrics=_read(paths.validate_metrics, read_json),
+        catalog=_read(paths.catalog, read_json),
+        features=_read(paths.features, read_json),
+        grades=_read(paths.grades, read_json),
+        drivers=_read(paths.drivers, read_json),
+        dependence=dependence,
+        examples=_read(paths.examples, read_json),
+    )
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def pct(v: Any, digits: int = 1) -> str:
+    """0.2543 -> "25.4%"; missing -> "n/a"."""
+    f = _num(v)
+    return "n/a" if f is None else f"{100 * f:.{digits}f}%"
+
+
+def fmt(v: Any, digits: int = 2) -> str:
+    f = _num(v)
+    return "n/a" if f is None else f"{f:.{digits}f}"
+
+
+def count(v: Any) -> str:
+    f = _num(v)
+    return "n/a" if f is None else f"{int(round(f)):,}"
+
+
+def _ci(ci: Any, formatter: Callable[[Any], str] = fmt) -> str:
+    if isinstance(ci, Sequence) and not isinstance(ci, str) and len(ci) == 2:
+        return f"{formatter(ci[0])} to {formatter(ci[1])}"
+    return "n/a"
+
+
+def _range_pct(ci: Any) -> str:
+    """[0.122, 0.154] -> "12.2–15.4%"."""
+    if isinstance(ci, Sequence) and not isinstance(ci, str) and len(ci) == 2:
+        lo, hi = _num(ci[0]), _num(ci[1])
+        if lo is not None and hi is not None:
+            return f"{100 * lo:.1f}–{100 * hi:.1f}%"
+    return "n/a"
+
+
+def _share(v: float | None) -> str:
+    """A share of the total importance: "18%", "<1%"."""
+    if v is None:
+        return "n/a"
+    return "<1%" if 0 < v < 0.005 else pct(v, 0)
+
+
+def _pretty(value: Any) -> str:
+    """A category code for humans: "financial_services" -> "financial services"."""
+    special = {"c_level": "C-level", "vp": "VP", "senior_ic": "Senior individual contributor"}
+    s = special.get(str(value), str(value).replace("_", " "))
+    return s[:1].upper() + s[1:]
+
+
+def _points(v: float) -> str:
+    return f"{v:+g}"
+
+
+# --------------------------------------------------------------------------- SVG charts
+
+
+def _nice_max(v: float) -> float:
+    """Round up to 1, 2, 2.5 or 5 x 10^k."""
+    if v <= 0 or not math.isfinite(v):
+        return 1.0
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * exp + 1e-12:
+            return m * exp
+    return 10 * exp  # pragma: no cover
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    return [lo + (hi - lo) * i / n for i in range(n + 1)]
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    """Round tick values within [lo, hi], about n intervals."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw - 1e-12)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _tick_label(v: float, percent: bool, span: float) -> str:
+    if percent:
+        digits = 0 if span >= 0.1 else 1
+        return f"{100 * v:.{digits}f}%"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:.3g}"
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str
+    dash: str = ""
+    markers: bool = True
+    tips: Sequence[str] | None = None
+
+
+def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str,
+               x_max: float = 1.0, y_max: float = 1.0, diagonal: bool = False,
+               percent: bool = True, width: int = 480, height: int = 340,
+               css_class: str = "chart") -> Markup:
+    """An inline SVG line chart (axes from 0) with optional y = x reference line."""
+    ml, mr, mt, mb = 62, 14, 14, 48
+    pw, ph = width - ml - mr, height - mt - mb
+
+    def sx(x: float) -> float:
+        return ml + pw * min(max(x / x_max, 0), 1)
+
+    def sy(y: float) -> float:
+        return mt + ph * (1 - min(max(y / y_max, 0), 1))
+
+    out = [f'<svg class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" role="img" aria-label="{escape(title)}">',
+           f"<title>{escape(title)}</title>"]
+    for t in _ticks(0, x_max):
+        out.append(f'<line x1="{sx(t):.1f}" y1="{mt}" x2="{sx(t):.1f}" y2="{mt + ph}" class="grid"/>')
+        out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 16}" text-anchor="middle" class="tick">'
+                   f"{_tick_label(t, percent, x_max)}</text>")
+    for t in _ticks(0, y_max):
+        out.append(f'<line x1="{ml}" y1="{sy(t):.1f}" x2="{ml + pw}" y2="{sy(t):.1f}" class="grid"/>')
+        out.append(f'<text x="{ml - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{_tick_label(t, percent, y_max)}</text>")
+    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>')
+    if diagonal:
+        end = min(x_max, y_max)
+        out.append(f'<line x1="{sx(0):.1f}" y1="{sy(0):.1f}" x2="{sx(end):.1f}" y2="{sy(end):.1f}" '
+                   f'stroke="{COLORS["random"]}" stroke-dasharray="4 4" stroke-width="1.5"/>')
+    for s in series:
+        pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=True)
+               if _num(x) is not None and _num(y) is not None]
+        if not pts:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
+        out.append(f'<polyline points="{path}" fill="none" stroke="{s.color}" stroke-width="2.2"'
+                   f'{dash}><title>{escape(s.name)}</title></polyline>')
+        if s.markers:
+            tips = list(s.tips) if s.tips is not None else [""] * len(pts)
+            for (x, y), tip in zip(pts, tips, strict=False):
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{s.color}">'
+                           f"<title>{escape(s.name)}: {escape(tip)}</title></circle>")
+    out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="axis">'
+               f"{escape(x_label)}</text>")
+    out.append(f'<text transform="translate(14,{mt + ph / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle" class="axis">{escape(y_label)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def bar(value: float, max_value: float, color: str, width: int = 160, height: int = 14) -> Markup:
+    """A small horizontal bar (inline SVG) for a table cell."""
+    w = 0.0 if max_value <= 0 else width * min(max(value / max_value, 0), 1)
+    return Markup(f'<svg class="bar" viewBox="0 0 {width} {height}" width="{width}" '
+                  f'height="{height}" aria-hidden="true">'
+                  f'<rect x="0" y="1" width="{width}" height="{height - 2}" fill="#eef1f5"/>'
+                  f'<rect x="0" y="1" width="{w:.1f}" height="{height - 2}" fill="{color}"/></svg>')
+
+
+def dependence_chart(df: pd.DataFrame, title: str, *, width: int = 330, height: int = 236,
+                     max_points: int = 400) -> Markup | None:
+    """value vs contribution: a scatter with a binned mean line (numeric values), or mean
+    contribution per category as bars (text values). None if nothing to draw."""
+    if df is None or df.empty or not {"value", "contribution"} <= set(df.columns):
+        return None
+    contrib = pd.to_numeric(df["contribution"], errors="coerce")
+    numeric = pd.to_numeric(df["value"], errors="coerce")
+    ml, mr, mt, mb = 46, 10, 10, 66
+    pw, ph = width - ml - mr, height - mt - mb
+    esc = escape(title)
+    head = [f'<svg class="dep" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="{esc}"><title>{esc}</title>']
+    ok_num = numeric.notna() & contrib.notna()
+    binary = ok_num.all() and set(numeric.unique()) <= {0.0, 1.0}
+    if binary:  # a yes/no flag: two bars
+        df = pd.DataFrame({"value": numeric.map({0.0: "no", 1.0: "yes"}), "contribution": contrib})
+    if not binary and ok_num.mean() >= 0.9 and numeric[ok_num].nunique() > 1:
+        x = numeric[ok_num].to_numpy(float)
+        y = contrib[ok_num].to_numpy(float)
+        lo, hi = float(x.min()), float(np.quantile(x, 0.99))
+        lo = min(lo, 0.0) if lo >= 0 and lo < 0.5 * hi else lo
+        if hi <= lo:
+            hi = float(x.max())
+        keep = x <= hi
+        x, y = x[keep], y[keep]
+        ymax = float(np.max(np.abs(y))) if len(y) else 1.0
+        ymax = _nice_max(ymax * 1.05) if ymax > 0 else 1.0
+
+        def sx(v: float) -> float:
+            return ml + pw * (v - lo) / (hi - lo)
+
+        def sy(v: float) -> float:
+            return mt + ph * (1 - (v + ymax) / (2 * ymax))
+
+        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>',
+                      f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>']
+        order = np.argsort(x, kind="stable")
+        step = max(1, len(order) // max_points)
+        for i in order[::step]:
+            out.append(f'<circle cx="{sx(x[i]):.1f}" cy="{sy(y[i]):.1f}" r="2" class="pt"/>')
+        # binned mean (deciles of the value, or each distinct value when few)
+        uniq = np.unique(x)
+        if len(uniq) <= 12:
+            centers = uniq
+            means = np.array([y[x == u].mean() for u in uniq])
+        else:
+            edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
+            idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+            centers = np.array([x[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
+            means = np.array([y[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
+        path = " ".join(f"{sx(c):.1f},{sy(m):.1f}" for c, m in zip(centers, means, strict=True))
+        out.append(f'<polyline points="{path}" class="mean"/>')
+        for t in _nice_ticks(lo, hi, 4):
+            out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 14}" text-anchor="middle" class="tick">'
+                       f"{_tick_label(t, False, hi - lo)}</text>")
+    else:
+        vals = df["value"].astype(str).where(df["value"].notna(), "unknown")
+        g = pd.DataFrame({"v": vals, "c": contrib}).dropna().groupby("v")["c"].agg(["mean", "size"])
+        g = g.sort_values("size", ascending=False).head(8).sort_values("mean", ascending=False)
+        if g.empty:
+            return None
+        ymax = _nice_max(float(g["mean"].abs().max()) * 1.05) if g["mean"].abs().max() > 0 else 1.0
+        bw = pw / len(g)
+
+        def sy(v: float) -> float:
+            return mt + ph * (1 - (v + ymax) / (2 * ymax))
+
+        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>']
+        for k, (cat, row) in enumerate(g.iterrows()):
+            y0, y1 = sorted((sy(0), sy(row["mean"])))
+            color = "#2e8b57" if row["mean"] >= 0 else "#c0392b"
+            x0 = ml + k * bw + bw * 0.15
+            out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{bw * 0.7:.1f}" '
+                       f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"><title>'
+                       f'{escape(_pretty(cat))}: {row["mean"]:+.2f} ({int(row["size"])} leads)'
+                       "</title></rect>")
+            label = _pretty(cat)
+            label = label if len(label) <= 13 else label[:12] + "…"
+            out.append(f'<text x="{x0 + bw * 0.35:.1f}" y="{mt + ph + 12}" text-anchor="end" '
+                       f'transform="rotate(-35 {x0 + bw * 0.35:.1f} {mt + ph + 12})" '
+                       f'class="tick">{escape(label)}</text>')
+        out.append(f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>')
+    for t in (-ymax, 0.0, ymax):
+        label = f"{t:+.2g}" if t else "0"
+        out.append(f'<text x="{ml - 5}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{label}</text>")
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _heat_color(rate: float | None, vmax: float) -> tuple[str, str]:
+    """Background and text colour for a heat-map cell: white -> deep blue."""
+    if rate is None or vmax <= 0:
+        return "#f4f4f4", "#333"
+    t = min(max(rate / vmax, 0.0), 1.0) ** 0.7
+    lo, hi = (247, 251, 255), (8, 48, 107)
+    rgb = tuple(round(a + (b - a) * t) for a, b in zip(lo, hi, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in rgb), ("#fff" if t > 0.5 else "#1a1a1a")
+
+
+def _gain_at(gains: pd.DataFrame, col: str, share: float) -> float | None:
+    if gains is None or col not in gains or "share_of_leads" not in gains:
+        return None
+    xs = np.concatenate([[0.0], pd.to_numeric(gains["share_of_leads"]).to_numpy(float)])
+    ys = np.concatenate([[0.0], pd.to_numeric(gains[col]).to_numpy(float)])
+    order = np.argsort(xs)
+    return float(np.interp(share, xs[order], ys[order]))
+
+
+def _date_range(window: Mapping, part: str) -> str | None:
+    first, last = window.get(f"{part}_as_of_first"), window.get(f"{part}_as_of_last")
+    if not first:
+        return None
+    return str(first) if first == last else f"{first} to {last}"
+
+
+def _model_section(inp: ReportInputs) -> dict:
+    meta = dict(inp.metadata or {})
+    window = meta.get("data_window") or {}
+    parts = [(label, _date_range(window, key)) for key, label in
+             (("train", "Training"), ("valid", "Tuning (validation)"),
+              ("calib", "Calibration and grade cut points"), ("test", "Out-of-time test"))]
+    calib = meta.get("calibration") or {}
+    trained = meta.get("trained_at") or meta.get("created_at")
+    return {
+        "available": bool(meta) and meta.get("status") != "fallback_to_rules",
+        "fallback": meta.get("status") == "fallback_to_rules"
+        or bool((inp.evaluate or {}).get("fallback_to_rules")),
+        "kind": MODEL_NAMES.get(str(meta.get("kind", MODEL)), str(meta.get("kind", MODEL))),
+        "trained_at": str(trained) if trained else None,
+        "git_commit": str(meta.get("git_commit", "")) or None,
+        "params_hash": str(meta.get("params_hash", "")) or None,
+        "calibration": calib.get("chosen"),
+        "n_features": len(meta.get("features") or []) or None,
+        "target_stage": meta.get("target_stage"),
+        "horizon_days": meta.get("horizon_days"),
+        "window": [(label, rng) for label, rng in parts if rng],
+        # flat exports (`leadscore run`) split rows, not monthly as-of dates
+        "split_note": ((inp.evaluate or {}).get("split") or {}).get("note"),
+    }
+
+
+def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
+    ev = inp.evaluate or {}
+    test = ev.get("test") or {}
+    share = cfg.top_share
+    gain_model = _gain_at(inp.gains, f"cum_gain_{MODEL}", share)
+    gain_rules = _gain_at(inp.gains, "cum_gain_rules", share)
+    sentences = []
+    if gain_model is not None and gain_rules is not None:
+        sentences.append(
+            f"The top {pct(share, 0)} of leads by the model hold {pct(gain_model, 0)} of "
+            f"conversions; by the points rules, {pct(gain_rules, 0)}. Picking leads at random "
+            f"would give {pct(share, 0)}.")
+        if gain_rules > 0:
+            sentences.append(
+                f"For the same sales effort, the model's top {pct(share, 0)} finds "
+                f"{gain_model / gain_rules:.1f} times as many converting leads as the rules' "
+                f"top {pct(share, 0)}.")
+    m, r = ev.get(MODEL) or {}, ev.get("rules") or {}
+    k = test.get("k_per_period")
+    if m.get("precision_at_k") is not None and r.get("precision_at_k") is not None and k:
+        sentences.append(
+            f"If sales works the top {count(k)} leads"
+            f"{'' if ev.get('split') else ' each month'}, {pct(m['precision_at_k'])} of "
+            f"the model's picks convert, against {pct(r['precision_at_k'])} of the rules' picks "
+            f"(catching {pct(m.get('recall_at_k'), 0)} versus {pct(r.get('recall_at_k'), 0)} of "
+            "all conversions).")
+    rows = []
+    for key in MODELS:
+        e = ev.get(key)
+        if not e:
+            continue
+        rows.append({
+            "name": MODEL_NAMES[key], "key": key,
+            "roc_auc": fmt(e.get("roc_auc")), "roc_auc_ci": _ci(e.get("roc_auc_ci")),
+            "pr_auc": fmt(e.get("pr_auc")), "pr_auc_ci": _ci(e.get("pr_auc_ci")),
+            "brier": fmt(e.get("brier"), 4), "ece": pct(e.get("ece"), 2),
+            "top_decile": fmt(e.get("lift_top_decile"), 1),
+        })
+    auc_words = None
+    if m.get("roc_auc") is not None and r.get("roc_auc") is not None:
+        auc_words = (
+            f"Take one lead that converted and one that did not: the model ranks the converting "
+            f"lead higher {pct(m['roc_auc'], 0)} of the time (95% interval "
+            f"{_ci(m.get('roc_auc_ci'), lambda v: pct(v, 0))}); the points rules do so "
+            f"{pct(r['roc_auc'], 0)} of the time "
+            f"({_ci(r.get('roc_auc_ci'), lambda v: pct(v, 0))}).")
+        diff_ci = ev.get("auc_diff_ci")
+        diff = _num(ev.get("auc_diff"))
+        if diff is not None and isinstance(diff_ci, Sequence) and len(diff_ci) == 2:
+            lo, hi = _num(diff_ci[0]), _num(diff_ci[1])
+            verdict = ("so the model is better, beyond chance" if lo is not None and lo > 0
+                       else "so the rules are better, beyond chance" if hi is not None and hi < 0
+                       else "so the difference could be chance")
+            auc_words += (f" The gap is {diff:+.3f} (95% interval {fmt(lo, 3)} to {fmt(hi, 3)}), "
+                          f"{verdict}.")
+    target = None
+    meta = inp.metadata or {}
+    if meta.get("target_stage"):
+        target = (f"“Converted” means the lead reached the {meta['target_stage']} stage "
+                  f"within {meta.get('horizon_days', '?')} days.")
+    test_words = None
+    split_note = (ev.get("split") or {}).get("note")  # flat exports: rows, not months
+    if test.get("rows") and split_note:
+        test_words = (f"Measured on {count(test['rows'])} rows ({count(test.get('positives'))} "
+                      f"conversions, base rate {pct(test.get('base_rate'))}); {split_note}.")
+    elif test.get("rows"):
+        months = test.get("periods", "?")
+        test_words = (f"Measured on {count(test['rows'])} lead-months over {months} "
+                      f"{'month' if months == 1 else 'months'} the model never saw "
+                      f"({count(test.get('positives'))} conversions, base rate "
+                      f"{pct(test.get('base_rate'))}).")
+    return {"available": bool(sentences or rows), "sentences": sentences, "rows": rows,
+            "auc_words": auc_words, "target": target, "test_words": test_words}
+
+
+def _matrix(block: Mapping | None) -> dict | None:
+    """A grades.json block ({cells, violations, monotonic}) -> rows for the heat map."""
+    if not block or not block.get("cells"):
+        return None
+    cells = {str(c.get("grade")): c for c in block["cells"]}
+    rates = [_num(c.get("rate")) for c in cells.values()]
+    vmax = max([r for r in rates if r is not None] or [0.0])
+    flagged = set()
+    for v in block.get("violations") or []:
+        flagged.update({str(v.get("better")), str(v.get("worse"))})
+    rows = []
+    for letter in LETTERS:
+        row = []
+        for digit in DIGITS:
+            g = f"{letter}{digit}"
+            c = cells.get(g) or {}
+            rate = _num(c.get("rate"))
+            bg, fg = _heat_color(rate, vmax)
+            ci = c.get("ci")
+            row.append({
+                "grade": g, "rate": pct(rate), "count": count(c.get("count")),
+                "ci": _range_pct(ci) if ci else None,
+                "predicted": pct(c.get("mean_predicted")) if c.get("mean_predicted") is not None else None,
+                "bg": bg, "fg": fg, "flag": g in flagged,
+                "empty": not c or not _num(c.get("count")),
+            })
+        rows.append({"letter": letter, "cells": row})
+    violations = []
+    for v in block.get("violations") or []:
+        where = (f"among engagement {v.get('within')} leads" if v.get("axis") == "letter"
+                 else f"among fit {v.get('within')} leads")
+        sig = ("a clear break (statistically significant)" if v.get("significant")
+               else "small enough to be chance")
+        violations.append(
+            f"{where}, {v.get('worse')} converts at {pct(v.get('rate_worse'), 2)} but the better "
+            f"grade {v.get('better')} at {pct(v.get('rate_better'), 2)}: {sig}.")
+    monotonic = block.get("monotonic")
+    if monotonic is None:
+        monotonic = not violations
+    return {"rows": rows, "violations": violations, "monotonic": bool(monotonic),
+            "n_significant": sum(bool(v.get("significant")) for v in block.get("violations") or [])}
+
+
+def _rules_from_evaluate(ev: Mapping | None) -> Mapping | None:
+    """Fallback for the rules' matrix: evaluate.json's rules_grades (no intervals)."""
+    rg = (ev or {}).get("rules_grades") or {}
+    conv, rows = rg.get("conversion") or {}, rg.get("rows") or {}
+    if not conv:
+        return None
+    cells = [{"grade": g, "count": rows.get(g, 0), "rate": conv.get(g)} for g in GRADES if g in conv]
+    block: dict = {"cells": cells, "violations": []}
+    for text in rg.get("violations") or []:
+        m = re.match(r"(\w\d) \(([\d.]+)\) > (\w\d) \(([\d.]+)\)", str(text))
+        if m:
+            worse, better = m.group(1), m.group(3)
+            axis = "letter" if worse[1] == better[1] else "digit"
+            block["violations"].append({
+                "axis": axis, "within": worse[1] if axis == "letter" else worse[0],
+                "better": better, "worse": worse, "rate_better": float(m.group(4)),
+                "rate_worse": float(m.group(2)), "significant": False})
+    block["monotonic"] = not block["violations"]
+    return block
+
+
+def _grades_section(inp: ReportInputs) -> dict:
+    g = inp.grades or {}
+    model = _matrix(g.get(MODEL))
+    rules = _matrix(g.get("rules"))
+    rules_note = None
+    if rules is None:
+        rules = _matrix(_rules_from_evaluate(inp.evaluate))
+        if rules is not None:
+            rules_note = ("From the evaluate stage (no intervals or predicted rates; "
+                          "metrics/grades.json is not available).")
+    return {"model": model, "rules": rules, "rules_note": rules_note}
+
+
+def _charts_section(inp: ReportInputs) -> dict:
+    gains_svg = None
+    g = inp.gains
+    if g is not None and "share_of_leads" in g:
+        series = []
+        for key in ("rules", "logistic", MODEL):
+            col = f"cum_gain_{key}"
+            if col in g:
+                xs = [0.0, *pd.to_numeric(g["share_of_leads"]).tolist()]
+                ys = [0.0, *pd.to_numeric(g[col]).tolist()]
+                tips = ["start"] + [f"top {pct(x, 0)} of leads hold {pct(y, 0)} of conversions"
+                                    for x, y in zip(xs[1:], ys[1:], strict=True)]
+                series.append(Series(MODEL_NAMES[key], xs, ys, COLORS[key],
+                                     dash="5 3" if key == "logistic" else "", tips=tips))
+        if series:
+            gains_svg = line_chart(series, title="Cumulative gains", diagonal=True,
+                                   x_label="Share of leads, best-scored first",
+                                   y_label="Share of all conversions")
+    rel_svg = None
+    rel = {k: v for k, v in inp.reliability.items()
+           if v is not None and {"mean_predicted", "observed"} <= set(v.columns)}
+    if rel:
+        top = max(max(pd.to_numeric(df["mean_predicted"]).max(), pd.to_numeric(df["observed"]).max())
+                  for df in rel.values())
+        lim = _nice_max(float(top) * 1.02)
+        series = []
+        for key in ("rules", "logistic", MODEL):
+            if key in rel:
+                df = rel[key]
+                n = df["count"].tolist() if "count" in df else [None] * len(df)
+                tips = [f"predicted {pct(p)}, observed {pct(o)}"
+                        + (f" ({count(c)} leads)" if c is not None else "")
+                        for p, o, c in zip(df["mean_predicted"], df["observed"], n, strict=True)]
+                series.append(Series(MODEL_NAMES[key], df["mean_predicted"].tolist(),
+                                     df["observed"].tolist(), COLORS[key],
+                                     dash="5 3" if key == "logistic" else "", tips=tips))
+        rel_svg = line_chart(series, title="Calibration: predicted vs observed conversion",
+                             diagonal=True, x_max=lim, y_max=lim,
+                             x_label="Predicted conversion probability (group average)",
+                             y_label="Observed conversion rate")
+    ece = {k: pct((inp.evaluate or {}).get(k, {}).get("ece"), 1) for k in MODELS
+           if (inp.evaluate or {}).get(k, {}).get("ece") is not None}
+    legend = [{"name": MODEL_NAMES[k], "color": COLORS[k], "dash": k == "logistic"}
+              for k in ("lightgbm", "logistic", "rules")]
+    return {"gains": gains_svg, "reliability": rel_svg, "ece": ece, "legend": legend,
+            "random_color": COLORS["random"]}
+
+
+def _catalog_fields(catalog: Sequence[Mapping] | None) -> dict[str, dict]:
+    """{field: {label, group, features}} with windowed counts of one activity as one field."""
+    out: dict[str, dict] = {}
+    for spec in catalog or []:
+        name, label = str(spec.get("name")), str(spec.get("label", spec.get("name")))
+        m = _WINDOW.match(name)
+        if m and _LABEL_WINDOW.search(label):
+            name, label = m["base"], _LABEL_WINDOW.sub("", label)
+        entry = out.setdefault(name, {"label": label, "group": spec.get("group"), "features": []})
+        entry["features"].append(str(spec.get("name")))
+    return out
+
+
+def _driver_rows(inp: ReportInputs, cfg: ReportConfig) -> list[dict]:
+    drivers = list((inp.drivers or {}).get("drivers") or [])
+    total = sum(_num(d.get("mean_abs_contribution")) or 0 for d in drivers)
+    top = max([_num(d.get("mean_abs_contribution")) or 0 for d in drivers] or [0])
+    arrows = {"+": ("↑", "raises"), "-": ("↓", "lowers"), "mixed": ("↕", "depends")}
+    rows = []
+    for rank, d in enumerate(drivers, 1):
+        v = _num(d.get("mean_abs_contribution")) or 0.0
+        arrow, word = arrows.get(str(d.get("direction")), ("·", "n/a"))
+        fld = str(d.get("field"))
+        dep = inp.dependence.get(fld)
+        rows.append({
+            "rank": rank, "field": fld, "label": d.get("label") or fld,
+            "group": "Profile fit" if d.get("group") == "fit" else "Engagement",
+            "group_key": d.get("group"), "share": _share(v / total if total else None),
+            "value": v, "bar": bar(v, top, "#1f5fbf" if d.get("group") == "fit" else "#2e8b57",
+                                  width=110),
+            "arrow": arrow, "word": word, "text": d.get("direction_text") or "",
+            "top_up": [_pretty(x) for x in d.get("top_up") or []],
+            "top_down": [_pretty(x) for x in d.get("top_down") or []],
+            "features": list(d.get("features") or []),
+            "dependence": (dependence_chart(dep, f"How {d.get('label') or fld} moves the score")
+                           if dep is not None and rank <= cfg.dependence_charts else None),
+        })
+    return rows
+
+
+def _drivers_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
+    rows = _driver_rows(inp, cfg)
+    return {"available": bool(rows), "rows": rows[: cfg.max_drivers],
+            "charts": [r for r in rows if r["dependence"] is not None][: cfg.dependence_charts],
+            "base_value": _num((inp.drivers or {}).get("base_value"))}
+
+
+def _examples_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
+    ex = inp.examples or {}
+    groups = []
+    for g in GRADES:
+        leads = []
+        for lead in (ex.get(g) or [])[: cfg.examples_per_grade]:
+            reasons = [
+                {"text": str(r.get("text", "")), "contribution": _num(r.get("contribution"))}
+                for r in lead.get("reasons") or []]
+            leads.append({
+                "lead_id": str(lead.get("lead_id", "")), "as_of": str(lead.get("as_of", ""))[:10],
+                "probability": pct(lead.get("probability")),
+                "fit": lead.get("fit_grade"), "engagement": lead.get("engagement_grade"),
+                "up": [r for r in reasons if (r["contribution"] or 0) > 0],
+                "down": [r for r in reasons if (r["contribution"] or 0) < 0],
+            })
+        if leads:
+            groups.append({"grade": g, "leads": leads})
+    return {"available": bool(groups), "groups": groups}
+
+
+def _rule_rows(rules: Mapping) -> list[dict]:
+    """The rule points table as (field, kind, points text) rows."""
+    p = rules.get("params") or {}
+    window = p.get("window_days")
+    cap = p.get("max_points_per_activity")
+    rows = []
+    for fld, table in (p.get("fit_points") or {}).items():
+        items = sorted(table.items(), key=lambda kv: -kv[1])
+        rows.append({"field": fld, "group": "fit",
+                     "points": ", ".join(f"{_pretty(k)} {_points(v)}" for k, v in items)})
+    for fld, v in (p.get("fit_negative_points") or {}).items():
+        rows.append({"field": fld, "group": "fit", "points": f"{_points(v)} if yes"})
+    per = f"per event in the last {window} days" if window else "per event"
+    capped = f" (at most {cap:g})" if _num(cap) is not None else ""
+    for fld, v in (p.get("engagement_points") or {}).items():
+        rows.append({"field": fld, "group": "engagement", "points": f"{_points(v)} {per}{capped}"})
+    for ctype, v in (p.get("content_points") or {}).items():
+        rows.append({"field": f"download_{ctype}", "group": "engagement",
+                     "points": f"{_points(v)} per download, on top of the download points"})
+    for fld, v in (p.get("engagement_negative_points") or {}).items():
+        rows.append({"field": fld, "group": "engagement", "points": f"{_points(v)} if yes"})
+    # flat exports (`leadscore run`): {column: {condition: points}}, first match scores
+    for group in ("fit", "engagement"):
+        for fld, table in (p.get(f"{group}_rules") or {}).items():
+            rows.append({"field": fld, "group": group, "points": ", ".join(
+                f"{_pretty(cond)} {_points(v)}" for cond, v in table.items())})
+    return rows
+
+
+def _learned(inp: ReportInputs, cfg: ReportConfig, fields: dict[str, dict]) -> dict[str, dict]:
+    """{field: {rank, share, text}} from the SHAP drivers, else from the model's gain."""
+    out: dict[str, dict] = {}
+    drivers = _driver_rows(ReportInputs(drivers=inp.drivers), cfg)
+    if drivers:
+        for d in drivers:
+            text = d["text"]
+            if not text and (d["top_up"] or d["top_down"]):
+                text = "; ".join(filter(None, [
+                    f"{', '.join(d['top_up'])} raise the score" if d["top_up"] else "",
+                    f"{', '.join(d['top_down'])} lower it" if d["top_down"] else ""]))
+            out[d["field"]] = {"rank": d["rank"], "share": d["share"], "arrow": d["arrow"],
+                               "text": text, "label": d["label"]}
+        return out
+    imp = inp.importance
+    if imp is None or not {"feature", "gain"} <= set(imp.columns):
+        return out
+    to_field = {f: name for name, e in fields.items() for f in e["features"]}
+    gain: dict[str, float] = {}
+    for feat, g in zip(imp["feature"], pd.to_numeric(imp["gain"]), strict=True):
+        fld = to_field.get(str(feat))
+        if fld is None:
+            m = _WINDOW.match(str(feat))
+            fld = m["base"] if m else str(feat)
+        gain[fld] = gain.get(fld, 0.0) + float(g)
+    total = sum(gain.values())
+    for rank, (fld, g) in enumerate(sorted(gain.items(), key=lambda kv: -kv[1]), 1):
+        out[fld] = {"rank": rank, "share": _share(g / total if total else None), "arrow": "",
+                    "text": "(direction needs the SHAP drivers)", "label": None}
+    return out
+
+
+def _points_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
+    fields = _catalog_fields(inp.catalog)
+    learned = _learned(inp, cfg, fields)
+    source = ("SHAP drivers" if (inp.drivers or {}).get("drivers")
+              else "split gain" if learned else None)
+    rows = []
+    seen = set()
+    for r in _rule_rows(inp.rules or {}):
+        fld = r["field"]
+        lab = (fields.get(fld) or {}).get("label") or (learned.get(fld) or {}).get("label") \
+            or _pretty(fld).capitalize()
+        lr = learned.get(fld)
+        rows.append({"label": lab, "group": "Profile fit" if r["group"] == "fit" else "Engagement",
+                     "points": r["points"], "rank": lr["rank"] if lr else None,
+                     "share": lr["share"] if lr else None, "arrow": lr["arrow"] if lr else "",
+                     "text": lr["text"] if lr else "not among the model's drivers"})
+        seen.add(fld)
+    model_only = []
+    for fld, lr in sorted(learned.items(), key=lambda kv: kv[1]["rank"]):
+        if fld in seen:
+            continue
+        e = fields.get(fld) or {}
+        model_only.append({"label": lr.get("label") or e.get("label") or _pretty(fld),
+                           "group": "Profile fit" if e.get("group") == "fit" else "Engagement",
+                           "rank": lr["rank"], "share": lr["share"], "arrow": lr["arrow"],
+                           "text": lr["text"]})
+    p = (inp.rules or {}).get("params") or {}
+    bands = None
+    if p.get("fit_bands") and p.get("engagement_bands"):
+        fb, eb = p["fit_bands"], p["engagement_bands"]
+        bands = (
+            "Rule grades: fit " + ", ".join(f"{k} at {v:g}+ points" for k, v in fb.items())
+            + ", else D; engagement " + ", ".join(f"{k} at {v:g}+ points" for k, v in eb.items())
+            + ", else 4.")
+    return {"available": bool(rows), "rows": rows, "model_only": model_only[:8],
+            "source": source, "bands": bands, "mql": p.get("mql_threshold")}
+
+
+def _checks_section(inp: ReportInputs) -> dict:
+    vm = inp.validate_metrics or {}
+    val = inp.validation or {}
+    tables = []
+    for name in ("leads", "events", "outcomes"):
+        m = vm.get(name) or (val.get("tables") or {}).get(name)
+        if not m:
+            continue
+        tables.append({"name": name, "rows_in": count(m.get("rows_in")),
+                       "clean": count(m.get("rows_out")),
+                       "quarantined": count(m.get("rows_quarantined")),
+                       "share": pct(m.get("quarantined_share"), 2)})
+    exp = vm.get("expectations") or {}
+    failed = []
+    for tname, t in (val.get("tables") or {}).items():
+        for e in t.get("expectations") or []:
+            if e.get("success") is False:
+                col = f", column {e['column']}" if e.get("column") else ""
+                failed.append(f"{tname}{col}: {e.get('expectation')} "
+                              f"({count(e.get('unexpected_count'))} rows)")
+    feats = inp.features or {}
+    training = None
+    if feats.get("rows"):
+        training = (f"Training table: {count(feats['rows'])} lead-months from "
+                    f"{count(feats.get('leads'))} leads, as-of dates {feats.get('as_of_first')} "
+                    f"to {feats.get('as_of_last')}, {count(feats.get('features'))} features, "
+                    f"{pct(feats.get('base_rate'))} converted.")
+    return {"available": bool(tables or exp), "tables": tables,
+            "passed": exp.get("passed"), "evaluated": exp.get("evaluated"),
+            "failed": failed[:20], "budget": pct(val.get("quarantine_budget"), 1)
+            if val.get("quarantine_budget") is not None else None,
+            "checked_at": str(val.get("reference_time", ""))[:19].replace("T", " ") or None,
+            "training": training}
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("leadscore.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default=True),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["pct"] = pct
+    env.filters["signed"] = lambda v: "n/a" if _num(v) is None else f"{float(v):+.2f}"
+    return env
+
+
+def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
+                 generated_at: str | dt.datetime | None = None,
+                 title: str = "Lead scoring report") -> str:
+    """The report as one self-contained HTML string (pure: no I/O, no clock)."""
+    cfg = cfg or ReportConfig()
+    if isinstance(generated_at, dt.datetime):
+        generated_at = generated_at.strftime("%Y-%m-%d %H:%M UTC")
+    context = {
+        "title": title, "generated_at": generated_at, "cfg": cfg,
+        "model": _model_section(inputs),
+        "headline": _headline_section(inputs, cfg),
+        "grades": _grades_section(inputs),
+        "charts": _charts_section(inputs),
+        "drivers": _drivers_section(inputs, cfg),
+        "examples": _examples_section(inputs, cfg),
+        "points": _points_section(inputs, cfg),
+        "checks": _checks_section(inputs),
+    }
+    return _env().get_template("report.html.j2").render(**context)
+
+
+def write_report(html: str, path: str | Path) -> Path:
+    """Publish the HTML atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return path
+
+
+def log_report(path: str | Path, inputs: ReportInputs, *, tracking_uri: str,
+               experiment: str) -> str:
+    """Log the report to a new MLflow run named `report` (tags: the model's git commit,
+    params hash and data window). Returns the run id."""
+    from leadscore.tracking import git_commit, log_run, setup_mlflow
+
+    meta = dict(inputs.metadata or {})
+    ev = inputs.evaluate or {}
+    setup_mlflow(tracking_uri, experiment)
+    gains = {f"top20_gain_{k}": _gain_at(inputs.gains, f"cum_gain_{k}", 0.2)
+             for k in ("rules", MODEL)}
+    return log_run(
+        run_name="report",
+        params={"report_model": meta.get("kind", MODEL)},
+        metrics={k: v for k, v in gains.items() if v is not None}
+        | {f"roc_auc_{k}": ev[k]["roc_auc"] for k in MODELS if (ev.get(k) or {}).get("roc_auc")},
+        tags={"stage": "report", "git_commit": git_commit(),
+              "model_git_commit": str(meta.get("git_commit", "unknown")),
+              "params_hash": str(meta.get("params_hash", "unknown")),
+              **{k: str(v) for k, v in (meta.get("data_window") or {}).items()}},
+        artifacts={"report": Path(path)},
+    )

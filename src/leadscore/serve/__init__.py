@@ -1,0 +1,1 @@
+"""Serving: the one scorer, the MLflow wrapper, export, the batch job, one-lead scoring."""

@@ -1,0 +1,228 @@
+"""Small report inputs of the real files' shapes, shared by the report tests.
+
+`make_inputs()` builds every input in memory; `write_inputs(folder)` writes them to the
+paths `leadscore.report.build.ReportPaths` reads. Numbers are chosen so a test can find them in
+the HTML (e.g. grade B2 converts at 12.3% for the model). `PII_STRINGS` are planted in keys
+the report must not read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadscore.report.build import GRADES, ReportInputs, ReportPaths
+
+PII_STRINGS: tuple[str, ...] = ("ann.lee@acme-corp.com", "Ann Lee", "+1 555 0100")
+
+# model conversion rate per grade: falls along both axes except C2 > B2 (one planted break)
+_RATES = {"A1": 0.41, "A2": 0.30, "A3": 0.22, "A4": 0.15, "B1": 0.25, "B2": 0.123, "B3": 0.09,
+          "B4": 0.06, "C1": 0.14, "C2": 0.131, "C3": 0.05, "C4": 0.03, "D1": 0.05, "D2": 0.03,
+          "D3": 0.02, "D4": 0.011}
+
+
+def _block(rates: dict[str, float], violations: list[dict]) -> dict:
+    cells = []
+    for i, g in enumerate(GRADES):
+        n = 100 + 37 * i
+        r = rates[g]
+        cells.append({"grade": g, "fit": g[0], "engagement": g[1], "count": n,
+                      "conversions": round(r * n), "rate": r,
+                      "ci": [max(r - 0.03, 0.0), min(r + 0.03, 1.0)],
+                      "mean_predicted": round(r * 0.97, 4)})
+    return {"cells": cells, "violations": violations, "monotonic": not violations}
+
+
+def grades() -> dict:
+    model_break = [{"axis": "letter", "within": "2", "better": "B2", "worse": "C2",
+                    "rate_better": 0.123, "rate_worse": 0.131, "significant": False}]
+    rule_rates = {g: r * 0.8 for g, r in _RATES.items()} | {"B2": 0.09, "C2": 0.07}
+    return {"lightgbm": _block(_RATES, model_break), "rules": _block(rule_rates, [])}
+
+
+def drivers() -> dict:
+    return {"base_value": -3.1, "model": "lightgbm", "drivers": [
+        {"field": "pricing_page_view", "label": "Pricing-page views", "group": "engagement",
+         "mean_abs_contribution": 0.42, "direction": "+",
+         "direction_text": "More pricing-page views raise the score.", "top_up": [],
+         "top_down": [], "features": ["pricing_page_view_7d", "pricing_page_view_30d"]},
+        {"field": "seniority", "label": "Seniority", "group": "fit",
+         "mean_abs_contribution": 0.31, "direction": "mixed",
+         "direction_text": "Seniority matters: VP, C-level raise the score; Student lowers it.",
+         "top_up": ["VP", "C-level"], "top_down": ["Student"], "features": ["seniority"]},
+        {"field": "free_mail", "label": "Uses a free e-mail address", "group": "fit",
+         "mean_abs_contribution": 0.12, "direction": "-",
+         "direction_text": "\"Uses a free e-mail address\" lowers the score.", "top_up": [],
+         "top_down": [], "features": ["free_mail"]},
+        {"field": "lead_age_days", "label": "Days since the lead was created", "group": "fit",
+         "mean_abs_contribution": 0.08, "direction": "-",
+         "direction_text": "The more days since the lead was created, the lower the score.",
+         "top_up": [], "top_down": [], "features": ["lead_age_days"]},
+    ]}
+
+
+def dependence() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 12, 300).astype(float)
+    return {
+        "pricing_page_view": pd.DataFrame({"value": v, "contribution": 0.1 * v - 0.3}),
+        "seniority": pd.DataFrame({"value": ["vp", "c_level", "student", "manager"] * 25,
+                                   "contribution": [0.5, 0.6, -0.8, 0.1] * 25}),
+        "free_mail": pd.DataFrame({"value": [0.0, 1.0] * 50, "contribution": [0.05, -0.4] * 50}),
+    }
+
+
+def examples() -> dict:
+    def lead(i: int, grade: str, p: float) -> dict:
+        return {"lead_id": f"L{i:08d}", "as_of": "2025-09-01", "probability": p, "grade": grade,
+                "fit_grade": grade[0], "engagement_grade": grade[1],
+                "email": PII_STRINGS[0], "name": PII_STRINGS[1], "phone": PII_STRINGS[2],
+                "reasons": [
+                    {"code": "pricing_page_view+", "contribution": 0.61,
+                     "text": "Viewed the pricing page 4 times in the last 30 days"},
+                    {"code": "seniority+", "contribution": 0.35, "text": "Seniority: VP"},
+                    {"code": "free_mail-", "contribution": -0.22,
+                     "text": "Uses a free e-mail address"}]}
+    return {"A1": [lead(101, "A1", 0.41), lead(102, "A1", 0.38)], "D4": [lead(103, "D4", 0.01)]}
+
+
+def evaluate() -> dict:
+    def m(auc: float, prec: float) -> dict:
+        return {"roc_auc": auc, "roc_auc_ci": [auc - 0.01, auc + 0.01], "pr_auc": auc / 3,
+                "pr_auc_ci": [auc / 3 - 0.02, auc / 3 + 0.02], "brier": 0.035, "ece": 0.0026,
+                "log_loss": 0.14, "lift_top_decile": 4.3 if auc > 0.75 else 2.6,
+                "precision_at_k": prec, "recall_at_k": prec * 1.2}
+    return {"lightgbm": m(0.8013, 0.254), "logistic": m(0.8038, 0.255), "rules": m(0.6949, 0.128),
+            "auc_diff": 0.1064, "auc_diff_ci": [0.0963, 0.1194], "fallback_to_rules": False,
+            "test": {"base_rate": 0.0412, "k_per_period": 1000, "periods": 3, "positives": 2544,
+                     "rows": 61763},
+            "rules_grades": {"conversion": {g: 0.05 for g in GRADES},
+                             "rows": {g: 10 for g in GRADES}, "violations": []}}
+
+
+def gains() -> pd.DataFrame:
+    share = np.round(np.arange(1, 11) / 10, 6)
+    return pd.DataFrame({"decile": range(1, 11), "share_of_leads": share,
+                         "cum_gain_rules": [0.26, 0.43, 0.56, 0.66, 0.75, 0.83, 0.9, 0.95, 0.99, 1],
+                         "cum_gain_logistic": [0.43, 0.6, 0.72, 0.8, 0.88, 0.93, 0.97, 0.99, 1, 1],
+                         "cum_gain_lightgbm": [0.43, 0.61, 0.72, 0.8, 0.87, 0.93, 0.96, 0.99, 1, 1]})
+
+
+def reliability() -> dict[str, pd.DataFrame]:
+    p = np.array([0.002, 0.01, 0.03, 0.06, 0.12, 0.22])
+    return {k: pd.DataFrame({"bin": range(6), "mean_predicted": p, "observed": p * f,
+                             "count": [4000, 3000, 2000, 1000, 500, 200]})
+            for k, f in (("lightgbm", 1.0), ("logistic", 1.02), ("rules", 0.9))}
+
+
+def metadata() -> dict:
+    return {"kind": "lightgbm", "git_commit": "0123456789abcdef0123456789abcdef01234567",
+            "params_hash": "2073ecf4d77d48f7", "target_stage": "opportunity", "horizon_days": 90,
+            "calibration": {"chosen": "sigmoid"}, "features": ["a", "b", "c"],
+            "data_window": {"train_as_of_first": "2024-04-01", "train_as_of_last": "2024-09-01",
+                            "valid_as_of_first": "2025-01-01", "valid_as_of_last": "2025-02-01",
+                            "calib_as_of_first": "2025-03-01", "calib_as_of_last": "2025-04-01",
+                            "test_as_of_first": "2025-08-01", "test_as_of_last": "2025-10-01"}}
+
+
+def rules() -> dict:
+    return {"kind": "points_rules", "params": {
+        "window_days": 90, "max_points_per_activity": 30, "mql_threshold": 50,
+        "fit_points": {"seniority": {"c_level": 20, "vp": 20, "student": -10}},
+        "fit_negative_points": {"free_mail": -10},
+        "engagement_points": {"pricing_page_view": 10, "demo_request": 30},
+        "content_points": {"whitepaper": 3},
+        "engagement_negative_points": {"unsubscribed": -30},
+        "fit_bands": {"A": 40, "B": 25, "C": 10}, "engagement_bands": {"1": 40, "2": 20, "3": 5}}}
+
+
+def catalog() -> list[dict]:
+    return [
+        {"name": "seniority", "group": "fit", "kind": "categorical",
+         "label": "Seniority (from job title)", "unit": "level"},
+        {"name": "free_mail", "group": "fit", "kind": "numeric",
+         "label": "Uses a free e-mail address", "unit": "yes/no"},
+        {"name": "lead_age_days", "group": "fit", "kind": "numeric",
+         "label": "Days since the lead was created", "unit": "days"},
+        {"name": "pricing_page_view_7d", "group": "engagement", "kind": "numeric",
+         "label": "Pricing-page views, last 7 days", "unit": "count"},
+        {"name": "pricing_page_view_30d", "group": "engagement", "kind": "numeric",
+         "label": "Pricing-page views, last 30 days", "unit": "count"},
+        {"name": "demo_request_30d", "group": "engagement", "kind": "numeric",
+         "label": "Demo requests, last 30 days", "unit": "count"},
+    ]
+
+
+def importance() -> pd.DataFrame:
+    return pd.DataFrame({"feature": ["seniority", "pricing_page_view_7d", "pricing_page_view_30d",
+                                     "lead_age_days", "demo_request_30d"],
+                         "gain": [50.0, 20.0, 10.0, 15.0, 5.0], "split": [10, 5, 5, 4, 1]})
+
+
+def validate_metrics() -> dict:
+    return {"leads": {"rows_in": 1234, "rows_out": 1200, "rows_quarantined": 34,
+                      "quarantined_share": 34 / 1234},
+            "events": {"rows_in": 56789, "rows_out": 56789, "rows_quarantined": 0,
+                       "quarantined_share": 0.0},
+            "outcomes": {"rows_in": 999, "rows_out": 999, "rows_quarantined": 0,
+                         "quarantined_share": 0.0},
+            "expectations": {"evaluated": 65, "failed": 1, "passed": 64}}
+
+
+def validation() -> dict:
+    return {"quarantine_budget": 0.02, "reference_time": "2026-01-01T00:00:00",
+            "tables": {"leads": {"expectations": [
+                {"column": "country", "expectation": "expect_column_values_to_not_be_null",
+                 "success": False, "unexpected_count": 34, "observed_value": PII_STRINGS[0]}]}}}
+
+
+def features() -> dict:
+    return {"rows": 321873, "leads": 41938, "as_of_first": "2024-04-01",
+            "as_of_last": "2025-10-01", "features": 63, "base_rate": 0.0489}
+
+
+def make_inputs(*, new: bool = True) -> ReportInputs:
+    """All inputs; with `new=False`, without the explain stage's (grades, drivers, examples,
+    dependence)."""
+    return ReportInputs(
+        evaluate=evaluate(), gains=gains(), reliability=reliability(), metadata=metadata(),
+        importance=importance(), rules=rules(), validation=validation(),
+        validate_metrics=validate_metrics(), catalog=catalog(), features=features(),
+        grades=grades() if new else None, drivers=drivers() if new else None,
+        dependence=dependence() if new else {}, examples=examples() if new else None)
+
+
+def write_inputs(folder: Path, *, new: bool = True) -> ReportPaths:
+    """Write the fixture inputs under `folder`; return the paths to read them from."""
+    inp = make_inputs(new=new)
+    paths = ReportPaths(
+        evaluate=folder / "metrics/evaluate.json", gains=folder / "plots/gains.csv",
+        plots=folder / "plots", model=folder / "models/lightgbm",
+        rules=folder / "models/rules.json", validation=folder / "reports/validation.json",
+        validate_metrics=folder / "metrics/validate.json",
+        catalog=folder / "data/processed/feature_catalog.json",
+        features=folder / "metrics/features.json", grades=folder / "metrics/grades.json",
+        drivers=folder / "reports/drivers.json", examples=folder / "reports/examples.json")
+
+    def js(obj: object, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    for obj, path in ((inp.evaluate, paths.evaluate), (inp.metadata, paths.model / "metadata.json"),
+                      (inp.rules, paths.rules), (inp.validation, paths.validation),
+                      (inp.validate_metrics, paths.validate_metrics), (inp.catalog, paths.catalog),
+                      (inp.features, paths.features), (inp.grades, paths.grades),
+                      (inp.drivers, paths.drivers), (inp.examples, paths.examples)):
+        if obj is not None:
+            js(obj, path)
+    paths.plots.mkdir(parents=True, exist_ok=True)
+    inp.gains.to_csv(paths.gains, index=False)
+    for k, df in inp.reliability.items():
+        df.to_csv(paths.plots / f"reliability_{k}.csv", index=False)
+    for k, df in inp.dependence.items():
+        df.to_csv(paths.plots / f"dependence_{k}.csv", index=False)
+    inp.importance.to_csv(paths.model / "importance.csv", index=False)
+    return paths

@@ -1,0 +1,82 @@
+"""The exported MLflow scorer: same output as the in-pipeline scorer, enforced signature, no
+pickle, registry alias with promote/rollback."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from leadscore.io import read_json
+from leadscore.serve.export import ModelError, export_scorer, promote, rollback
+from leadscore.serve.scorer import OUTPUT_COLUMNS, LeadScorer
+from tests.serve.trained import AS_OF
+
+
+def _in_pipeline(t) -> LeadScorer:
+    m = t.models
+    return LeadScorer.from_artifacts({
+        "booster": m / "lightgbm/model.txt", "estimator": m / "lightgbm/estimator.json",
+        "calibrator": m / "lightgbm/calibrator.json", "grading": m / "grading.json",
+        "catalog": m / "feature_catalog.json", "rules": m / "rules.json",
+        "version": m / "scorer/artifacts/version.json"})
+
+
+def _features(t) -> pd.DataFrame:
+    return t.table[t.table["as_of"] == AS_OF].reset_index(drop=True)[t.catalog.names]
+
+
+def test_pyfunc_gives_exactly_the_in_pipeline_scorer_output(trained):  # noqa: F811
+    X = _features(trained)
+    got = mlflow.pyfunc.load_model(str(trained.scorer)).predict(X)
+    want = _in_pipeline(trained).score(X).reset_index(drop=True)
+    assert list(got.columns) == list(OUTPUT_COLUMNS)
+    pd.testing.assert_frame_equal(got.drop(columns="reasons"), want.drop(columns="reasons"))
+    assert got["reasons"].tolist() == want["reasons"].tolist()
+    assert set(got["grade"]) <= {f"{a}{d}" for a in "ABCD" for d in "1234"}
+    first = got["reasons"].iloc[0]
+    assert 0 < len(first) <= 6 and set(first[0]) == {"code", "text", "contribution"}
+
+
+def test_signature_is_enforced(trained):  # noqa: F811
+    model = mlflow.pyfunc.load_model(str(trained.scorer))
+    X = _features(trained).drop(columns=["pricing_page_view_30d"])
+    with pytest.raises(MlflowException, match="pricing_page_view_30d"):
+        model.predict(X)
+
+
+def test_model_holds_safe_formats_only(trained):  # noqa: F811
+    files = [p.name for p in trained.scorer.rglob("*") if p.is_file()]
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))]
+    assert "model.txt" in files and "grading.json" in files
+    version = read_json(trained.scorer / "artifacts/version.json")
+    assert {"model_version", "data_window", "git_commit", "params_hash"} <= set(version)
+
+
+def test_registry_alias_promote_and_rollback(trained, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    mlflow.set_experiment("leadscore-test")
+    m = trained.models
+    kw = dict(grading=m / "grading.json", catalog=m / "feature_catalog.json", rules=m / "rules.json")
+    first = export_scorer(m / "lightgbm", out=tmp_path / "s1", register_as=("leadscore", "champion"), **kw)
+    again = export_scorer(m / "lightgbm", out=tmp_path / "s1", register_as=("leadscore", "champion"), **kw)
+    assert first["registry_version"] == again["registry_version"] == "1"  # same model, same version
+    # a different model (other rules) becomes version 2 and the champion
+    rules2 = tmp_path / "rules2.json"
+    shutil.copy(m / "rules.json", rules2)
+    rules2.write_text(rules2.read_text().replace('"mql_threshold": 50', '"mql_threshold": 60'))
+    second = export_scorer(m / "lightgbm", out=tmp_path / "s2", register_as=("leadscore", "champion"),
+                           **{**kw, "rules": rules2})
+    assert second["registry_version"] == "2"
+    champion = mlflow.pyfunc.load_model("models:/leadscore@champion")
+    assert champion.metadata.metadata["model_version"] == second["model_version"]
+    assert rollback("leadscore", "champion") == "1"
+    assert mlflow.pyfunc.load_model("models:/leadscore@champion").metadata.metadata["model_version"] == \
+        first["model_version"]
+    with pytest.raises(ModelError, match="no version 9"):
+        promote("leadscore", "champion", "9")

@@ -1,0 +1,81 @@
+"""A tiny trained scorer for the export and scoring tests: a small synthetic CRM (with the
+canary PII), ingested, its training table, a small additive LightGBM, calibrator, grade cut
+points, rules and catalog, exported as an MLflow model (no registry). Built once per session."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig, TrainRulesConfig
+from leadscore.data.ingest import ingest
+from leadscore.data.synthetic import generate_crm
+from leadscore.explain.contributions import Explainer, group_sums
+from leadscore.explain.grades import fit_grade_cuts, save_grading
+from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.catalog import FeatureCatalog, save_catalog
+from leadscore.modeling.baseline import PointsRuleScorer, save_rules
+from leadscore.modeling.calibration import Calibrator
+from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model
+from leadscore.serve.batch import FeatureSettings
+from leadscore.serve.export import export_scorer
+
+N_LEADS = 700
+SEED = 11
+FEATURES = FeaturesConfig()
+SETTINGS = FeatureSettings(target_stage=FEATURES.target_stage, max_lead_age_days=FEATURES.max_lead_age_days,
+                           windows_days=FEATURES.windows_days, half_life_days=FEATURES.half_life_days,
+                           content_types=FEATURES.content_types)
+DOMAINS = IngestConfig().free_mail_domains
+AS_OF = dt.datetime(2025, 7, 1)
+
+
+@dataclass(frozen=True)
+class Trained:
+    root: Path
+    raw: Path  # the generated CRM, WITH personal data (the scoring source)
+    crm: Path  # ingested, PII-free
+    models: Path  # models/lightgbm, grading.json, rules.json, feature_catalog.json
+    scorer: Path  # the exported MLflow model
+    catalog: FeatureCatalog
+    table: pd.DataFrame  # the training table
+
+
+def build_trained(root: Path) -> Trained:
+    raw, crm = root / "raw.duckdb", root / "crm.duckdb"
+    generate_crm(GenerateConfig(n_leads=N_LEADS, chunk_leads=1000), SEED, raw)
+    ingest("duckdb", raw, crm, DOMAINS)
+    with duckdb.connect(str(crm), read_only=True) as con:
+        table, _ = training_table(
+            con, as_of_start=FEATURES.as_of_start, as_of_end=None, every_months=1, cutoff=None,
+            target_stage=FEATURES.target_stage, horizon_days=FEATURES.horizon_days,
+            **{k: v for k, v in SETTINGS.kwargs().items() if k != "target_stage"})
+    cat = feature_catalog(SETTINGS.windows_days, SETTINGS.content_types)
+    est = LightGBMClassifier.from_catalog(
+        cat, params={"num_leaves": 4, "learning_rate": 0.2, "min_data_in_leaf": 20, "verbosity": -1},
+        max_boost_rounds=30, seed=SEED, num_threads=1, additive=True)
+    est.fit(table, table["label"])
+    raw_score = est.decision_function(table)
+    calibrator = Calibrator("sigmoid").fit(raw_score, table["label"].to_numpy())
+    contrib = Explainer.for_model(est).contributions(est.model_frame(table))
+    sums = group_sums(contrib, est.feature_names_, {g: cat.group(g) for g in ("fit", "engagement")})
+    cuts = fit_grade_cuts(sums["fit"], sums["engagement"], fit_features=cat.group("fit"),
+                          engagement_features=cat.group("engagement"))
+    rules = PointsRuleScorer.from_config(TrainRulesConfig()).fit(table, table["label"])
+    models = root / "models"
+    meta = {"data_window": {"train_as_of_first": "2024-04-01", "train_as_of_last": "2025-06-01"},
+            "git_commit": "test", "params_hash": "test"}
+    save_model(CalibratedModel(est, calibrator, meta), models / "lightgbm")
+    save_grading(cuts, models / "grading.json")
+    save_rules(rules, models / "rules.json")
+    save_catalog(cat, models / "feature_catalog.json")
+    scorer = models / "scorer"
+    export_scorer(models / "lightgbm", grading=models / "grading.json", catalog=models / "feature_catalog.json",
+                  rules=models / "rules.json", out=scorer)
+    assert np.isfinite(raw_score).all()
+    return Trained(root, raw, crm, models, scorer, cat, table)
