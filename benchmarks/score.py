@@ -42,7 +42,7 @@ from leadscore.explain.grades import fit_grade_cuts, save_grading  # noqa: E402
 from leadscore.explain.reasons import explain_rows  # noqa: E402
 from leadscore.features.build import feature_catalog, training_table  # noqa: E402
 from leadscore.features.catalog import save_catalog  # noqa: E402
-from leadscore.modeling.baseline import PointsRuleScorer, save_rules  # noqa: E402
+from leadscore.modeling.baseline import PointsRuleClassifier, save_rules  # noqa: E402
 from leadscore.modeling.calibration import Calibrator  # noqa: E402
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
 from leadscore.serve.batch import FeatureSettings, open_crm, score_leads  # noqa: E402
@@ -88,7 +88,7 @@ def _train(folder: Path, leads: int, seed: int) -> Path:
     save_model(CalibratedModel(est, cal, {"data_window": {}, "git_commit": "bench", "params_hash": "bench"}),
                models / "lightgbm")
     save_grading(fit_grade_cuts(sums["fit"], sums["engagement"]), models / "grading.json")
-    save_rules(PointsRuleScorer.from_config(TrainRulesConfig()).fit(table, table["label"]), models / "rules.json")
+    save_rules(PointsRuleClassifier.from_config(TrainRulesConfig()).fit(table, table["label"]), models / "rules.json")
     save_catalog(cat, models / "feature_catalog.json")
     export_scorer(models / "lightgbm", grading=models / "grading.json", catalog=models / "feature_catalog.json",
                   rules=models / "rules.json", out=models / "scorer")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
+from leadscore.errors import ConfigError
 from leadscore.io import atomic_path, write_json
 from leadscore.logs import setup_logging
 from leadscore.modeling.baseline import load_rules

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
+from leadscore.errors import ConfigError
 from leadscore.explain.contributions import Explainer
 from leadscore.explain.drivers import dependence_frame, global_drivers
 from leadscore.explain.grades import (

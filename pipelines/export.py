@@ -16,10 +16,11 @@ from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
+from leadscore.errors import ConfigError, ModelError
 from leadscore.io import write_json
 from leadscore.logs import setup_logging
-from leadscore.serve.export import ModelError, export_scorer
+from leadscore.serve.export import export_scorer
 from leadscore.tracking import setup_mlflow
 
 log = logging.getLogger("leadscore.export")

@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
+from leadscore.errors import ConfigError
 from leadscore.features.build import feature_catalog, training_table
 from leadscore.features.catalog import save_catalog
 from leadscore.io import write_json, write_parquet

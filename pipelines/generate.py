@@ -18,8 +18,9 @@ from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
 from leadscore.data.synthetic import generate_crm, write_empty_crm
+from leadscore.errors import ConfigError
 from leadscore.io import write_json
 from leadscore.logs import setup_logging
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
 from leadscore.data.ingest import ingest
-from leadscore.io import InputError
+from leadscore.errors import ConfigError, InputError
 from leadscore.logs import setup_logging
 
 log = logging.getLogger("leadscore.ingest")

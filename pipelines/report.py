@@ -20,8 +20,8 @@ from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
-from leadscore.io import InputError
+from leadscore.config import load_params
+from leadscore.errors import ConfigError, InputError
 from leadscore.logs import setup_logging
 from leadscore.report.build import (
     ReportPaths,

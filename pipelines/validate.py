@@ -21,9 +21,10 @@ from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
+from leadscore.config import load_params
 from leadscore.data.validate import ValidationFailed, validate_crm
-from leadscore.io import InputError, write_json
+from leadscore.errors import ConfigError, InputError
+from leadscore.io import write_json
 from leadscore.logs import setup_logging
 
 log = logging.getLogger("leadscore.validate")

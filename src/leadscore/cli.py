@@ -6,40 +6,21 @@ stages, so there is no second copy of any logic. Every command exits non-zero on
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from leadscore.config import ConfigError, load_params
-from leadscore.io import InputError
+from leadscore.config import load_params
+from leadscore.errors import ConfigError, InputError, ModelError, exit_on_error
 from leadscore.logs import setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Predictive B2B lead scoring.")
 log = logging.getLogger("leadscore")
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
-
-
-@contextlib.contextmanager
-def exit_codes(*codes: tuple[type[BaseException] | tuple[type[BaseException], ...], int]) -> Iterator[None]:
-    """Log an expected failure's message (no traceback) and exit with its code.
-    A `ConfigError` is always exit 2; `codes` maps other exception types to codes."""
-    try:
-        yield
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except Exception as err:
-        for types, code in codes:
-            if isinstance(err, types):
-                log.error("%s", err)
-                raise typer.Exit(code) from None
-        raise
 
 
 @app.callback()
@@ -56,7 +37,7 @@ def generate(
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
     from leadscore.data.synthetic import generate_crm
 
-    with exit_codes():
+    with exit_on_error(log):
         p = load_params(params)
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
     summary = generate_crm(cfg, p.seed, out)
@@ -75,9 +56,9 @@ def validate(
 ) -> None:
     """Ingest and validate a CRM source; print a summary; exit 1 if it fails the checks."""
     from leadscore.data.ingest import ingest
-    from leadscore.data.validate import ValidationFailed, validate_crm
+    from leadscore.data.validate import validate_crm
 
-    with exit_codes(((InputError, ValidationFailed), 1)):
+    with exit_on_error(log):
         p = load_params(params)
         with tempfile.TemporaryDirectory() as tmp:
             ingested = Path(tmp) / "crm.duckdb"
@@ -122,7 +103,7 @@ def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | Non
         FeatureSettings,
         score_leads,
     )
-    from leadscore.serve.export import ModelError
+    
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -202,10 +183,10 @@ def promote(
     params: Path = PARAMS,
 ) -> None:
     """Point the registry alias (export.alias, e.g. champion) at VERSION."""
-    from leadscore.serve.export import ModelError
+    
     from leadscore.serve.export import promote as do_promote
 
-    with exit_codes((ModelError, 3)):
+    with exit_on_error(log):
         name, alias = _registry(params)
         previous = do_promote(name, alias, version)
     typer.echo(f"{name}@{alias} -> version {version} (was {previous})")
@@ -214,10 +195,10 @@ def promote(
 @app.command()
 def rollback(params: Path = PARAMS) -> None:
     """Point the registry alias back at the version it held before the last promotion."""
-    from leadscore.serve.export import ModelError
+    
     from leadscore.serve.export import rollback as do_rollback
 
-    with exit_codes((ModelError, 3)):
+    with exit_on_error(log):
         name, alias = _registry(params)
         version = do_rollback(name, alias)
     typer.echo(f"{name}@{alias} -> version {version}")
@@ -232,7 +213,7 @@ def report(
     """Build the marketing report (one self-contained HTML file) from the pipeline outputs."""
     from leadscore.report.build import build_report, load_report_inputs, log_report, write_report
 
-    with exit_codes((InputError, 1)):
+    with exit_on_error(log):
         p = load_params(params)
         inputs = load_report_inputs()
         html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
@@ -258,7 +239,7 @@ def explain(
     from leadscore.modeling.estimators import load_model
     from leadscore.serve.lead import LeadError, Scorecard, key_values, lead_features
 
-    with exit_codes(((LeadError, FileNotFoundError, ValueError, TypeError), 1)):
+    with exit_on_error(log):
         p = load_params(params)
         when = None
         if as_of is not None:
@@ -303,12 +284,10 @@ def run(
     """Flat export in, model + report + scores out: validate the mapping and file, screen for
     leakage, train the rules and the models, evaluate, explain, score and report.
     Exit codes: 0 ok, 1 wrong mapping or file, 3 leakage screen refused, 4 too few positives."""
-    from leadscore.flat.mapping import MappingError, load_mapping
+    from leadscore.flat.mapping import load_mapping
     from leadscore.flat.run import run_flat
-    from leadscore.modeling.estimators import TooFewPositivesError
-    from leadscore.modeling.screen import ScreenError
 
-    with exit_codes((MappingError, 1), (ScreenError, 3), (TooFewPositivesError, 4)):
+    with exit_on_error(log):
         m = load_mapping(mapping)
         result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
     ev = result.metrics

@@ -13,11 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from leadscore.errors import ConfigError
 from leadscore.schema import CONTENT_TYPES, PII_COLUMNS, STAGES, TABLES
-
-
-class ConfigError(ValueError):
-    """params.yaml is missing, unreadable or holds a wrong key or value."""
 
 
 class _Section(BaseModel):

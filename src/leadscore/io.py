@@ -21,25 +21,32 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from leadscore.errors import InputError, safe_error_text
 from leadscore.schema import TABLES, Table
-
-
-class InputError(ValueError):
-    """An input file or table is missing, unreadable or does not match the contract."""
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `target`; publish it over `target` on success.
 
-    On any exception the temporary file (or folder) is removed and `target` is untouched.
+    The caller writes a file or a folder at the yielded path. A file is published with one
+    `os.replace`. A folder replacing an existing folder is swapped in with two renames (the
+    old one is moved aside, the new one into place, then the old one is deleted), so the old
+    folder is never deleted before the new one is complete. On any exception the temporary
+    file or folder is removed and `target` is untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
-        os.replace(tmp, target)
+        if tmp.is_dir() and target.is_dir():
+            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -58,6 +65,12 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, float_format: str | None = "%.6g") -> None:
+    """Write a frame to CSV atomically (no index; 6 significant digits by default)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
@@ -97,18 +110,6 @@ def sql_literal(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-_EMAILISH = re.compile(r"[^\s'\"(),;]+@[^\s'\"(),;]+")
-
-
-def safe_error_text(err: BaseException, limit: int = 200) -> str:
-    """First line of a driver error, with e-mail-like tokens redacted.
-
-    DuckDB's CSV errors can quote the offending line; only the first line is kept (it names
-    the error and line number) and anything that looks like an address is masked, so a
-    message never carries personal data.
-    """
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return _EMAILISH.sub("<redacted>", first)[:limit]
 
 
 def safe_key(value: Any) -> str:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from leadscore.config import IngestConfig
 from leadscore.data.ingest import DERIVED_LEAD_COLUMNS, INGESTED_TABLES, derived_flags_sql, ingest
-from leadscore.io import InputError
+from leadscore.errors import InputError
 from leadscore.schema import CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME, PII_COLUMNS
 from tests.builders import PII_VALUES, write_crm
 

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadscore.config import ConfigError, IngestConfig, ValidateConfig, params_from_dict
+from leadscore.config import IngestConfig, ValidateConfig, params_from_dict
 from leadscore.data.ingest import INGESTED_TABLES, ingest
 from leadscore.data.validate import ValidationFailed, ValidationResult, validate_crm
+from leadscore.errors import ConfigError
 from leadscore.schema import PII_COLUMNS
 from tests.builders import PII_VALUES, write_crm
 

@@ -8,7 +8,7 @@ import pytest
 
 from leadscore.flat.mapping import MappingError, load_mapping, mapping_from_dict
 from leadscore.flat.table import (
-    FlatRuleScorer,
+    FlatRuleClassifier,
     detect_delimiter,
     flat_split,
     infer_groups,
@@ -139,7 +139,7 @@ def test_time_order_rows_tests_the_latest_rows(messy):
 
 
 def test_flat_rules_score_conditions_first_match():
-    rules = FlatRuleScorer(fit_rules={"age": {"<25": 10, "<40": 5, "missing": -3}},
+    rules = FlatRuleClassifier(fit_rules={"age": {"<25": 10, "<40": 5, "missing": -3}},
                            engagement_rules={"visits": {">=10": 50, "1..10": 5}},
                            max_points_per_activity=30)
     X = pd.DataFrame({"age": [20, 30, 50, np.nan], "visits": [12, 3, 0, 1]})
@@ -147,4 +147,4 @@ def test_flat_rules_score_conditions_first_match():
     assert pts["fit_points"].tolist() == [10, 5, 0, -3]
     assert pts["engagement_points"].tolist() == [30, 5, 0, 5]  # 50 capped at 30
     rules.fit(X, [1, 1, 0, 0])
-    assert FlatRuleScorer.from_dict(rules.to_dict()).predict_proba(X).shape == (4, 2)
+    assert FlatRuleClassifier.from_dict(rules.to_dict()).predict_proba(X).shape == (4, 2)

@@ -8,12 +8,12 @@ import pytest
 from sklearn.base import clone
 
 from leadscore.config import Params
-from leadscore.modeling.baseline import PointsRuleScorer, load_rules, save_rules
+from leadscore.modeling.baseline import PointsRuleClassifier, load_rules, save_rules
 from tests.builders import synthetic_table
 
 
-def _rules(**kw) -> PointsRuleScorer:
-    return PointsRuleScorer(**{**Params().train_rules.model_dump(), **kw})
+def _rules(**kw) -> PointsRuleClassifier:
+    return PointsRuleClassifier(**{**Params().train_rules.model_dump(), **kw})
 
 
 def _lead(**kw) -> pd.DataFrame:

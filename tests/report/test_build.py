@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.config import ReportConfig, params_from_dict
-from leadscore.io import InputError
+from leadscore.errors import InputError
 from leadscore.report.build import build_report, load_report_inputs
 from tests.report.inputs import PII_STRINGS, make_inputs, write_inputs
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from leadscore.errors import ModelError
 from leadscore.io import read_json
-from leadscore.serve.export import ModelError, export_scorer, promote, rollback
+from leadscore.serve.export import export_scorer, promote, rollback
 from leadscore.serve.scorer import OUTPUT_COLUMNS, LeadScorer
 from tests.serve.trained import AS_OF
 

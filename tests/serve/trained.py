@@ -19,7 +19,7 @@ from leadscore.explain.contributions import Explainer, group_sums
 from leadscore.explain.grades import fit_grade_cuts, save_grading
 from leadscore.features.build import feature_catalog, training_table
 from leadscore.features.catalog import FeatureCatalog, save_catalog
-from leadscore.modeling.baseline import PointsRuleScorer, save_rules
+from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
 from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model
 from leadscore.serve.batch import FeatureSettings
@@ -66,7 +66,7 @@ def build_trained(root: Path) -> Trained:
     sums = group_sums(contrib, est.feature_names_, {g: cat.group(g) for g in ("fit", "engagement")})
     cuts = fit_grade_cuts(sums["fit"], sums["engagement"], fit_features=cat.group("fit"),
                           engagement_features=cat.group("engagement"))
-    rules = PointsRuleScorer.from_config(TrainRulesConfig()).fit(table, table["label"])
+    rules = PointsRuleClassifier.from_config(TrainRulesConfig()).fit(table, table["label"])
     models = root / "models"
     meta = {"data_window": {"train_as_of_first": "2024-04-01", "train_as_of_last": "2025-06-01"},
             "git_commit": "test", "params_hash": "test"}

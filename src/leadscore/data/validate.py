@@ -43,7 +43,8 @@ import pandas as pd
 
 from leadscore.config import ValidateConfig
 from leadscore.data.ingest import INGESTED_TABLES
-from leadscore.io import InputError, safe_key, write_duckdb_tables
+from leadscore.errors import InputError
+from leadscore.io import safe_key, write_duckdb_tables
 from leadscore.schema import CONTENT_TYPES, EVENT_TYPES, PII_COLUMNS, STAGES, Table
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ DERIVED = ("lead_known", "lead_valid", "lead_created_at")
 QUARANTINE_COLUMNS = ("table_name", "row_key", "reason", "row_json")
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(InputError):
     """The CRM failed a table-level check, or a table's quarantined share is over budget."""
 
     def __init__(self, failures: Sequence[Failure], headline: str) -> None:

@@ -11,7 +11,7 @@ D/4 = 30%, "A" means "among the best 15% profiles of the calibration months".
 rate with its Wilson 95% interval and the mean predicted probability; and every adjacent
 pair that breaks the order (conversion must fall from A to D within a digit and from 1 to 4
 within a letter), with a one-sided two-proportion z-test of the break. The rule baseline is
-graded by its own points bands (`PointsRuleScorer.grade`) and reported with the same code.
+graded by its own points bands (`PointsRuleClassifier.grade`) and reported with the same code.
 """
 
 from __future__ import annotations

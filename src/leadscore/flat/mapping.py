@@ -20,6 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from leadscore.errors import InputError
 from leadscore.modeling.baseline import norm_value
 
 # Values that mean "missing" in real exports (matched after trimming, case-insensitively).
@@ -30,7 +31,7 @@ DEFAULT_MISSING: tuple[str, ...] = ("", "select", "-", "--", "na", "n/a", "nan",
                                     "#n/a", "?")
 
 
-class MappingError(ValueError):
+class MappingError(InputError):
     """The mapping file is missing, unreadable, or names a wrong key, column or value."""
 
 

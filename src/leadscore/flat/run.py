@@ -2,7 +2,7 @@
 
 `run_flat` validates the mapping and the file, screens for leakage, trains the rule
 baseline and the models, evaluates, explains, scores and reports, with the same library
-functions as the DVC stages (`PointsRuleScorer` via `FlatRuleScorer`, `tune_lightgbm`,
+functions as the DVC stages (`PointsRuleClassifier` via `FlatRuleClassifier`, `tune_lightgbm`,
 `LightGBMClassifier`, `LogisticClassifier`, `choose_calibrator`, `evaluate_models`,
 `Explainer`, `fit_grade_cuts`, `grade_matrix`, `global_drivers`, `LeadScorer`,
 `build_report`). It writes, under DIR::
@@ -56,7 +56,7 @@ from leadscore.explain.drivers import dependence_frame, global_drivers
 from leadscore.explain.grades import fit_grade_cuts, format_matrix, grade_matrix, save_grading
 from leadscore.features.catalog import FeatureCatalog, save_catalog
 from leadscore.flat.mapping import Mapping
-from leadscore.flat.table import FlatRuleScorer, FlatTable, flat_split, load_flat
+from leadscore.flat.table import FlatRuleClassifier, FlatTable, flat_split, load_flat
 from leadscore.io import atomic_path, write_json, write_parquet
 from leadscore.modeling.baseline import save_rules
 from leadscore.modeling.calibration import choose_calibrator
@@ -83,7 +83,7 @@ MODELS = ("rules", "logistic", "lightgbm")
 class FlatModels:
     """The three fitted models of a flat run."""
 
-    rules: FlatRuleScorer
+    rules: FlatRuleClassifier
     lightgbm: CalibratedModel
     logistic: CalibratedModel
     features: list[str]
@@ -142,7 +142,7 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
     tr, va, ca = split.train, split.valid, split.calib
     check_positives(int(tr["label"].sum()), m.min_positives)
     names, cats = catalog.names, catalog.categorical
-    rules = FlatRuleScorer.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
+    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
     tuning, lgbm = fit_tuned_lightgbm(
         tr, va, feature_names=names, categorical_features=cats, seed=mapping.seed,
         num_threads=m.num_threads, max_boost_rounds=m.max_boost_rounds,
@@ -177,7 +177,7 @@ def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCata
     y = df["label"].to_numpy()
     names, cats = catalog.names, catalog.categorical
     m = mapping.model
-    rules = FlatRuleScorer.from_mapping(mapping, table.source_names)
+    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names)
     aucs: dict[str, list[float]] = {k: [] for k in MODELS}
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=mapping.seed)
     for fit_idx, test_idx in skf.split(y, y):

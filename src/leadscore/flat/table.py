@@ -28,8 +28,8 @@ The result is a `FlatTable`: the frame (``lead_id``, ``label``, ``row`` (file or
 
 `flat_split` cuts it into train / valid / calib / test: by time (created date or file
 order; latest last) or, without either, stratified at random (and the metrics say there is
-no out-of-time test). `FlatRuleScorer` is the points-rule baseline over this table: the
-`PointsRuleScorer` estimator (grade bands, isotonic points -> probability, MQL threshold)
+no out-of-time test). `FlatRuleClassifier` is the points-rule baseline over this table: the
+`PointsRuleClassifier` estimator (grade bands, isotonic points -> probability, MQL threshold)
 with the points read from the mapping's condition tables instead of event counts.
 """
 
@@ -49,7 +49,7 @@ from sklearn.model_selection import train_test_split
 
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
 from leadscore.flat.mapping import Mapping, MappingError, parse_condition
-from leadscore.modeling.baseline import PointsRuleScorer, norm_value
+from leadscore.modeling.baseline import PointsRuleClassifier, norm_value
 from leadscore.modeling.splits import Split
 
 log = logging.getLogger(__name__)
@@ -431,8 +431,8 @@ def flat_split(table: FlatTable, mapping: Mapping) -> Split:
 
 
 # ---- the rule baseline ------------------------------------------------------------------
-class FlatRuleScorer(PointsRuleScorer):
-    """`PointsRuleScorer` over a flat table: points from condition tables per column.
+class FlatRuleClassifier(PointsRuleClassifier):
+    """`PointsRuleClassifier` over a flat table: points from condition tables per column.
 
     `fit_rules` / `engagement_rules` map a feature to ``{condition: points}`` (see
     `leadscore.flat.mapping.RulesMapping`); the first matching condition scores. Engagement
@@ -449,7 +449,7 @@ class FlatRuleScorer(PointsRuleScorer):
         self.engagement_rules = engagement_rules
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping, source_names: dict[str, str]) -> FlatRuleScorer:
+    def from_mapping(cls, mapping: Mapping, source_names: dict[str, str]) -> FlatRuleClassifier:
         """Rules keyed by feature name (the mapping may use the file's headers)."""
         to_feature = {snake(v): k for k, v in source_names.items()}
 
@@ -493,8 +493,8 @@ class FlatRuleScorer(PointsRuleScorer):
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> FlatRuleScorer:
+    def from_dict(cls, d: dict) -> FlatRuleClassifier:
         if d.get("kind") != "flat_points_rules":
             raise ValueError("not a flat points-rule record (kind != 'flat_points_rules')")
-        return PointsRuleScorer.from_dict.__func__(cls, {**d, "kind": "points_rules"})
+        return PointsRuleClassifier.from_dict.__func__(cls, {**d, "kind": "points_rules"})
 

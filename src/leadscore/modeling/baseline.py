@@ -1,6 +1,6 @@
 """The points-rule baseline: what a marketing team scores leads with today.
 
-`PointsRuleScorer` is a scikit-learn classifier, so evaluate, explain and export treat it
+`PointsRuleClassifier` is a scikit-learn classifier, so evaluate, explain and export treat it
 like the model:
 
 - **fit points** by attribute value (`fit_points`: feature -> value -> points, e.g.
@@ -35,6 +35,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from leadscore.io import read_json, write_json
 from leadscore.modeling.calibration import Calibrator
+from leadscore.modeling.metrics import core_metrics
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _band(points: np.ndarray, bands: dict, labels: tuple[str, ...]) -> np.ndarra
     return out
 
 
-class PointsRuleScorer(ClassifierMixin, BaseEstimator):
+class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
     """Marketing points table + Eloqua-style grade + monotone points -> probability map."""
 
     def __init__(
@@ -85,7 +86,7 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
         self.mql_threshold = mql_threshold
 
     @classmethod
-    def from_config(cls, cfg) -> PointsRuleScorer:
+    def from_config(cls, cfg) -> PointsRuleClassifier:
         """From a `TrainRulesConfig` (params.yaml section `train_rules`)."""
         return cls(**cfg.model_dump())
 
@@ -163,7 +164,7 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
                              "rule_points": pts["total_points"].to_numpy()}, index=X.index)
 
     # ---- the estimator ---------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y) -> PointsRuleScorer:
+    def fit(self, X: pd.DataFrame, y) -> PointsRuleClassifier:
         """Fit the points -> probability map (isotonic) on the calibration slice."""
         self._validate()
         y = np.asarray(y).astype(int)
@@ -186,7 +187,7 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if not hasattr(self, "calibrator_"):
-            raise ValueError("PointsRuleScorer is not fitted: call fit on the calibration slice")
+            raise ValueError("PointsRuleClassifier is not fitted: call fit on the calibration slice")
         p = self.calibrator_.predict(self.decision_function(X))
         return np.column_stack([1 - p, p])
 
@@ -203,7 +204,7 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> PointsRuleScorer:
+    def from_dict(cls, d: dict) -> PointsRuleClassifier:
         if d.get("kind") != "points_rules":
             raise ValueError("not a points-rule record (kind != 'points_rules')")
         est = cls(**d["params"])
@@ -214,9 +215,24 @@ class PointsRuleScorer(ClassifierMixin, BaseEstimator):
         return est
 
 
-def save_rules(model: PointsRuleScorer, path: str | Path) -> None:
+def rules_summary(rules: PointsRuleClassifier, calib: pd.DataFrame) -> dict:
+    """The baseline on the calibration slice: metrics, MQL share and conversion, grade mix."""
+    proba = rules.predict_proba(calib)[:, 1]
+    mql = rules.predict(calib) == 1
+    grades = rules.grade(calib)
+    return {
+        "calib": core_metrics(calib["label"], proba),
+        "calib_rows": len(calib),
+        "mql_share": float(np.mean(mql)),
+        "mql_conversion": float(calib["label"][mql].mean()) if mql.any() else None,
+        "grade_share": grades["rule_grade"].value_counts(normalize=True).sort_index().round(4).to_dict(),
+        "missing_features": rules.missing_features_,
+    }
+
+
+def save_rules(model: PointsRuleClassifier, path: str | Path) -> None:
     write_json(model.to_dict(), path)
 
 
-def load_rules(path: str | Path) -> PointsRuleScorer:
-    return PointsRuleScorer.from_dict(read_json(path))
+def load_rules(path: str | Path) -> PointsRuleClassifier:
+    return PointsRuleClassifier.from_dict(read_json(path))

@@ -22,7 +22,6 @@ calibrator and metadata as JSON (`save_model` / `load_model`).
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import lightgbm as lgb
@@ -35,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from leadscore.errors import GuardError
 from leadscore.features.catalog import FeatureCatalog
 from leadscore.io import atomic_path, read_json, write_json
 from leadscore.modeling.calibration import Calibrator
@@ -42,7 +42,7 @@ from leadscore.modeling.calibration import Calibrator
 log = logging.getLogger(__name__)
 
 
-class TooFewPositivesError(ValueError):
+class TooFewPositivesError(GuardError):
     """The training slice holds too few positive labels to train a model."""
 
 
@@ -355,8 +355,6 @@ def save_model(model: CalibratedModel, folder: str | Path) -> None:
             write_json(inner.to_dict(), tmp / "model.json")
         write_json(model.calibrator.to_dict(), tmp / "calibrator.json")
         write_json(model.metadata, tmp / "metadata.json")
-        if Path(folder).exists():  # os.replace cannot replace a non-empty folder
-            shutil.rmtree(folder)
 
 
 def save_fallback(folder: str | Path, reason: str) -> None:
@@ -364,8 +362,6 @@ def save_fallback(folder: str | Path, reason: str) -> None:
     with atomic_path(folder) as tmp:
         tmp.mkdir(parents=True)
         write_json({"status": "fallback_to_rules", "reason": reason}, tmp / "metadata.json")
-        if Path(folder).exists():
-            shutil.rmtree(folder)
 
 
 def is_fallback(folder: str | Path) -> bool:

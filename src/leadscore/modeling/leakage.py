@@ -26,12 +26,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from leadscore.errors import GuardError
 from leadscore.modeling.estimators import base_lgb_params, to_model_frame
 
 log = logging.getLogger(__name__)
 
 
-class LeakageError(ValueError):
+class LeakageError(GuardError):
     """A feature (or the feature set) looks like it leaks the outcome."""
 
 

@@ -53,6 +53,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
+from leadscore.errors import GuardError
 from leadscore.flat.table import name_words, snake
 from leadscore.modeling.leakage import target_encode
 
@@ -81,7 +82,7 @@ DEFAULT_DOMINANT_GAP = 0.15
 DEFAULT_MAX_MISSING_AUC = 0.75
 
 
-class ScreenError(ValueError):
+class ScreenError(GuardError):
     """The screen flagged columns that are not on the allow list."""
 
 

@@ -35,10 +35,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from leadscore.errors import InputError
+
 SLICES: tuple[str, ...] = ("train", "valid", "calib", "test")
 
 
-class SplitError(ValueError):
+class SplitError(InputError):
     """The training table is too short in time for the configured split."""
 
 

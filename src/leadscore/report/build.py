@@ -35,7 +35,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from leadscore.config import ReportConfig
-from leadscore.io import InputError, atomic_path, read_json
+from leadscore.errors import InputError
+from leadscore.io import atomic_path, read_json
 
 log = logging.getLogger(__name__)
 

@@ -56,10 +56,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
+from leadscore.errors import InputError, ModelError
 from leadscore.features.build import build_features, data_cutoff, feature_catalog
-from leadscore.io import InputError, open_source, read_json, safe_key, sql_literal, write_json
+from leadscore.io import open_source, read_json, safe_key, sql_literal, write_json
 from leadscore.schema import CONTENT_TYPES, EVENT_TYPES, STAGES
-from leadscore.serve.export import ModelError
 
 log = logging.getLogger(__name__)
 

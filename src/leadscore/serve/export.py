@@ -35,16 +35,13 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from leadscore.errors import ModelError
 from leadscore.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
 _REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")
-
-
-class ModelError(RuntimeError):
-    """The scorer model is missing, unreadable, or its signature does not match the input."""
 
 
 def model_version(files: Mapping[str, str | Path]) -> str:
@@ -150,8 +147,6 @@ def save_scorer(files: Mapping[str, Path], out: str | Path) -> str:
     kwargs = _pyfunc_kwargs(files)
     with atomic_path(out) as tmp:
         mlflow.pyfunc.save_model(path=str(tmp), **kwargs)
-        if Path(out).exists():  # os.replace cannot replace a non-empty folder
-            shutil.rmtree(out)
     return kwargs["metadata"]["model_version"]
 
 

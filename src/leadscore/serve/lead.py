@@ -22,13 +22,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from leadscore.errors import InputError
 from leadscore.explain.contributions import Explainer, group_sums
 from leadscore.explain.grades import GradeCuts
 from leadscore.explain.reasons import Reasons, explain_rows
 from leadscore.features.catalog import FeatureCatalog
 
 
-class LeadError(ValueError):
+class LeadError(InputError):
     """A lead that cannot be explained: not in the CRM, or not eligible at that date."""
 
 

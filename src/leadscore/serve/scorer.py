@@ -39,7 +39,7 @@ from leadscore.explain.grades import GradeCuts
 from leadscore.explain.reasons import Reasons, explain_rows
 from leadscore.features.catalog import FeatureCatalog
 from leadscore.io import read_json
-from leadscore.modeling.baseline import PointsRuleScorer
+from leadscore.modeling.baseline import PointsRuleClassifier
 from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import LightGBMClassifier
 
@@ -64,7 +64,7 @@ class LeadScorer:
     """Booster + calibrator + grade cut points + catalog + rules + version metadata."""
 
     def __init__(self, model: LightGBMClassifier, calibrator: Calibrator, grading: dict,
-                 catalog: FeatureCatalog, rules: PointsRuleScorer | None, version: dict):
+                 catalog: FeatureCatalog, rules: PointsRuleClassifier | None, version: dict):
         self.model = model
         self.calibrator = calibrator
         self.grading = grading
@@ -86,7 +86,7 @@ class LeadScorer:
             raise FileNotFoundError(f"scorer artifacts missing: {missing}")
         model = LightGBMClassifier.from_parts(read_json(paths["estimator"]),
                                               Path(paths["booster"]).read_text())
-        rules = PointsRuleScorer.from_dict(read_json(paths["rules"])) if paths.get("rules") else None
+        rules = PointsRuleClassifier.from_dict(read_json(paths["rules"])) if paths.get("rules") else None
         return cls(model=model,
                    calibrator=Calibrator.from_dict(read_json(paths["calibrator"])),
                    grading=read_json(paths["grading"]),
