@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, git, make):
 #   make run   - set up the locked environment and run the whole DVC pipeline on the synthetic CRM
 #   make test  - set up the locked environment and run the test suite
+#   make test-fast - the unit tests only (tests not marked slow)
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -12,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup chromium run test lint bench clean
+.PHONY: setup chromium run test test-fast lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +41,10 @@ run: setup
 test: setup chromium
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks
 	$(BIN)/pytest -q
+
+# unit tests only (no LightGBM training, no whole stages, no browser): under a minute
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks

@@ -45,15 +45,13 @@ from leadscore.features.catalog import save_catalog  # noqa: E402
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules  # noqa: E402
 from leadscore.modeling.calibration import Calibrator  # noqa: E402
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model  # noqa: E402
-from leadscore.serve.batch import FeatureSettings, open_crm, score_leads  # noqa: E402
+from leadscore.serve.batch import feature_kwargs, open_crm, score_leads  # noqa: E402
 from leadscore.serve.export import export_scorer  # noqa: E402
-from leadscore.serve.scorer import LeadScorer  # noqa: E402
+from leadscore.serve.scorer import Scorer  # noqa: E402
 from pandas_features import pandas_features  # noqa: E402
 
 log = logging.getLogger("benchmarks.score")
-CFG = FeaturesConfig()
-SETTINGS = FeatureSettings(CFG.target_stage, CFG.max_lead_age_days, CFG.windows_days, CFG.half_life_days,
-                           CFG.content_types)
+CFG = FeaturesConfig()  # the feature settings of training and scoring
 DOMAINS = IngestConfig().free_mail_domains
 
 
@@ -110,21 +108,21 @@ def _naive(raw: Path, scorer_dir: Path, as_of: dt.datetime, n: int) -> tuple[flo
                   for t in ("leads", "events", "outcomes")}
     finally:
         con.close()
-    scorer = LeadScorer.from_dir(scorer_dir / "artifacts")
+    scorer = Scorer.from_dir(scorer_dir / "artifacts")
     t0 = time.perf_counter()
-    feats = pandas_features(frames["leads"], frames["events"], frames["outcomes"], as_of, **SETTINGS.kwargs())
+    feats = pandas_features(frames["leads"], frames["events"], frames["outcomes"], as_of, **feature_kwargs(CFG))
     X = scorer.model_frame(feats)
     booster = scorer.model.booster_
     shap_values = np.asarray(shap.TreeExplainer(booster).shap_values(X))
     proba = scorer.calibrator.predict(booster.predict(X, raw_score=True))
     sums = group_sums(shap_values, scorer.feature_names,
                       {g: scorer.catalog.group(g) for g in ("fit", "engagement")})
-    scorer.grader.grade(sums["fit"], sums["engagement"])
+    scorer.cuts.grade(sums["fit"], sums["engagement"])
     explain_rows(shap_values, feats, scorer.catalog, scorer.feature_names, 3).to_arrow()
     if scorer.rules is not None:
         scorer.rules.grade(feats)
     seconds = time.perf_counter() - t0
-    ours = scorer._explainer.contributions(scorer._explainer.model_input(feats))
+    ours = scorer.explainer.contributions(scorer.explainer.model_input(feats))
     assert len(proba) == len(feats)
     return seconds, len(feats), float(np.max(np.abs(ours - shap_values), initial=0.0))
 
@@ -162,7 +160,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         result = score_leads(source_kind="duckdb", source=raw, out=folder / "scores.parquet",
-                             model_uri=str(scorer_dir), as_of=None, features=SETTINGS,
+                             model_uri=str(scorer_dir), as_of=None, features=CFG,
                              free_mail_domains=DOMAINS, chunk_size=args.chunk_size, threads=args.threads,
                              memory_limit=args.memory_limit, progress=False)
         seconds = time.perf_counter() - t0

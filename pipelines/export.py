@@ -10,20 +10,16 @@ Params:  export.* (registered_model, alias, register_model), mlflow.*.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import typer
 
-from leadscore.config import load_params
-from leadscore.errors import ConfigError, ModelError
 from leadscore.io import write_json
-from leadscore.logs import setup_logging
 from leadscore.serve.export import export_scorer
+from leadscore.stage import stage
 from leadscore.tracking import setup_mlflow
 
-log = logging.getLogger("leadscore.export")
 app = typer.Typer(add_completion=False)
 
 
@@ -37,26 +33,18 @@ def main(
     out: Path = typer.Option(Path("models/scorer"), help="MLflow model folder to write"),
     metrics: Path = typer.Option(Path("metrics/export.json"), help="summary"),
 ) -> None:
-    setup_logging()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        p = load_params(params)
+    with stage("export", params) as s:
         register_as = None
-        if p.export.register_model:
-            setup_mlflow(p.mlflow.tracking_uri, p.mlflow.experiment)
-            register_as = (p.export.registered_model, p.export.alias)
+        if s.params.export.register_model:
+            setup_mlflow(s.params.mlflow.tracking_uri, s.params.mlflow.experiment)
+            register_as = (s.params.export.registered_model, s.params.export.alias)
         summary = export_scorer(model, grading=grading, catalog=catalog, rules=rules, out=out,
                                 register_as=register_as)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(2) from None
-    except (ModelError, FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        raise typer.Exit(3) from None
-    write_json(summary, metrics)
-    log.info("scorer %s exported to %s%s", summary["model_version"], out,
-             f"; registered as {summary['registered_model']} version {summary['registry_version']} "
-             f"@{summary['alias']}" if summary["registry_version"] else "")
+        write_json(summary, metrics)
+        s.log.info("scorer %s exported to %s%s", summary["model_version"], out,
+                   f"; registered as {summary['registered_model']} version {summary['registry_version']} "
+                   f"@{summary['alias']}" if summary["registry_version"] else "")
 
 
 if __name__ == "__main__":

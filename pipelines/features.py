@@ -7,20 +7,17 @@ Params:  seed is not used; features.* (schedule, horizon, target stage, windows,
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import duckdb
 import typer
 
-from leadscore.config import load_params
-from leadscore.errors import ConfigError
+from leadscore.errors import InputError
 from leadscore.features.build import feature_catalog, training_table
 from leadscore.features.catalog import save_catalog
 from leadscore.io import write_json, write_parquet
-from leadscore.logs import setup_logging
+from leadscore.stage import stage
 
-log = logging.getLogger("leadscore.features")
 app = typer.Typer(add_completion=False)
 
 
@@ -32,36 +29,26 @@ def main(
     catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), help="feature catalog"),
     metrics: Path = typer.Option(Path("metrics/features.json"), help="summary metrics"),
 ) -> None:
-    setup_logging()
-    try:
-        cfg = load_params(params).features
-        if not crm.exists():
-            raise FileNotFoundError(f"{crm}: validated CRM not found (run the validate stage first)")
-        with duckdb.connect(str(crm), read_only=True) as con:
+    with stage("features", params) as s:
+        s.require(crm, hint="run the validate stage first: dvc repro")
+        cfg = s.params.features
+        try:
+            con = duckdb.connect(str(crm), read_only=True)
+        except duckdb.Error as err:
+            raise InputError(f"{crm}: not a readable DuckDB file ({type(err).__name__})") from None
+        with con:
             table, summary = training_table(
-                con,
-                as_of_start=cfg.as_of_start,
-                as_of_end=cfg.as_of_end,
-                every_months=cfg.as_of_every_months,
-                cutoff=cfg.cutoff_datetime,
-                target_stage=cfg.target_stage,
-                horizon_days=cfg.horizon_days,
-                max_lead_age_days=cfg.max_lead_age_days,
-                windows_days=cfg.windows_days,
-                half_life_days=cfg.half_life_days,
-                content_types=cfg.content_types,
-            )
-    except (ConfigError, FileNotFoundError, ValueError, duckdb.Error) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
-    write_parquet(table, out)
-    save_catalog(feature_catalog(cfg.windows_days, cfg.content_types), catalog)
-    write_json(summary, metrics)
-    log.info(
-        "training table: %d rows, %d positives (base rate %.2f%%), %d as_of dates %s..%s",
-        summary["rows"], summary["positives"], 100 * (summary["base_rate"] or 0),
-        summary["as_of_dates"], summary["as_of_first"], summary["as_of_last"],
-    )
+                con, as_of_start=cfg.as_of_start, as_of_end=cfg.as_of_end,
+                every_months=cfg.as_of_every_months, cutoff=cfg.cutoff_datetime,
+                target_stage=cfg.target_stage, horizon_days=cfg.horizon_days,
+                max_lead_age_days=cfg.max_lead_age_days, windows_days=cfg.windows_days,
+                half_life_days=cfg.half_life_days, content_types=cfg.content_types)
+        write_parquet(table, out)
+        save_catalog(feature_catalog(cfg.windows_days, cfg.content_types), catalog)
+        write_json(summary, metrics)
+        s.log.info("training table: %d rows, %d positives (base rate %.2f%%), %d as_of dates %s..%s",
+                   summary["rows"], summary["positives"], 100 * (summary["base_rate"] or 0),
+                   summary["as_of_dates"], summary["as_of_first"], summary["as_of_last"])
 
 
 if __name__ == "__main__":

@@ -13,18 +13,14 @@ the three tables (schema only) is written, so the stage's output still exists.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 
-from leadscore.config import load_params
 from leadscore.data.synthetic import generate_crm, write_empty_crm
-from leadscore.errors import ConfigError
 from leadscore.io import write_json
-from leadscore.logs import setup_logging
+from leadscore.stage import stage
 
-log = logging.getLogger("pipelines.generate")
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -35,41 +31,25 @@ def main(
     metrics: Path | None = typer.Option(None, "--metrics", help="Optional JSON summary to write."),
 ) -> None:
     """Generate the synthetic CRM into OUT."""
-    setup_logging()
-    try:
-        p = load_params(params)
-    except ConfigError as err:
-        log.error("%s", err)
-        raise typer.Exit(code=2) from None
-    if p.ingest.source != "synthetic":
-        log.info(
-            "ingest.source=%s: generator skipped; writing empty tables to %s", p.ingest.source, out
-        )
-        write_empty_crm(out)
-        summary = {"skipped": True, "reason": f"ingest.source={p.ingest.source}"}
-    else:
-        cfg = p.generate
-        log.info(
-            "generating %d leads (%s to %s, seed %d) into %s",
-            cfg.n_leads,
-            cfg.start,
-            cfg.end,
-            p.seed,
-            out,
-        )
-        summary = generate_crm(cfg, p.seed, out)
-        log.info(
-            "wrote %d leads, %d events, %d outcomes in %.1f s; base rate %.2f%% over %d (lead, as_of) pairs",
-            summary["leads"],
-            summary["events"],
-            summary["outcomes"],
-            summary["seconds"],
-            100 * summary["base_rate"],
-            summary["base_rate_pairs"],
-        )
-        log.info("summary: %s", summary)
-    if metrics is not None:
-        write_json(summary, metrics)
+    with stage("generate", params) as s:
+        p = s.params
+        if p.ingest.source != "synthetic":
+            s.log.info("ingest.source=%s: generator skipped; writing empty tables to %s",
+                       p.ingest.source, out)
+            write_empty_crm(out)
+            summary = {"skipped": True, "reason": f"ingest.source={p.ingest.source}"}
+        else:
+            cfg = p.generate
+            s.log.info("generating %d leads (%s to %s, seed %d) into %s", cfg.n_leads, cfg.start,
+                       cfg.end, p.seed, out)
+            summary = generate_crm(cfg, p.seed, out)
+            s.log.info("wrote %d leads, %d events, %d outcomes in %.1f s; base rate %.2f%% over %d "
+                       "(lead, as_of) pairs", summary["leads"], summary["events"],
+                       summary["outcomes"], summary["seconds"], 100 * summary["base_rate"],
+                       summary["base_rate_pairs"])
+            s.log.info("summary: %s", summary)
+        if metrics is not None:
+            write_json(summary, metrics)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,13 @@ Params:  ingest.source, ingest.path, ingest.free_mail_domains.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 
-from leadscore.config import load_params
 from leadscore.data.ingest import ingest
-from leadscore.errors import ConfigError, InputError
-from leadscore.logs import setup_logging
+from leadscore.stage import stage
 
-log = logging.getLogger("leadscore.ingest")
 app = typer.Typer(add_completion=False)
 
 
@@ -30,17 +26,14 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
     out: Path = typer.Option(Path("data/interim/crm.duckdb"), help="ingested CRM (DuckDB)"),
 ) -> None:
-    setup_logging()
-    try:
-        cfg = load_params(params).ingest
+    with stage("ingest", params) as s:
+        cfg = s.params.ingest
+        # the source's files are checked by `ingest` (InputError naming the missing file)
         kind = "duckdb" if cfg.source == "synthetic" else cfg.source
         summary = ingest(kind, cfg.path, out, cfg.free_mail_domains)
-    except (ConfigError, InputError) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
-    rows = ", ".join(f"{name} {t['rows']}" for name, t in summary["tables"].items())
-    log.info("ingested %s (%s) -> %s: %s rows; PII dropped, flags %s",
-             cfg.path, cfg.source, out, rows, summary["derived_flags"])
+        rows = ", ".join(f"{name} {t['rows']}" for name, t in summary["tables"].items())
+        s.log.info("ingested %s (%s) -> %s: %s rows; PII dropped, flags %s",
+                   cfg.path, cfg.source, out, rows, summary["derived_flags"])
 
 
 if __name__ == "__main__":

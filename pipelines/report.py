@@ -15,14 +15,10 @@ Params:  report.* (top_share, max_drivers, dependence_charts, examples_per_grade
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from pathlib import Path
 
 import typer
 
-from leadscore.config import load_params
-from leadscore.errors import ConfigError, InputError
-from leadscore.logs import setup_logging
 from leadscore.report.build import (
     ReportPaths,
     build_report,
@@ -30,10 +26,10 @@ from leadscore.report.build import (
     log_report,
     write_report,
 )
+from leadscore.stage import stage
 
-log = logging.getLogger("leadscore.report")
 app = typer.Typer(add_completion=False)
-_D = ReportPaths()
+_D = ReportPaths.in_project(".")  # the option defaults: dvc.yaml's layout
 
 
 @app.command()
@@ -54,22 +50,17 @@ def main(
     examples: Path = typer.Option(_D.examples, help="example leads (explain stage)"),
     track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
 ) -> None:
-    setup_logging()
-    try:
-        p = load_params(params)
-        paths = ReportPaths(evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
-                            validation=validation, validate_metrics=validate_metrics,
-                            catalog=catalog, features=features, grades=grades, drivers=drivers,
-                            examples=examples)
-        inputs = load_report_inputs(paths)
-        html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
-    except (ConfigError, InputError) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
-    write_report(html, out)
-    log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
-    if track and p.report.log_mlflow:
-        log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri, experiment=p.mlflow.experiment)
+    with stage("report", params) as s:
+        p = s.params
+        inputs = load_report_inputs(ReportPaths(
+            evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
+            validation=validation, validate_metrics=validate_metrics, catalog=catalog,
+            features=features, grades=grades, drivers=drivers, examples=examples))
+        write_report(build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC)), out)
+        s.log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
+        if track and p.report.log_mlflow:
+            log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri,
+                       experiment=p.mlflow.experiment)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,20 @@ Outputs: data/scores/ (scores.parquet: the score contract; scores.quarantine.par
          quarantined leads with reasons; .scores.parquet.runs/<run_id>/manifest.json),
          metrics/score.json.
 Params:  score.* (as_of, chunk_size, quarantine_budget, memory_limit, threads), features.*
-         (the same feature settings as training), ingest.free_mail_domains.
+         (the same feature settings as training), ingest.source, ingest.path,
+         ingest.free_mail_domains.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
 
-from leadscore.cli import run_score
-from leadscore.logs import setup_logging
+from leadscore.io import write_json
+from leadscore.serve.batch import score_with_params
+from leadscore.stage import stage
 
-log = logging.getLogger("leadscore.score")
 app = typer.Typer(add_completion=False)
 
 
@@ -30,11 +30,11 @@ def main(
     out: Path = typer.Option(Path("data/scores/scores.parquet"), help="score output"),
     metrics: Path = typer.Option(Path("metrics/score.json"), help="summary"),
 ) -> None:
-    setup_logging()
-    code = run_score(params=params, as_of=None, source_kind=None, source=None, out=out, fmt=None,
-                     model=model, chunk_size=None, run_id=None, metrics=metrics, progress=False)
-    if code:
-        raise typer.Exit(code)
+    with stage("score", params) as s:
+        result = score_with_params(s.params, out=out, model_uri=model, progress=False)
+        write_json(result.to_dict(), metrics)
+        s.log.info("scored %s leads as of %s (%s quarantined) -> %s [run %s]", f"{result.leads_scored:,}",
+                   result.as_of.date(), f"{result.leads_quarantined:,}", result.out, result.run_id)
 
 
 if __name__ == "__main__":

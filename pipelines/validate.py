@@ -16,18 +16,14 @@ Params:  validate.quarantine_budget, validate.max_null_share, validate.sample_ke
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from pathlib import Path
 
 import typer
 
-from leadscore.config import load_params
-from leadscore.data.validate import ValidationFailed, validate_crm
-from leadscore.errors import ConfigError, InputError
+from leadscore.data.validate import validate_crm
 from leadscore.io import write_json
-from leadscore.logs import setup_logging
+from leadscore.stage import stage
 
-log = logging.getLogger("leadscore.validate")
 app = typer.Typer(add_completion=False)
 
 
@@ -39,20 +35,16 @@ def main(
     report: Path = typer.Option(Path("reports/validation.json"), help="validation report"),
     metrics: Path = typer.Option(Path("metrics/validate.json"), help="summary metrics"),
 ) -> None:
-    setup_logging()
-    try:
-        cfg = load_params(params).validate_
-        result = validate_crm(crm, out, now=dt.datetime.now(dt.UTC), cfg=cfg)
-    except (ConfigError, InputError, ValidationFailed) as err:
-        log.error("%s", err)
-        raise typer.Exit(1) from None
-    write_json(result.report, report)
-    write_json(result.metrics, metrics)
-    for name in ("leads", "events", "outcomes"):
-        m = result.metrics[name]
-        log.info("%s: %d rows in, %d out, %d quarantined", name, m["rows_in"], m["rows_out"],
-                 m["rows_quarantined"])
-    log.info("expectations: %s -> %s", result.metrics["expectations"], out)
+    with stage("validate", params) as s:
+        s.require(crm, hint="run the ingest stage first: dvc repro")
+        result = validate_crm(crm, out, now=dt.datetime.now(dt.UTC), cfg=s.params.validate_)
+        write_json(result.report, report)
+        write_json(result.metrics, metrics)
+        for name in ("leads", "events", "outcomes"):
+            m = result.metrics[name]
+            s.log.info("%s: %d rows in, %d out, %d quarantined", name, m["rows_in"],
+                       m["rows_out"], m["rows_quarantined"])
+        s.log.info("expectations: %s -> %s", result.metrics["expectations"], out)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ from pathlib import Path
 import typer
 
 from leadscore.config import load_params
-from leadscore.errors import ConfigError, InputError, ModelError, exit_on_error
+from leadscore.errors import EXIT_CODES, exit_on_error
 from leadscore.logs import setup_logging
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Predictive B2B lead scoring.")
+_EXIT_TABLE = "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help=f"Predictive B2B lead scoring.\n\nExit codes (every command): {_EXIT_TABLE}.")
 log = logging.getLogger("leadscore")
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
@@ -89,53 +91,21 @@ def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | Non
               out: Path, fmt: str | None, model: str, chunk_size: int | None, run_id: str | None,
               metrics: Path | None = None, progress: bool = True, table: str = "scores",
               chunk_pause_s: float = 0.0) -> int:
-    """Read params at the edge, run `leadscore.serve.batch.score_leads`, map failures to the exit
-    codes in `leadscore.serve.batch` (0 ok, 1 input, 2 config/usage, 3 model, 4 internal)."""
-    import os
-
+    """Read params at the edge, run `leadscore.serve.batch.score_with_params`, and return the
+    exit code of `leadscore.errors` (0 ok, 1 input, 2 config/usage, 3 model, 4 guard,
+    5 internal); failures are logged the same way as by every other command."""
+    from leadscore.errors import EXIT_OK
     from leadscore.io import write_json
-    from leadscore.serve.batch import (
-        EXIT_CONFIG,
-        EXIT_INPUT,
-        EXIT_INTERNAL,
-        EXIT_MODEL,
-        EXIT_OK,
-        FeatureSettings,
-        score_leads,
-    )
-    
+    from leadscore.serve.batch import score_with_params
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        p = load_params(params)
-        f, sc = p.features, p.score
-        settings = FeatureSettings(target_stage=f.target_stage, max_lead_age_days=f.max_lead_age_days,
-                                   windows_days=f.windows_days, half_life_days=f.half_life_days,
-                                   content_types=f.content_types)
-        if as_of is None and sc.as_of is not None:
-            as_of = dt.datetime.combine(sc.as_of, dt.time())
-        kind = source_kind or p.ingest.source
-        result = score_leads(
-            source_kind=kind, source=source or Path(p.ingest.path), out=out, model_uri=model,
-            as_of=as_of, features=settings, free_mail_domains=p.ingest.free_mail_domains, fmt=fmt,
-            table=table, chunk_size=chunk_size or sc.chunk_size, quarantine_budget=sc.quarantine_budget,
-            run_id=run_id, threads=sc.threads, memory_limit=sc.memory_limit, progress=progress,
-            chunk_pause_s=chunk_pause_s)
-    except ConfigError as err:
-        log.error("%s", err)
-        return EXIT_CONFIG
-    except InputError as err:
-        log.error("%s", err)
-        return EXIT_INPUT
-    except ModelError as err:
-        log.error("%s", err)
-        return EXIT_MODEL
-    except ValueError as err:
-        log.error("%s", err)
-        return EXIT_CONFIG
-    except Exception as err:  # noqa: BLE001 - the scheduler needs a distinct code
-        log.exception("internal error: %s", type(err).__name__)
-        return EXIT_INTERNAL
+        with exit_on_error(log):
+            result = score_with_params(
+                load_params(params), out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
+                source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
+                progress=progress, chunk_pause_s=chunk_pause_s)
+    except SystemExit as stop:
+        return int(stop.code)
     if metrics is not None:
         write_json(result.to_dict(), metrics)
     typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} "
@@ -161,7 +131,7 @@ def score(
     params: Path = PARAMS,
 ) -> None:
     """Score the live lead base. Exit codes: 0 ok, 1 bad input/validation/quarantine budget,
-    2 config or usage, 3 model missing or signature mismatch, 4 internal error."""
+    2 config or usage, 3 model missing or signature mismatch, 5 internal error."""
     code = run_score(params=params, as_of=as_of, source_kind=source_kind, source=source, out=out,
                      fmt=fmt, model=model, chunk_size=chunk_size, run_id=run_id, metrics=metrics,
                      progress=progress, table=table, chunk_pause_s=chunk_pause_s)
@@ -183,7 +153,6 @@ def promote(
     params: Path = PARAMS,
 ) -> None:
     """Point the registry alias (export.alias, e.g. champion) at VERSION."""
-    
     from leadscore.serve.export import promote as do_promote
 
     with exit_on_error(log):
@@ -195,7 +164,6 @@ def promote(
 @app.command()
 def rollback(params: Path = PARAMS) -> None:
     """Point the registry alias back at the version it held before the last promotion."""
-    
     from leadscore.serve.export import rollback as do_rollback
 
     with exit_on_error(log):
@@ -208,14 +176,21 @@ def rollback(params: Path = PARAMS) -> None:
 def report(
     out: Path = typer.Option(Path("reports/report.html"), "--out", help="HTML file to write."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the file to MLflow."),
+    root: Path = typer.Option(Path("."), "--root", help="Project folder holding the pipeline outputs."),
     params: Path = PARAMS,
 ) -> None:
     """Build the marketing report (one self-contained HTML file) from the pipeline outputs."""
-    from leadscore.report.build import build_report, load_report_inputs, log_report, write_report
+    from leadscore.report.build import (
+        ReportPaths,
+        build_report,
+        load_report_inputs,
+        log_report,
+        write_report,
+    )
 
     with exit_on_error(log):
         p = load_params(params)
-        inputs = load_report_inputs()
+        inputs = load_report_inputs(ReportPaths.in_project(root))
         html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
     write_report(html, out)
     if track and p.report.log_mlflow:
@@ -237,7 +212,8 @@ def explain(
     from leadscore.explain.grades import load_grading
     from leadscore.features.catalog import load_catalog
     from leadscore.modeling.estimators import load_model
-    from leadscore.serve.lead import LeadError, Scorecard, key_values, lead_features
+    from leadscore.serve.lead import LeadError, key_values, lead_features
+    from leadscore.serve.scorer import Scorer
 
     with exit_on_error(log):
         p = load_params(params)
@@ -250,10 +226,10 @@ def explain(
         for f in (catalog, grading):
             if not f.exists():
                 raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
-        card = Scorecard(load_model(model), load_grading(grading), load_catalog(catalog),
-                         n_reasons=p.explain.n_reasons)
+        scorer = Scorer.from_model(load_model(model), load_grading(grading), load_catalog(catalog),
+                                   n_reasons=p.explain.n_reasons)
         X, when = lead_features(crm, lead_id, when, p.features)
-        scored, why = card.score(X)
+        scored, why = scorer.explain(X)
     s = scored.iloc[0]
     typer.echo(f"lead {lead_id} as of {when:%Y-%m-%d}")
     typer.echo(f"  probability of {p.features.target_stage} within {p.features.horizon_days} days: "
@@ -261,7 +237,7 @@ def explain(
     typer.echo(f"  grade {s['grade']}: fit {s['fit_grade']} (profile, {s['fit_score']:+.2f} log-odds), "
                f"engagement {s['engagement_grade']} (behaviour, {s['engagement_score']:+.2f} log-odds)")
     for group, title in (("fit", "profile"), ("engagement", "activity")):
-        rows = [text for g, _, text in key_values(X, card.catalog, card.explainer.feature_names) if g == group]
+        rows = [text for g, _, text in key_values(X, scorer.catalog, scorer.feature_names) if g == group]
         typer.echo(f"  {title}: " + ("; ".join(rows) if rows else "none recorded"))
     reasons = why.to_lists()[0]
     for sign, title in (("+", "raises the score"), ("-", "lowers the score")):
@@ -274,16 +250,16 @@ def explain(
 
 
 @app.command()
-def run(
+def flat(
     mapping: Path = typer.Option(..., "--mapping", help="Mapping YAML of a flat CRM export."),
     out: Path = typer.Option(..., "--out", help="Output folder (metrics/, models/, report.html, scores.parquet)."),
     cv: int = typer.Option(0, "--cv", min=0, help="Also report a random stratified K-fold ROC-AUC (e.g. 5; 0 = off)."),
     allow: list[str] = typer.Option([], "--allow", help="Keep a screened column for this run (adds to the mapping's allow list)."),
     rows: int | None = typer.Option(None, "--rows", min=100, help="Read only the first N rows (a quick try)."),
 ) -> None:
-    """Flat export in, model + report + scores out: validate the mapping and file, screen for
-    leakage, train the rules and the models, evaluate, explain, score and report.
-    Exit codes: 0 ok, 1 wrong mapping or file, 3 leakage screen refused, 4 too few positives."""
+    """Flat-export mode: one aggregated table in, model + report + scores out. Validates the
+    mapping and the file, screens for leakage, trains the rules and the models, evaluates,
+    explains, scores and reports. Exit codes: see `leadscore --help`."""
     from leadscore.flat.mapping import load_mapping
     from leadscore.flat.run import run_flat
 
@@ -297,8 +273,6 @@ def run(
     if result.cv:
         typer.echo(f"random stratified {result.cv['folds']}-fold ROC-AUC: " + ", ".join(
             f"{k} {result.cv[k]['roc_auc_mean']:.3f}" for k in ("rules", "logistic", "lightgbm")))
-    for item in result.missing:
-        typer.echo(f"not produced: {item}")
     typer.echo(f"wrote {out}/metrics/evaluate.json, {out}/report.html, {out}/scores.parquet "
                f"in {result.seconds:.0f}s")
 

@@ -74,7 +74,11 @@ class ValidateConfig(_Section):
 
     quarantine_budget: float = Field(0.02, ge=0, le=1)
     # Upper bounds on the share of nulls, per table and column.
-    max_null_share: dict[str, dict[str, float]] = Field(default_factory=dict)
+    max_null_share: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "leads": {"job_title": 0.15, "company_size": 0.35, "annual_revenue": 0.5, "industry": 0.25,
+                  "country": 0.1},
+        "events": {"content_type": 0.95},
+    })
     sample_keys: int = Field(5, ge=0, le=50)
 
     @model_validator(mode="after")
@@ -92,7 +96,7 @@ class ValidateConfig(_Section):
 
 
 class FeaturesConfig(_Section):
-    """Point-in-time training table. See DESIGN.md, "Training set: point in time"."""
+    """Point-in-time training table (README, "Point-in-time training table")."""
 
     as_of_start: dt.date = dt.date(2024, 4, 1)
     as_of_end: dt.date | None = None  # None: the last schedule date before the data cutoff
@@ -205,8 +209,8 @@ class TrainRulesConfig(_Section):
 class OptunaConfig(_Section):
     """Hyperparameter search budget (stops at whichever of n_trials / timeout_s comes first)."""
 
-    n_trials: int = Field(25, ge=1)
-    timeout_s: float = Field(120, gt=0)
+    n_trials: int = Field(12, ge=1)
+    timeout_s: float = Field(600, gt=0)
     n_startup_trials: int = Field(5, ge=1)  # random trials before TPE and before pruning
     pruning_warmup_rounds: int = Field(30, ge=0)
 
@@ -227,11 +231,11 @@ class TrainModelConfig(_Section):
     fallback_to_rules: bool = False  # too few positives: skip the model, keep the rules
     num_threads: int = Field(2, ge=1)
     max_boost_rounds: int = Field(2000, ge=10)
-    learning_rate: float = Field(0.05, gt=0, le=1)  # fixed; Optuna tunes the rest
+    learning_rate: float = Field(0.1, gt=0, le=1)  # fixed; Optuna tunes the rest
     early_stopping_rounds: int = Field(50, ge=5)
     # True: one feature per interaction-constraint group, so every tree splits on a single
     # feature (an additive model); exact SHAP values are then table look-ups (leadscore.explain.contributions)
-    additive: bool = False
+    additive: bool = True
     optuna: OptunaConfig = OptunaConfig()
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     calibration_folds: int = Field(5, ge=2)

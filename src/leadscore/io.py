@@ -2,7 +2,11 @@
 
 A writer never leaves a half-written file: it writes a temporary sibling and renames it
 over the target (`os.replace` is atomic on one filesystem), so a reader sees the old file
-or the new one.
+or the new one (`atomic_path`; a folder is swapped in whole). The writers: `write_json`,
+`write_csv`, `write_parquet`, `write_arrow` (a pyarrow table), `write_query` (a DuckDB
+query's result as Parquet or CSV, never through pandas), `write_duckdb_tables` (a new DuckDB
+file) and `swap_duckdb_tables` (new tables swapped into an existing DuckDB file in one
+transaction).
 """
 
 from __future__ import annotations
@@ -79,6 +83,48 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_arrow(table: Any, path: str | Path) -> None:
+    """Write a pyarrow table to Parquet atomically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def write_query(con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fmt: str = "parquet") -> None:
+    """Write the result of `query` on `con` to `path` atomically with DuckDB's COPY (`fmt`
+    "parquet", else CSV with a header), so large results never pass through pandas."""
+    opts = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO {sql_literal(tmp)} {opts}")
+
+
+def swap_duckdb_tables(con: duckdb.DuckDBPyConnection, path: str | Path, queries: dict[str, str]) -> None:
+    """Replace tables of the DuckDB file `path` (created if absent) by the results of
+    `queries` {table: query on `con`}: each is first written to a new table, then all are
+    swapped in with one transaction, so a reader sees the old tables or the new ones."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = uuid.uuid4().hex[:8]
+    con.execute(f"ATTACH {sql_literal(path)} AS dst")
+    try:
+        fresh = {}
+        for name, query in queries.items():
+            fresh[name] = f"{name}_new_{suffix}"
+            con.execute(f'CREATE TABLE dst."{fresh[name]}" AS {query}')
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for name, new in fresh.items():
+                con.execute(f'DROP TABLE IF EXISTS dst."{name}"')
+                con.execute(f'ALTER TABLE dst."{new}" RENAME TO "{name}"')
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute("DETACH dst")
+
+
 def write_duckdb_tables(
     path: str | Path, frames: dict[str, pd.DataFrame] | None = None, *, sql: dict[str, str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
@@ -108,8 +154,6 @@ def write_duckdb_tables(
 def sql_literal(value: str | Path) -> str:
     """A SQL string literal (single quotes doubled)."""
     return "'" + str(value).replace("'", "''") + "'"
-
-
 
 
 def safe_key(value: Any) -> str:
@@ -287,7 +331,4 @@ def export_tables(con: duckdb.DuckDBPyConnection, folder: str | Path, fmt: str =
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
-        target = folder / f"{name}.{fmt}"
-        with atomic_path(target) as tmp:
-            opts = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
-            con.execute(f"COPY (SELECT * FROM {name}) TO '{tmp}' {opts}")
+        write_query(con, f"SELECT * FROM {name}", folder / f"{name}.{fmt}", fmt)

@@ -206,7 +206,7 @@ def test_pipeline_exit_codes_and_outputs(crm, tmp_path):
     assert "leads.job_title" in bad.output
     assert not (out.exists() or report.exists() or metrics.exists())
 
-    params.write_text("validate: {quarantine_budget: 0.0}\n")
+    params.write_text("validate: {quarantine_budget: 0.0, max_null_share: {}}\n")
     good = CliRunner().invoke(app, args)
     assert good.exit_code == 0, good.output
     assert json.loads(metrics.read_text())["events"]["rows_out"] == 12

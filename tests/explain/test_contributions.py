@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 import shap
 
-from leadscore.explain.contributions import Explainer, additive_tables
+from leadscore.explain.contributions import (
+    Explainer,
+    additive_tables,
+    check_additivity,
+    feature_groups,
+)
 from leadscore.explain.drivers import dependence_frame, global_drivers
 from leadscore.explain.reasons import describe_one, explain_rows, field_of, top_reasons
 from leadscore.modeling.estimators import LightGBMClassifier
@@ -53,6 +58,20 @@ def test_contributions_plus_base_equal_the_raw_margin(which, request, table):
     contrib = ex.contributions(table, raw=True)
     margin = model.decision_function(table)
     np.testing.assert_allclose(contrib.sum(axis=1) + ex.expected_value(), margin, rtol=0, atol=1e-6)
+
+
+def test_additivity_check_and_feature_groups(additive, table):
+    ex = Explainer.for_model(additive)
+    contrib = ex.contributions(table, raw=True)
+    margin = additive.decision_function(table)
+    assert check_additivity(contrib, ex.expected_value(), margin) < 1e-6
+    with pytest.raises(RuntimeError, match="do not add up"):
+        check_additivity(contrib, ex.expected_value() + 1e-3, margin)
+    cat = synthetic_catalog()
+    groups = feature_groups(cat, ex.feature_names[1:])
+    assert set(groups) == {"fit", "engagement"}
+    assert groups["fit"] == [n for n in cat.group("fit") if n in ex.feature_names[1:]]
+    assert ex.feature_names[0] not in groups["fit"] + groups["engagement"]
 
 
 def test_fast_path_equals_pred_contrib_and_shap(additive, table):
@@ -173,6 +192,26 @@ def test_drivers_group_windows_into_fields_with_directions(additive, table):
     dep = dependence_frame(contrib, table, ex.feature_names, by["seniority"], np.arange(50))
     assert list(dep.columns) == ["value", "contribution"]
     assert all(isinstance(v, str) for v in dep["value"]) and len(dep) == 50
+
+
+def test_explain_slice_and_dependence_files(additive, table, tmp_path):
+    from leadscore.explain.drivers import explain_slice, write_dependence
+
+    cat = synthetic_catalog()
+    ex = explain_slice(Explainer.for_model(additive), table, additive.decision_function(table), cat,
+                       min_corr=0.3, top=2, rows=50, seed=3)
+    assert ex.additive and ex.additivity < 1e-6 and len(ex.dependence) == 2
+    assert ex.summary()["drivers"] == ex.drivers and ex.summary()["rows"] == len(table)
+    again = explain_slice(Explainer.for_model(additive), table, additive.decision_function(table), cat,
+                          min_corr=0.3, top=2, rows=50, seed=3)
+    for name, df in ex.dependence.items():  # seeded sample
+        pd.testing.assert_frame_equal(df, again.dependence[name])
+    (tmp_path / "dependence_stale_field.csv").write_text("value,contribution\n")
+    write_dependence(ex.dependence, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["dependence.csv", *(f"dependence_{n}.csv" for n in ex.dependence)])
+    long = pd.read_csv(tmp_path / "dependence.csv")
+    assert list(long.columns) == ["field", "value", "contribution"] and len(long) == 100
 
 
 def test_cli_explain_prints_grade_and_reasons_and_rejects_unknown_leads(tmp_path, table, additive):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from leadscore.explain.contributions import Explainer
 from leadscore.explain.grades import (
     GradeCuts,
+    Violation,
     band,
     format_matrix,
     grade_cuts_from_split,
@@ -115,6 +118,34 @@ def test_monotonicity_report_flags_a_planted_violation():
     v = found[("letter", "2", "A2", "B2")]
     assert v["rate_worse"] == 0.5 and v["rate_better"] == pytest.approx(114 / 400) and v["significant"]
     small = dict(good, C3=(400, good["C2"][1] + 1))  # a one-conversion break: not significant
-    v = grade_matrix(*_frame(small))["violations"]
+    report = grade_matrix(*_frame(small))
+    v = report["violations"]
     assert len(v) == 1 and v[0]["worse"] == "C3" and not v[0]["significant"]
-    assert "C3" in format_matrix(grade_matrix(*_frame(small)))
+    assert report["significant_violations"] == 0
+    text = format_matrix(report, "rules")
+    assert "not monotonic: 1 break(s), 0 significant" in text
+    assert "C3 16.2% > C2 16.0% (digit order within C)" in text
+
+
+def test_violations_are_flat_json_records_of_one_schema():
+    good = {f"{letter}{d}": (400, max(1, 120 - 25 * i - 6 * j))
+            for i, letter in enumerate("ABCD") for j, d in enumerate("1234")}
+    report = grade_matrix(*_frame(dict(good, D1=(400, 300))))  # D1 beats C1: a letter break
+    assert report["violations"], "the planted break is found"
+    for v in report["violations"]:
+        assert set(v) == set(Violation.__annotations__)  # no free-text fields to parse
+        assert v["axis"] in ("letter", "digit") and v["better"] != v["worse"]
+        assert v["rate_worse"] > v["rate_better"]
+    # it is what evaluate.json (rules_grades) and metrics/grades.json store: a JSON round trip
+    assert json.loads(json.dumps(report)) == report
+    letter_break = [v for v in report["violations"] if v["axis"] == "letter"]
+    assert letter_break == [{"axis": "letter", "within": "1", "better": "C1", "worse": "D1",
+                             "rate_better": 70 / 400, "rate_worse": 0.75, "significant": True}]
+
+
+def test_order_checks_skip_empty_cells():
+    # B2 empty: A2 is compared with C2 directly (C2 converts more -> a break A2/C2)
+    y, letter, digit, p = _frame({"A2": (100, 10), "C2": (100, 30), "D2": (100, 1)})
+    report = grade_matrix(y, letter, digit, p)
+    assert [(v["better"], v["worse"]) for v in report["violations"]] == [("A2", "C2")]
+    assert report["monotonic"] is False

@@ -1,4 +1,4 @@
-"""`leadscore run` end to end on a 3,000-row slice of the real bank data, and its errors."""
+"""`leadscore flat` end to end on a 3,000-row slice of the real bank data, and its errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from leadscore.cli import app
 from leadscore.flat.run import run_flat
 from leadscore.io import read_json
-from leadscore.modeling.screen import ScreenError
+from leadscore.modeling.leakage import LeakageError
 from tests.builders import bank_mapping, bank_slice_csv
 
 CORE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
@@ -48,7 +48,7 @@ def test_flat_run_writes_metrics_report_and_scores(bank_run):
 
 
 def test_screen_refuses_duration_by_default(tmp_path):
-    with pytest.raises(ScreenError, match=r"duration: REFUSED; univariate AUC 0\.\d+"):
+    with pytest.raises(LeakageError, match=r"duration: REFUSED; univariate AUC 0\.\d+"):
         run_flat(bank_mapping(), tmp_path)
     screen = read_json(tmp_path / "metrics" / "screen.json")
     assert screen["refused"] == ["duration"]
@@ -83,7 +83,7 @@ def _write_mapping(tmp_path, **overrides):
 ])
 def test_wrong_mapping_exits_non_zero_with_a_clear_error(tmp_path, overrides, message):
     path = _write_mapping(tmp_path, **overrides)
-    result = CliRunner().invoke(app, ["run", "--mapping", str(path), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(app, ["flat", "--mapping", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert message in result.output
     assert not (tmp_path / "o" / "scores.parquet").exists()

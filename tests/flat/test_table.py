@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from leadscore.flat.mapping import MappingError, load_mapping, mapping_from_dict
+from leadscore.flat.rules import FlatRuleClassifier
 from leadscore.flat.table import (
-    FlatRuleClassifier,
     detect_delimiter,
     flat_split,
     infer_groups,

@@ -7,13 +7,19 @@ import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from leadscore.config import load_params
+from leadscore.errors import EXIT_GUARD, EXIT_INPUT
+from leadscore.explain.grades import grade_matrix
 from leadscore.features.catalog import save_catalog
 from leadscore.io import write_parquet
+from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.evaluate import evaluate_models, metrics_table
+from leadscore.modeling.splits import split_from_params
 from pipelines import evaluate as evaluate_stage
 from pipelines import train_model as train_model_stage
 from pipelines import train_rules as train_rules_stage
@@ -87,12 +93,63 @@ def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
         assert {"roc_auc", "pr_auc", "log_loss", "brier", "ece"} <= set(m[name])
     assert len(m["auc_diff_ci"]) == 2
     assert (p / "plots" / "gains.csv").exists() and (p / "plots" / "reliability_lightgbm.csv").exists()
+    assert len(m["rules_grades"]["cells"]) == 16
+
+
+def _train_rules(p):
+    return runner.invoke(train_rules_stage.app, [
+        "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
+        "--out", str(p / "rules.json"), "--metrics", str(p / "train_rules.json"), "--no-track"])
+
+
+def _evaluate(p, *extra):
+    return runner.invoke(evaluate_stage.app, [
+        "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
+        "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),
+        "--lightgbm", str(p / "lightgbm"), "--metrics", str(p / "evaluate.json"),
+        "--plots", str(p / "plots"), "--no-track", *extra])
+
+
+def test_evaluate_stage_reports_the_rules_grade_matrix_of_grade_matrix(tmp_path):
+    p = _project(tmp_path)
+    assert _train_rules(p).exit_code == 0
+    for name in ("logistic", "lightgbm"):  # fallback markers: the stage evaluates the rules only
+        (p / name).mkdir()
+        (p / name / "metadata.json").write_text(json.dumps({"status": "fallback_to_rules"}))
+    r = _evaluate(p)
+    assert r.exit_code == 0, r.output
+    m = json.loads((p / "evaluate.json").read_text())
+    assert m["fallback_to_rules"] is True and "lightgbm" not in m and "roc_auc" in m["rules"]
+    # rules_grades is exactly grade_matrix on the test slice, graded by the rules' bands, with
+    # the rules' calibrated probability as the prediction (the schema of metrics/grades.json)
+    params = load_params(p / "params.yaml")
+    test = split_from_params(pd.read_parquet(p / "train.parquet"), params).test
+    rules = load_rules(p / "rules.json")
+    g = rules.grade(test)
+    expected = grade_matrix(test["label"], g["fit_grade"], g["engagement_grade"],
+                            rules.predict_proba(test)[:, 1], alpha=params.explain.significance)
+    assert m["rules_grades"] == json.loads(json.dumps(expected))
+    assert sum(c["count"] for c in m["rules_grades"]["cells"]) == m["test"]["rows"]
+    assert all(isinstance(v, dict) for v in m["rules_grades"]["violations"])
+    # the plot CSVs keep 6 significant digits
+    gains = (p / "plots" / "gains.csv").read_text().splitlines()
+    assert gains[0].startswith("decile,share_of_leads,cum_gain_rules")
+    assert max(len(x.lstrip("-0.").replace(".", "").split("e")[0]) for line in gains[1:]
+               for x in line.split(",")) <= 6
+
+
+def test_evaluate_stage_names_a_missing_input(tmp_path):
+    p = _project(tmp_path)
+    r = _evaluate(p)
+    assert r.exit_code == EXIT_INPUT
+    assert "rules.json: not found" in r.output
+    assert not (p / "evaluate.json").exists()
 
 
 def test_too_little_data_stops_with_the_counts(tmp_path):
     p = _project(tmp_path, min_positives=100_000)
     r = _train_model(p)
-    assert r.exit_code == 1
+    assert r.exit_code == EXIT_GUARD  # too few positives: a guard refused
     assert "positive labels in the training slice; at least 100000 are needed" in r.output
     assert not (p / "lightgbm").exists()
 
@@ -117,7 +174,7 @@ def test_a_leaky_column_stops_training_and_is_named(tmp_path):
     save_catalog(FeatureCatalog(cat.features + (FeatureSpec("opportunity_amount", "fit", "x", "USD"),)),
                  p / "catalog.json")
     r = _train_model(p)
-    assert r.exit_code == 1
+    assert r.exit_code == EXIT_GUARD  # the leakage probe refused
     assert "opportunity_amount" in r.output and "leakage probe" in r.output
 
 
@@ -141,14 +198,3 @@ def test_mlflow_run_logs_params_metrics_tags_and_no_rows(tmp_path, monkeypatch):
     assert run.data.tags["git_commit"] == "abc123"
     logged = "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*.json"))
     assert "L000" not in logged  # no lead ids (rows are never logged)
-
-
-def test_grade_table_reports_non_monotone_cells():
-    from leadscore.modeling.evaluate import grade_table
-
-    letter = ["A"] * 4 + ["B"] * 4 + ["A"] * 4
-    digit = ["1"] * 8 + ["2"] * 4
-    y = [1, 1, 1, 0] + [1, 1, 1, 1] + [0, 0, 0, 1]
-    t = grade_table(y, letter, digit)
-    assert t["conversion"]["A1"] == 0.75 and t["rows"]["B1"] == 4
-    assert t["violations"] == ["B1 (1.000) > A1 (0.750)"]

@@ -1,7 +1,7 @@
 """Small report inputs of the real files' shapes, shared by the report tests.
 
 `make_inputs()` builds every input in memory; `write_inputs(folder)` writes them to the
-paths `leadscore.report.build.ReportPaths` reads. Numbers are chosen so a test can find them in
+pipeline's layout under `folder` (`leadscore.report.build.ReportPaths.in_project`). Numbers are chosen so a test can find them in
 the HTML (e.g. grade B2 converts at 12.3% for the model). `PII_STRINGS` are planted in keys
 the report must not read.
 """
@@ -25,6 +25,7 @@ _RATES = {"A1": 0.41, "A2": 0.30, "A3": 0.22, "A4": 0.15, "B1": 0.25, "B2": 0.12
 
 
 def _block(rates: dict[str, float], violations: list[dict]) -> dict:
+    """A grade matrix in the schema of `leadscore.explain.grades.grade_matrix`."""
     cells = []
     for i, g in enumerate(GRADES):
         n = 100 + 37 * i
@@ -99,8 +100,9 @@ def evaluate() -> dict:
             "auc_diff": 0.1064, "auc_diff_ci": [0.0963, 0.1194], "fallback_to_rules": False,
             "test": {"base_rate": 0.0412, "k_per_period": 1000, "periods": 3, "positives": 2544,
                      "rows": 61763},
-            "rules_grades": {"conversion": {g: 0.05 for g in GRADES},
-                             "rows": {g: 10 for g in GRADES}, "violations": []}}
+            "rules_grades": _block({g: 0.05 for g in GRADES} | {"D1": 0.08}, [
+                {"axis": "letter", "within": "1", "better": "C1", "worse": "D1",
+                 "rate_better": 0.05, "rate_worse": 0.08, "significant": True}])}
 
 
 def gains() -> pd.DataFrame:
@@ -198,14 +200,7 @@ def make_inputs(*, new: bool = True) -> ReportInputs:
 def write_inputs(folder: Path, *, new: bool = True) -> ReportPaths:
     """Write the fixture inputs under `folder`; return the paths to read them from."""
     inp = make_inputs(new=new)
-    paths = ReportPaths(
-        evaluate=folder / "metrics/evaluate.json", gains=folder / "plots/gains.csv",
-        plots=folder / "plots", model=folder / "models/lightgbm",
-        rules=folder / "models/rules.json", validation=folder / "reports/validation.json",
-        validate_metrics=folder / "metrics/validate.json",
-        catalog=folder / "data/processed/feature_catalog.json",
-        features=folder / "metrics/features.json", grades=folder / "metrics/grades.json",
-        drivers=folder / "reports/drivers.json", examples=folder / "reports/examples.json")
+    paths = ReportPaths.in_project(folder)
 
     def js(obj: object, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from leadscore.config import ReportConfig, params_from_dict
 from leadscore.errors import InputError
-from leadscore.report.build import build_report, load_report_inputs
+from leadscore.report.build import ReportInputs, ReportPaths, build_report, load_report_inputs
 from tests.report.inputs import PII_STRINGS, make_inputs, write_inputs
 
 SECTIONS = ("model", "headline", "grades", "charts", "drivers", "examples", "points", "checks")
@@ -154,14 +154,31 @@ def test_missing_new_inputs_say_not_available(html_no_new):
                           ("reports/examples.json", "examples")):
         block = html_no_new.split(f'<section id="{section}">', 1)[1].split("</section>", 1)[0]
         assert "Not available" in block and what in block
-    # the rules matrix falls back to evaluate.json's rule grades
+    # the rules matrix falls back to evaluate.json's rule grades: the same grade_matrix
+    # schema, so intervals, predictions and the structured order breaks are read directly
     assert "From the evaluate stage" in html_no_new
-    assert "5.0%" in _cell(html_no_new, "A1", "grades-rules")
+    cell = _cell(html_no_new, "A1", "grades-rules")
+    assert "5.0%" in cell and "2.0–8.0%" in cell and "model said 4.9%" in cell
+    rules = _text(html_no_new.split('id="grades-rules"', 1)[1].split("</figure>", 1)[0])
+    assert ("Among engagement 1 leads, D1 converts at 8.00% but the better grade C1 at 5.00%: "
+            "a clear break (statistically significant)") in rules
+    block = html_no_new.split('id="grades-rules"', 1)[1].split("</figure>", 1)[0]
+    flagged = re.findall(r'class="cell flag"[^>]*data-grade="(\w\d)"', block)
+    assert sorted(flagged) == ["C1", "D1"]
+
+
+def test_rule_grades_not_in_the_grade_matrix_schema_are_not_available():
+    from dataclasses import replace
+
+    inputs = make_inputs(new=False)
+    old = {"conversion": {"A1": 0.75, "B1": 1.0}, "rows": {"A1": 4, "B1": 4},
+           "violations": ["B1 (1.000) > A1 (0.750)"]}  # the retired grade_table format
+    html = build_report(replace(inputs, evaluate={**inputs.evaluate, "rules_grades": old}))
+    block = html.split('id="grades-rules"', 1)[1].split("</figure>", 1)[0]
+    assert "Not available" in block and "B1" not in block
 
 
 def test_empty_inputs_do_not_crash():
-    from leadscore.report.build import ReportInputs
-
     html = build_report(ReportInputs())
     assert html.count('class="na"') >= 7
 
@@ -202,6 +219,17 @@ def test_loader_reads_files_and_tolerates_missing(tmp_path):
     assert build_report(full) == build_report(make_inputs())
 
 
+def test_report_paths_have_no_defaults(tmp_path):
+    with pytest.raises(TypeError):
+        ReportPaths()  # the library holds no project paths: the caller names them
+    with pytest.raises(TypeError):
+        load_report_inputs()
+    paths = ReportPaths.in_project(tmp_path)
+    assert paths.grades == tmp_path / "metrics/grades.json"
+    assert paths.catalog == tmp_path / "data/processed/feature_catalog.json"
+    assert all(str(v).startswith(str(tmp_path)) for v in paths.__dict__.values())
+
+
 def test_loader_names_an_unreadable_file(tmp_path):
     paths = write_inputs(tmp_path)
     paths.grades.write_text("{not json")
@@ -233,6 +261,12 @@ def test_stage_writes_the_file(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     doc = out.read_text()
     assert "12.3%" in _cell(doc, "B2", "grades-model")
+    # an unreadable input: the stage names it and exits 1 (InputError), writing nothing new
+    paths.grades.write_text("{not json")
+    out.unlink()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "grades.json: cannot be read" in result.output and not out.exists()
 
 
 def test_cli_report_command(tmp_path, monkeypatch):
@@ -243,7 +277,18 @@ def test_cli_report_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["report", "--out", "out/r.html", "--no-track"])
     assert result.exit_code == 0, result.output
-    assert 'id="grades-model"' in (tmp_path / "out/r.html").read_text()
+    assert "12.3%" in _cell((tmp_path / "out/r.html").read_text(), "B2", "grades-model")
+
+
+def test_cli_report_reads_the_outputs_under_root(tmp_path, monkeypatch):
+    from leadscore.cli import app
+
+    write_inputs(tmp_path / "project")
+    (tmp_path / "params.yaml").write_text("report:\n  log_mlflow: false\n")
+    monkeypatch.chdir(tmp_path)  # nothing at the default relative paths here
+    result = CliRunner().invoke(app, ["report", "--root", "project", "--out", "r.html", "--no-track"])
+    assert result.exit_code == 0, result.output
+    assert "12.3%" in _cell((tmp_path / "r.html").read_text(), "B2", "grades-model")
 
 
 @pytest.mark.slow  # MLflow's SQLite store set-up takes a few seconds

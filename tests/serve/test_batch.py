@@ -10,25 +10,25 @@ import pandas as pd
 import pytest
 
 from leadscore.features.build import build_features
-from leadscore.serve.batch import SCORE_COLUMNS, open_crm, read_scores, score_leads
-from tests.serve.trained import AS_OF, DOMAINS, SETTINGS
+from leadscore.serve.batch import SCORE_COLUMNS, feature_kwargs, open_crm, read_scores, score_leads
+from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
 
 def _score(t, out, **kw):
     args = dict(source_kind="duckdb", source=t.raw, out=out, model_uri=str(t.scorer), as_of=AS_OF,
-                features=SETTINGS, free_mail_domains=DOMAINS, chunk_size=250, progress=False)
+                features=FEATURES, free_mail_domains=DOMAINS, chunk_size=250, progress=False)
     return score_leads(**{**args, **kw})
 
 
 def test_scoring_features_equal_the_training_path(trained):  # noqa: F811
     con, _ = open_crm("duckdb", trained.raw, DOMAINS)  # the raw source, PII dropped in DuckDB
     try:
-        scoring = build_features(con, [AS_OF], **SETTINGS.kwargs())
+        scoring = build_features(con, [AS_OF], **feature_kwargs(FEATURES))
     finally:
         con.close()
     train = trained.table[trained.table["as_of"] == AS_OF].drop(columns="label").reset_index(drop=True)
     with duckdb.connect(str(trained.crm), read_only=True) as con:  # what the features stage reads
-        stage = build_features(con, [AS_OF], **SETTINGS.kwargs())
+        stage = build_features(con, [AS_OF], **feature_kwargs(FEATURES))
     pd.testing.assert_frame_equal(scoring, stage)
     # the training table keeps only rows with a mature label: those must match exactly
     pd.testing.assert_frame_equal(scoring[scoring.lead_id.isin(train.lead_id)].reset_index(drop=True), train)
@@ -88,7 +88,7 @@ def test_published_scores_equal_the_pyfunc_model(trained, tmp_path):  # noqa: F8
     published = read_scores(out).sort_values("lead_id").reset_index(drop=True)
     con, _ = open_crm("duckdb", trained.raw, DOMAINS)
     try:
-        feats = build_features(con, [AS_OF], **SETTINGS.kwargs())
+        feats = build_features(con, [AS_OF], **feature_kwargs(FEATURES))
     finally:
         con.close()
     feats = feats[feats.lead_id.isin(published.lead_id)].sort_values("lead_id").reset_index(drop=True)

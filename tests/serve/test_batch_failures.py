@@ -116,6 +116,33 @@ def test_model_whose_signature_does_not_match(trained, tmp_path):  # noqa: F811
     assert not (tmp_path / "s.parquet").exists()
 
 
+def test_usage_error_exits_2(trained, tmp_path):  # noqa: F811
+    result = _run(trained.raw, tmp_path / "s.xlsx", trained.scorer, kind="duckdb")
+    assert result.exit_code == 2 and "pass --format" in result.output
+    result = _run(trained.raw, tmp_path / "s.parquet", trained.scorer, "--format", "xlsx", kind="duckdb")
+    assert result.exit_code == 2 and "unknown output format 'xlsx'" in result.output
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_bad_score_setting_exits_2(trained, tmp_path):  # noqa: F811
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["score"]["memory_limit"] = "lots"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run(trained.raw, tmp_path / "s.parquet", trained.scorer, kind="duckdb",
+                  params=str(tmp_path / "params.yaml"))
+    assert result.exit_code == 2 and "score.memory_limit" in result.output
+
+
+def test_internal_error_exits_5(trained, tmp_path, monkeypatch):  # noqa: F811
+    from leadscore.serve import batch
+
+    def boom(**kw):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(batch, "score_leads", boom)
+    result = _run(trained.raw, tmp_path / "s.parquet", trained.scorer, kind="duckdb")
+    assert result.exit_code == 5 and "internal error (RuntimeError)" in result.output
+
+
 def test_sigkill_keeps_the_old_output_and_a_rerun_finishes_once(trained, tmp_path):  # noqa: F811
     out = tmp_path / "scores.parquet"
     ok = _run(trained.raw, out, trained.scorer, "--chunk-size", "100", "--run-id", "old", kind="duckdb")

@@ -14,13 +14,13 @@ from mlflow.exceptions import MlflowException
 from leadscore.errors import ModelError
 from leadscore.io import read_json
 from leadscore.serve.export import export_scorer, promote, rollback
-from leadscore.serve.scorer import OUTPUT_COLUMNS, LeadScorer
+from leadscore.serve.scorer import OUTPUT_COLUMNS, Scorer
 from tests.serve.trained import AS_OF
 
 
-def _in_pipeline(t) -> LeadScorer:
+def _in_pipeline(t) -> Scorer:
     m = t.models
-    return LeadScorer.from_artifacts({
+    return Scorer.from_artifacts({
         "booster": m / "lightgbm/model.txt", "estimator": m / "lightgbm/estimator.json",
         "calibrator": m / "lightgbm/calibrator.json", "grading": m / "grading.json",
         "catalog": m / "feature_catalog.json", "rules": m / "rules.json",
@@ -81,3 +81,27 @@ def test_registry_alias_promote_and_rollback(trained, tmp_path, monkeypatch):  #
         first["model_version"]
     with pytest.raises(ModelError, match="no version 9"):
         promote("leadscore", "champion", "9")
+
+
+def test_export_stage_exits_3_without_the_model_and_keeps_the_old_folder(trained, tmp_path):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from pipelines import export as export_stage
+
+    (tmp_path / "params.yaml").write_text("export:\n  register_model: false\n")
+    out = tmp_path / "scorer"
+    shutil.copytree(trained.scorer, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    m = trained.models
+    args = ["--params", str(tmp_path / "params.yaml"), "--grading", str(m / "grading.json"),
+            "--rules", str(m / "rules.json"), "--catalog", str(m / "feature_catalog.json"),
+            "--out", str(out), "--metrics", str(tmp_path / "export.json")]
+    result = CliRunner().invoke(export_stage.app, [*args, "--model", str(tmp_path / "nope")])
+    assert result.exit_code == 3, result.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    ok = CliRunner().invoke(export_stage.app, [*args, "--model", str(m / "lightgbm")])
+    assert ok.exit_code == 0, ok.output
+    assert read_json(tmp_path / "export.json")["model_version"] == \
+        read_json(trained.scorer / "artifacts/version.json")["model_version"]
+    assert mlflow.pyfunc.load_model(str(out)).metadata.metadata["model_version"] == \
+        read_json(tmp_path / "export.json")["model_version"]

@@ -22,15 +22,12 @@ from leadscore.features.catalog import FeatureCatalog, save_catalog
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
 from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model
-from leadscore.serve.batch import FeatureSettings
+from leadscore.serve.batch import feature_kwargs
 from leadscore.serve.export import export_scorer
 
 N_LEADS = 700
 SEED = 11
-FEATURES = FeaturesConfig()
-SETTINGS = FeatureSettings(target_stage=FEATURES.target_stage, max_lead_age_days=FEATURES.max_lead_age_days,
-                           windows_days=FEATURES.windows_days, half_life_days=FEATURES.half_life_days,
-                           content_types=FEATURES.content_types)
+FEATURES = FeaturesConfig()  # the feature settings of training and scoring
 DOMAINS = IngestConfig().free_mail_domains
 AS_OF = dt.datetime(2025, 7, 1)
 
@@ -54,8 +51,8 @@ def build_trained(root: Path) -> Trained:
         table, _ = training_table(
             con, as_of_start=FEATURES.as_of_start, as_of_end=None, every_months=1, cutoff=None,
             target_stage=FEATURES.target_stage, horizon_days=FEATURES.horizon_days,
-            **{k: v for k, v in SETTINGS.kwargs().items() if k != "target_stage"})
-    cat = feature_catalog(SETTINGS.windows_days, SETTINGS.content_types)
+            **{k: v for k, v in feature_kwargs(FEATURES).items() if k != "target_stage"})
+    cat = feature_catalog(FEATURES.windows_days, FEATURES.content_types)
     est = LightGBMClassifier.from_catalog(
         cat, params={"num_leaves": 4, "learning_rate": 0.2, "min_data_in_leaf": 20, "verbosity": -1},
         max_boost_rounds=30, seed=SEED, num_threads=1, additive=True)

@@ -26,6 +26,10 @@ Two paths:
 
 `Explainer.for_model` takes a `LightGBMClassifier` or a `CalibratedModel` around one and
 builds its input exactly as the model does (`model_frame`: catalog order, fixed categories).
+`feature_groups` lists the fit and engagement features a model uses, `group_sums` adds up
+each group's contributions (the fit and engagement scores of the grade), and
+`check_additivity` verifies ``contributions + base value == log-odds`` on a slice (the
+explain stage runs it on the test slice).
 """
 
 from __future__ import annotations
@@ -332,6 +336,14 @@ class Explainer:
         return float(self.base_value)
 
 
+def feature_groups(catalog, feature_names: list[str], names: tuple[str, ...] = ("fit", "engagement")
+                   ) -> dict[str, list[str]]:
+    """{group: its catalog features that the model uses}, in catalog order (`catalog` is a
+    `leadscore.features.catalog.FeatureCatalog`)."""
+    used = set(feature_names)
+    return {g: [n for n in catalog.group(g) if n in used] for g in names}
+
+
 def group_sums(contrib: np.ndarray, feature_names: list[str], groups: dict[str, list[str]]
                ) -> dict[str, np.ndarray]:
     """Per group (e.g. "fit", "engagement"), the row-wise sum of its features' contributions.
@@ -339,3 +351,16 @@ def group_sums(contrib: np.ndarray, feature_names: list[str], groups: dict[str, 
     pos = {n: i for i, n in enumerate(feature_names)}
     return {g: contrib[:, [pos[n] for n in names if n in pos]].sum(axis=1)
             for g, names in groups.items()}
+
+
+ADDITIVITY_TOLERANCE = 1e-6
+
+
+def check_additivity(contrib: np.ndarray, base_value: float, margin: np.ndarray, *,
+                     tol: float = ADDITIVITY_TOLERANCE) -> float:
+    """The largest |contributions + base value - log-odds| over the rows; `RuntimeError`
+    when it exceeds `tol` (the contributions would not explain the model's decision)."""
+    error = float(np.max(np.abs(contrib.sum(axis=1) + base_value - margin)))
+    if error > tol:
+        raise RuntimeError(f"contributions do not add up to the model's log-odds (max error {error:.2e})")
+    return error

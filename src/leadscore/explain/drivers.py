@@ -13,16 +13,28 @@ top categories up and down (mean contribution per category, categories with at l
 `min_count` rows).
 
 Dependence data (`dependence_frame`): value (of the field's most important feature;
-categoricals as strings) vs the field's contribution, for a seeded sample of rows.
+categoricals as strings) vs the field's contribution, for a seeded sample of rows
+(`dependence_frames` for the top drivers, `write_dependence` for the plot CSVs).
+
+`explain_slice` does it all for one slice (the explain stage's out-of-time test slice):
+contributions (timed), the additivity check against the model's log-odds, the drivers and
+the dependence data; `SliceExplanation.summary()` is reports/drivers.json.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from leadscore.explain.contributions import Explainer, check_additivity
 from leadscore.explain.reasons import _FLAGS, field_of, pretty_value, short_label
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
+from leadscore.io import write_csv
 
 
 def fields(catalog: FeatureCatalog, feature_names: list[str]) -> dict[str, list[int]]:
@@ -119,3 +131,72 @@ def dependence_frame(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[s
         value = value.astype(str)
     return pd.DataFrame({"value": value.to_numpy(),
                          "contribution": contrib[np.ix_(rows, idx)].sum(axis=1)})
+
+
+def dependence_frames(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[str],
+                      drivers: list[dict], *, top: int, rows: int, seed: int) -> dict[str, pd.DataFrame]:
+    """{field: dependence frame} for the `top` drivers, on one seeded sample of up to `rows`
+    rows (sorted positions, drawn once by `np.random.default_rng(seed)`)."""
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(X), size=min(rows, len(X)), replace=False))
+    return {d["field"]: dependence_frame(contrib, X, feature_names, d, sample) for d in drivers[:top]}
+
+
+def write_dependence(deps: dict[str, pd.DataFrame], folder: str | Path) -> None:
+    """folder/dependence_<field>.csv per field (stale ones of fields no longer on top are
+    removed) and folder/dependence.csv with all of them (long format: field, value,
+    contribution; for `dvc plots`)."""
+    folder = Path(folder)
+    for old in folder.glob("dependence_*.csv"):  # drop plots of fields no longer on top
+        if old.stem.removeprefix("dependence_") not in deps:
+            old.unlink()
+    for name, df in deps.items():
+        write_csv(df, folder / f"dependence_{name}.csv")
+    write_csv(pd.concat([df.assign(field=name, value=df["value"].astype(str)) for name, df in deps.items()],
+                        ignore_index=True)[["field", "value", "contribution"]],
+              folder / "dependence.csv")
+
+
+@dataclass
+class SliceExplanation:
+    """What `explain_slice` found on one slice."""
+
+    contrib: np.ndarray  # (rows, features) exact log-odds contributions
+    base_value: float
+    additive: bool  # the fast table path (else LightGBM's pred_contrib)
+    additivity: float  # max |contributions + base value - log-odds|
+    seconds: float  # time to compute `contrib`
+    drivers: list[dict]
+    dependence: dict[str, pd.DataFrame]
+
+    @property
+    def rows_per_s(self) -> float:
+        return len(self.contrib) / max(self.seconds, 1e-9)
+
+    def log_summary(self, log: logging.Logger) -> None:
+        log.info("additivity: max |contributions + base - log-odds| = %.2e; %d rows explained in "
+                 "%.2fs (%.0f rows/s)", self.additivity, len(self.contrib), self.seconds, self.rows_per_s)
+        log.info("top drivers: %s", "; ".join(f"{d['label']} ({d['direction']}, {d['mean_abs_contribution']:.3f})"
+                                              for d in self.drivers[:8]))
+
+    def summary(self, slice_name: str = "test", model: str = "lightgbm") -> dict:
+        """The drivers report (reports/drivers.json)."""
+        return {"base_value": self.base_value, "model": model,
+                "explainer": "additive" if self.additive else "pred_contrib",
+                "rows": int(len(self.contrib)), "slice": slice_name, "drivers": self.drivers}
+
+
+def explain_slice(explainer: Explainer, X: pd.DataFrame, margin: np.ndarray, catalog: FeatureCatalog, *,
+                  min_corr: float, top: int, rows: int, seed: int) -> SliceExplanation:
+    """Contributions of raw feature rows `X` (timed), checked against the model's log-odds
+    `margin` (`check_additivity`), the global drivers and the dependence data of the `top`
+    drivers on a seeded sample of `rows` rows."""
+    t = time.perf_counter()
+    contrib = explainer.contributions(X, raw=True)
+    seconds = time.perf_counter() - t
+    additivity = check_additivity(contrib, explainer.expected_value(), margin)
+    names = explainer.feature_names
+    drivers = global_drivers(contrib, X, names, catalog, min_corr=min_corr)
+    deps = dependence_frames(contrib, X, names, drivers, top=top, rows=rows, seed=seed)
+    return SliceExplanation(contrib, explainer.expected_value(), explainer.additive, additivity, seconds,
+                            drivers, deps)

@@ -10,8 +10,10 @@ D/4 = 30%, "A" means "among the best 15% profiles of the calibration months".
 `grade_matrix` reports, on out-of-time data, per cell (A1..D4): count, conversions, observed
 rate with its Wilson 95% interval and the mean predicted probability; and every adjacent
 pair that breaks the order (conversion must fall from A to D within a digit and from 1 to 4
-within a letter), with a one-sided two-proportion z-test of the break. The rule baseline is
-graded by its own points bands (`PointsRuleClassifier.grade`) and reported with the same code.
+within a letter), with a one-sided two-proportion z-test of the break, as a `Violation`
+record. The rule baseline is graded by its own points bands (`PointsRuleClassifier.grade`)
+and reported with the same function: this is the one grade-matrix schema of the project
+(metrics/grades.json, evaluate.json's `rules_grades`, the flat run, the report).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -149,6 +152,23 @@ def grade_cuts_from_split(explainer, split, groups: dict[str, list[str]], *,
 
 
 # ---- the grade matrix ----------------------------------------------------------------
+class Violation(TypedDict):
+    """One break of the grade order: `worse` converts better than its neighbour `better`.
+
+    `axis` "letter": the order A -> D within engagement digit `within` (e.g. B2 > A2);
+    `axis` "digit": the order 1 -> 4 within fit letter `within` (e.g. B2 > B1). Empty cells
+    are skipped, so `better` and `worse` are the nearest non-empty cells on that axis.
+    """
+
+    axis: str  # "letter" | "digit"
+    within: str  # the digit (axis "letter") or letter (axis "digit") held fixed
+    better: str  # the grade that should convert more, e.g. "A2"
+    worse: str  # the grade that converts more than it should, e.g. "B2"
+    rate_better: float
+    rate_worse: float
+    significant: bool  # one-sided two-proportion z-test at `alpha`
+
+
 def wilson_ci(successes, n, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a binomial proportion (vectorised); (0, 1) when n == 0."""
     k = np.asarray(successes, dtype=float)
@@ -177,9 +197,13 @@ def _break_is_significant(k_better: int, n_better: int, k_worse: int, n_worse: i
 
 
 def grade_matrix(y, fit_grade, engagement_grade, predicted, *, alpha: float = 0.05) -> dict:
-    """{"cells": [16 cells A1..D4], "violations": [...], "monotonic": bool,
-    "significant_violations": int}. An empty cell has rate/mean_predicted None and is skipped
-    in the order checks (its neighbours are compared across it)."""
+    """{"cells": [16 cells A1..D4], "violations": [Violation, ...], "monotonic": bool,
+    "significant_violations": int}.
+
+    A cell is {"grade", "fit", "engagement", "count", "conversions", "rate", "ci": [lo, hi],
+    "mean_predicted"} (`predicted`: the graded model's calibrated probability per row). An
+    empty cell has rate/mean_predicted None and is skipped in the order checks (its
+    neighbours are compared across it)."""
     df = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(predicted, dtype=float),
                        "l": np.asarray(fit_grade).astype(str), "d": np.asarray(engagement_grade).astype(str)})
     bad = sorted(set(df["l"]) - set(LETTERS)) + sorted(set(df["d"]) - set(DIGITS))
@@ -200,7 +224,7 @@ def grade_matrix(y, fit_grade, engagement_grade, predicted, *, alpha: float = 0.
                     "ci": [float(lo), float(hi)], "mean_predicted": ps / n if n else None}
             cells.append(cell)
             stats[cell["grade"]] = (k, n)
-    violations = []
+    violations: list[Violation] = []
     for axis, outer, inner in (("letter", DIGITS, LETTERS), ("digit", LETTERS, DIGITS)):
         for o in outer:
             seq = [f"{i}{o}" if axis == "letter" else f"{o}{i}" for i in inner]
@@ -208,10 +232,10 @@ def grade_matrix(y, fit_grade, engagement_grade, predicted, *, alpha: float = 0.
             for better, worse in zip(seq, seq[1:], strict=False):
                 (kb, nb), (kw, nw) = stats[better], stats[worse]
                 if kw / nw > kb / nb:
-                    violations.append({
-                        "axis": axis, "within": o, "better": better, "worse": worse,
-                        "rate_better": kb / nb, "rate_worse": kw / nw,
-                        "significant": _break_is_significant(kb, nb, kw, nw, alpha)})
+                    violations.append(Violation(
+                        axis=axis, within=o, better=better, worse=worse,
+                        rate_better=kb / nb, rate_worse=kw / nw,
+                        significant=_break_is_significant(kb, nb, kw, nw, alpha)))
     return {"cells": cells, "violations": violations, "monotonic": not violations,
             "significant_violations": sum(v["significant"] for v in violations)}
 

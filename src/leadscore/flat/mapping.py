@@ -102,7 +102,7 @@ class RulesMapping(_Strict):
 
 
 class ScreenMapping(_Strict):
-    """The leakage screen (leadscore.modeling.screen). `max_auc`: a column whose univariate ROC-AUC
+    """The leakage screen (leadscore.modeling.leakage). `max_auc`: a column whose univariate ROC-AUC
     (cross-fitted on a random stratified 2-fold split of the training rows) reaches it is
     flagged, and so is one that reaches `dominant_auc` and beats every other column by
     `dominant_gap`; `max_missing_auc`: the same for the column's missing/present indicator alone;

@@ -1,24 +1,9 @@
-"""One command for a flat export: `leadscore run --mapping my_mapping.yaml --out DIR`.
+"""Flat-export mode in one call: `leadscore flat --mapping my_mapping.yaml --out DIR`.
 
 `run_flat` validates the mapping and the file, screens for leakage, trains the rule
 baseline and the models, evaluates, explains, scores and reports, with the same library
-functions as the DVC stages (`PointsRuleClassifier` via `FlatRuleClassifier`, `tune_lightgbm`,
-`LightGBMClassifier`, `LogisticClassifier`, `choose_calibrator`, `evaluate_models`,
-`Explainer`, `fit_grade_cuts`, `grade_matrix`, `global_drivers`, `LeadScorer`,
-`build_report`). It writes, under DIR::
-
-    metrics/evaluate.json   same keys as the main pipeline (rules / logistic / lightgbm:
-                            roc_auc, pr_auc, log_loss, brier, ece, ... ; auc_diff_ci; test)
-                            plus `split` (out_of_time true/false and what the test slice is)
-    metrics/screen.json     the leakage screen (also written when it refuses)
-    metrics/train.json      cleaning log, slices, tuning, calibration
-    metrics/grades.json     A1-D4 grade matrices on the test slice (model and rules)
-    metrics/cv.json         with --cv K: random stratified K-fold ROC-AUC
-    models/                 lightgbm/, logistic/, rules.json, grading.json, feature_catalog.json
-    plots/                  reliability_<model>.csv, gains.csv, dependence_<field>.csv
-    reports/                drivers.json, examples.json
-    scores.parquet          every row of the file: the score contract + `slice`
-    report.html             the marketing report
+functions as the DVC stages (`train_models`, `evaluate_models`, `explain_model`, `Scorer`,
+`build_report`). It writes the folder described in `leadscore.flat.outputs`.
 
 Splits (leadscore.flat.table.flat_split): with a created date or ``time_order: rows`` the slices
 are train | valid | calib | test, latest last: tuning and early stopping on valid, the
@@ -39,7 +24,6 @@ said", the figure most published results on such data use.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
@@ -50,29 +34,21 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from leadscore.config import ExplainConfig, ReportConfig
-from leadscore.explain.contributions import Explainer, group_sums
-from leadscore.explain.drivers import dependence_frame, global_drivers
-from leadscore.explain.grades import fit_grade_cuts, format_matrix, grade_matrix, save_grading
-from leadscore.features.catalog import FeatureCatalog, save_catalog
+from leadscore.config import ExplainConfig, LeakageConfig, OptunaConfig, TrainModelConfig
+from leadscore.explain.explanation import Explanation, explain_model
+from leadscore.explain.grades import format_matrix
+from leadscore.features.catalog import FeatureCatalog
 from leadscore.flat.mapping import Mapping
-from leadscore.flat.table import FlatRuleClassifier, FlatTable, flat_split, load_flat
-from leadscore.io import atomic_path, write_json, write_parquet
-from leadscore.modeling.baseline import save_rules
-from leadscore.modeling.calibration import choose_calibrator
-from leadscore.modeling.estimators import (
-    CalibratedModel,
-    LightGBMClassifier,
-    LogisticClassifier,
-    check_positives,
-    save_model,
-)
-from leadscore.modeling.evaluate import evaluate_models, gains_frame, metrics_table
-from leadscore.modeling.metrics import core_metrics
-from leadscore.modeling.screen import ScreenReport, check_screen, screen_columns
+from leadscore.flat.outputs import FlatOutputs
+from leadscore.flat.rules import FlatRuleClassifier
+from leadscore.flat.table import FlatTable, flat_split, load_flat
+from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, LogisticClassifier
+from leadscore.modeling.evaluate import Evaluation, evaluate_models, metrics_table
+from leadscore.modeling.leakage import LeakageReport, check_leakage, screen_columns
 from leadscore.modeling.splits import Split, data_window
-from leadscore.modeling.tuning import fit_tuned_lightgbm
-from leadscore.tracking import git_commit
+from leadscore.modeling.train import train_models
+from leadscore.serve.export import model_version
+from leadscore.serve.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +73,9 @@ class FlatModels:
 class FlatRunResult:
     out: Path
     metrics: dict  # evaluate.json
-    screen: ScreenReport
+    screen: LeakageReport
     cv: dict | None
     seconds: float
-    missing: list[str]  # outputs not produced, with the reason
 
 
 # ---- building blocks ---------------------------------------------------------------------
@@ -119,7 +94,7 @@ def split_info(table: FlatTable, mapping: Mapping, split: Split) -> dict:
 
 
 def screen_flat(table: FlatTable, split: Split, mapping: Mapping,
-                extra_allow: tuple[str, ...] = ()) -> ScreenReport:
+                extra_allow: tuple[str, ...] = ()) -> LeakageReport:
     """The leakage screen on the non-test rows (train + valid + calib)."""
     rows = pd.concat([split.train, split.valid, split.calib], ignore_index=True)
     cfg = mapping.screen
@@ -140,33 +115,28 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
     on the calib slice."""
     m = mapping.model
     tr, va, ca = split.train, split.valid, split.calib
-    check_positives(int(tr["label"].sum()), m.min_positives)
-    names, cats = catalog.names, catalog.categorical
-    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
-    tuning, lgbm = fit_tuned_lightgbm(
-        tr, va, feature_names=names, categorical_features=cats, seed=mapping.seed,
-        num_threads=m.num_threads, max_boost_rounds=m.max_boost_rounds,
+    # Flat mode's training: no fallback to the rules, no leakage guards inside (the screen ran
+    # before, in run_flat), no calibration groups. Every setting is spelled out; Optuna's
+    # start-up trials and pruning warm-up are tune_lightgbm's defaults (no mapping key).
+    cfg = TrainModelConfig(
+        min_positives=m.min_positives, fallback_to_rules=False, num_threads=m.num_threads,
+        max_boost_rounds=m.max_boost_rounds, learning_rate=m.learning_rate,
         early_stopping_rounds=m.early_stopping_rounds, additive=m.additive,
-        n_trials=m.n_trials, timeout_s=m.timeout_s, learning_rate=m.learning_rate)
-    logistic = LogisticClassifier(feature_names=names, categorical_features=cats,
-                                  C=m.logistic_c).fit(tr, tr["label"])
-    window = data_window(split)
-    common = {"data_window": window, "git_commit": git_commit(), "features": names,
-              "categorical": cats, "target": mapping.target, "positive": str(mapping.positive),
-              "source_file": mapping.path.name,
-              "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
-    fitted, summary = {}, {"tuning": tuning.summary()}
-    for key, est in (("lightgbm", lgbm), ("logistic", logistic)):
-        cal, cal_report = choose_calibrator(est.decision_function(ca), ca["label"],
-                                            methods=m.calibration_methods,
-                                            n_folds=m.calibration_folds, seed=mapping.seed)
-        fitted[key] = CalibratedModel(est, cal, {**common, "kind": key, "calibration": cal_report})
-        summary[key] = {"valid": core_metrics(va["label"], fitted[key].predict_proba(va)[:, 1]),
-                        "calibration": cal_report}
-    fitted["lightgbm"].metadata.update({"best_iteration": lgbm.best_iteration_,
-                                        "best_params": tuning.best_params})
-    return FlatModels(rules, fitted["lightgbm"], fitted["logistic"], names, cats,
-                      tuning.best_params, lgbm.best_iteration_, summary)
+        optuna=OptunaConfig(n_trials=m.n_trials, timeout_s=m.timeout_s, n_startup_trials=5,
+                            pruning_warmup_rounds=30),
+        calibration_methods=m.calibration_methods, calibration_folds=m.calibration_folds,
+        logistic_c=m.logistic_c, leakage=LeakageConfig(enabled=False))
+    r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
+                     seed=mapping.seed, data_window=data_window(split), calibration_groups=None,
+                     trained_at_format="%Y-%m-%d %H:%M UTC",
+                     metadata={"target": mapping.target, "positive": str(mapping.positive),
+                               "source_file": mapping.path.name})
+    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
+    summary = {"tuning": r.tuning.summary(),
+               **{k: {"valid": r.metrics[k]["valid"], "calibration": r.metrics[k]["calibration"]}
+                  for k in ("lightgbm", "logistic")}}
+    return FlatModels(rules, r.lightgbm, r.logistic, r.features, r.categorical,
+                      r.tuning.best_params, r.lightgbm.model.best_iteration_, summary)
 
 
 def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCatalog, *,
@@ -198,25 +168,54 @@ def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCata
                    "roc_auc_folds": v} for k, v in aucs.items()}}
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+def apply_screen(screen: LeakageReport, mapping: Mapping) -> list[str]:
+    """Refuse (LeakageError) or, with ``screen.on_flag: drop``, return the columns to drop."""
+    if not mapping.screen.enabled:
+        return []
+    if mapping.screen.on_flag != "drop":
+        check_leakage(screen, refuse=True)
+        return []
+    check_leakage(screen, refuse=False)
+    if screen.refused:
+        log.warning("screen.on_flag = drop: training without %s", screen.refused)
+    return list(screen.refused)
 
 
-def _examples(test: pd.DataFrame, scored: pd.DataFrame, per_grade: int, seed: int) -> dict:
-    """Up to `per_grade` test leads per grade with their reasons (seeded)."""
-    rng = np.random.default_rng(seed)
-    out: dict = {}
-    for grade in sorted(scored["grade"].unique()):
-        pos = np.flatnonzero(scored["grade"].to_numpy() == grade)
-        pick = np.sort(rng.choice(pos, size=min(per_grade, len(pos)), replace=False))
-        out[str(grade)] = [
-            {"lead_id": str(test["lead_id"].iloc[i]), "as_of": None,
-             "probability": float(scored["probability"].iloc[i]), "grade": str(grade),
-             "fit_grade": str(scored["fit_grade"].iloc[i]),
-             "engagement_grade": str(scored["engagement_grade"].iloc[i]),
-             "reasons": list(scored["reasons"].iloc[i])} for i in pick]
-    return out
+def evaluate_flat(models: FlatModels, split: Split, mapping: Mapping, info: dict,
+                  screen: LeakageReport, dropped: list[str]) -> Evaluation:
+    """The three models on the test slice (K = the top 10% of test rows)."""
+    test = split.test
+    probs = {"rules": models.rules.predict_proba(test)[:, 1],
+             "logistic": models.logistic.predict_proba(test)[:, 1],
+             "lightgbm": models.lightgbm.predict_proba(test)[:, 1]}
+    ev = evaluate_models(test["label"].to_numpy(), probs, k=max(1, round(0.1 * len(test))),
+                         seed=mapping.seed)
+    m = ev.metrics
+    m["auc_diff_ci_lower"], m["auc_diff_ci_upper"] = m["auc_diff_ci"]
+    m["fallback_to_rules"] = False
+    m["split"] = info
+    m["test"]["k_note"] = "K = the top 10% of test rows"
+    m["calibration_slice_base_rate"] = split.windows["calib"]["base_rate"]
+    m["screen"] = {"refused": screen.refused, "allowed": screen.allowed, "dropped": dropped}
+    return ev
+
+
+def score_rows(split: Split, models: FlatModels, explanation: Explanation, catalog: FeatureCatalog,
+               version: str) -> pd.DataFrame:
+    """Every row of the file (all slices, in file order): the score contract + `slice`."""
+    scorer = Scorer.from_model(models.lightgbm, explanation.cuts, catalog, models.rules,
+                               {"model_version": version})
+    rows = pd.concat([split[s].assign(slice=s) for s in ("train", "valid", "calib", "test")],
+                     ignore_index=True).sort_values("row", kind="stable", ignore_index=True)
+    scored = scorer.score(rows)
+    as_of = (rows[["as_of"]] if "as_of" in rows else
+             pd.DataFrame({"as_of": pd.Series(pd.NaT, index=rows.index, dtype="datetime64[us]")}))
+    scores = pd.concat([rows[["lead_id"]], as_of, scored], axis=1)
+    scores["model_version"] = version
+    scores["run_id"] = f"flat-{version[:8]}-{len(rows)}"
+    scores["scored_at"] = pd.Timestamp.now(tz="UTC").floor("s")
+    scores["slice"] = rows["slice"].to_numpy()
+    return scores
 
 
 # ---- the one command ---------------------------------------------------------------------
@@ -224,11 +223,11 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
              extra_allow: tuple[str, ...] = ()) -> FlatRunResult:
     """Validate, screen, train, evaluate, explain, score and report one flat export.
 
-    Raises `MappingError` (wrong mapping or file), `ScreenError` (leakage screen refused;
-    metrics/screen.json is written first), `TooFewPositivesError`.
+    Raises `MappingError` (wrong mapping or file, exit 1), `LeakageError` (the screen refused;
+    metrics/screen.json is written first, exit 4), `TooFewPositivesError` (exit 4).
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    outputs = FlatOutputs(Path(out))
     table = load_flat(mapping, nrows=nrows)
     log.info("prepared %d rows (%d positives, base rate %.1f%%), %d feature columns",
              len(table.frame), table.log["positives"], 100 * table.frame["label"].mean(),
@@ -241,153 +240,32 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
                  w["rows"], 100 * w["base_rate"])
 
     screen = screen_flat(table, split, mapping, extra_allow)
-    write_json(screen.summary(), out / "metrics" / "screen.json")
-    drop: list[str] = []
-    if mapping.screen.enabled:
-        if mapping.screen.on_flag == "drop":
-            drop = screen.refused
-            check_screen(screen, refuse=False)
-            if drop:
-                log.warning("screen.on_flag = drop: training without %s", drop)
-        else:
-            check_screen(screen, refuse=True)
-    catalog = kept_catalog(table.catalog, drop)
-
+    outputs.write_screen(screen)
+    dropped = apply_screen(screen, mapping)
+    catalog = kept_catalog(table.catalog, dropped)
     models = train_flat(table, split, mapping, catalog)
-    test = split.test
-    y = test["label"].to_numpy()
-    probs = {"rules": models.rules.predict_proba(test)[:, 1],
-             "logistic": models.logistic.predict_proba(test)[:, 1],
-             "lightgbm": models.lightgbm.predict_proba(test)[:, 1]}
-    k = max(1, round(0.1 * len(test)))
-    ev = evaluate_models(y, probs, k=k, seed=mapping.seed)
-    metrics = ev.metrics
-    metrics["auc_diff_ci_lower"], metrics["auc_diff_ci_upper"] = metrics["auc_diff_ci"]
-    metrics["fallback_to_rules"] = False
-    metrics["split"] = info
-    metrics["test"]["k_note"] = "K = the top 10% of test rows"
-    metrics["calibration_slice_base_rate"] = split.windows["calib"]["base_rate"]
-    metrics["screen"] = {"refused": screen.refused, "allowed": screen.allowed, "dropped": drop}
+    ev = evaluate_flat(models, split, mapping, info, screen, dropped)
+    explanation = explain_model(split, models.lightgbm, models.rules, catalog, ExplainConfig(), mapping.seed)
+    ev.metrics["rules_grades"] = explanation.grades["rules"]
 
-    # grades and explanations (explain engineer's functions)
-    ex_cfg = ExplainConfig()
-    explainer = Explainer.for_model(models.lightgbm)
-    names = explainer.feature_names
-    groups = {g: [n for n in catalog.group(g) if n in names] for g in ("fit", "engagement")}
-    sums = group_sums(explainer.contributions(split.calib, raw=True), names, groups)
-    w = split.windows["calib"]
-    cuts = fit_grade_cuts(sums["fit"], sums["engagement"], fit_shares=ex_cfg.fit_shares,
-                          engagement_shares=ex_cfg.engagement_shares,
-                          calib_window=(w["as_of_first"], w["as_of_last"]),
-                          fit_features=groups["fit"], engagement_features=groups["engagement"])
-
-    models_dir = out / "models"
-    save_model(models.lightgbm, models_dir / "lightgbm")
-    save_model(models.logistic, models_dir / "logistic")
-    with atomic_path(models_dir / "lightgbm" / "importance.csv") as tmp:
-        models.lightgbm.model.feature_importance().to_csv(tmp, index=False)
-    save_rules(models.rules, models_dir / "rules.json")
-    save_grading(cuts, models_dir / "grading.json")
-    save_catalog(catalog, models_dir / "feature_catalog.json")
-
-    # scores: every row, with the same scorer object as the batch job
-    from leadscore.serve.export import model_version
-    from leadscore.serve.scorer import LeadScorer
-
-    lgb_dir = models_dir / "lightgbm"
-    version = model_version({"booster": lgb_dir / "model.txt", "estimator": lgb_dir / "estimator.json",
-                             "calibrator": lgb_dir / "calibrator.json",
-                             "grading": models_dir / "grading.json",
-                             "catalog": models_dir / "feature_catalog.json",
-                             "rules": models_dir / "rules.json"})
-    scorer = LeadScorer(models.lightgbm.model, models.lightgbm.calibrator, cuts.to_dict(), catalog,
-                        models.rules, {"model_version": version})
-    everything = pd.concat([split[s].assign(slice=s) for s in ("train", "valid", "calib", "test")],
-                           ignore_index=True).sort_values("row", kind="stable", ignore_index=True)
-    scored = scorer.score(everything)
-    run_id = f"flat-{version[:8]}-{len(everything)}"
-    scores = pd.concat([everything[["lead_id"]],
-                        everything[["as_of"]] if "as_of" in everything else
-                        pd.DataFrame({"as_of": pd.Series(pd.NaT, index=everything.index,
-                                                         dtype="datetime64[us]")}),
-                        scored], axis=1)
-    scores["model_version"] = version
-    scores["run_id"] = run_id
-    scores["scored_at"] = pd.Timestamp.now(tz="UTC").floor("s")
-    scores["slice"] = everything["slice"].to_numpy()
-    write_parquet(scores, out / "scores.parquet")
-
-    is_test = scores["slice"].to_numpy() == "test"
-    test_scored = scored.loc[is_test].reset_index(drop=True)
-    rg = models.rules.grade(test)
-    grades = {
-        "lightgbm": grade_matrix(y, test_scored["fit_grade"], test_scored["engagement_grade"],
-                                 test_scored["probability"], alpha=ex_cfg.significance),
-        "rules": grade_matrix(y, rg["fit_grade"], rg["engagement_grade"], probs["rules"],
-                              alpha=ex_cfg.significance),
-    }
-    metrics["rules_grades"] = grades["rules"]
-    write_json(grades, out / "metrics" / "grades.json")
-    contrib = explainer.contributions(test, raw=True)
-    drivers = global_drivers(contrib, test, names, catalog, min_corr=ex_cfg.min_direction_corr)
-    write_json({"base_value": explainer.expected_value(), "model": "lightgbm", "rows": int(len(test)),
-                "slice": "test", "drivers": drivers}, out / "reports" / "drivers.json")
-    rng = np.random.default_rng(mapping.seed)
-    sample = np.sort(rng.choice(len(test), size=min(ex_cfg.dependence_rows, len(test)), replace=False))
-    for d in drivers[: ex_cfg.top_drivers]:
-        _write_csv(dependence_frame(contrib, test, names, d, sample),
-                   out / "plots" / f"dependence_{d['field']}.csv")
-    write_json(_examples(test, test_scored, ex_cfg.examples_per_grade, mapping.seed),
-               out / "reports" / "examples.json")
-
-    for name, rc in ev.reliability.items():
-        _write_csv(rc, out / "plots" / f"reliability_{name}.csv")
-    _write_csv(gains_frame(ev.gains), out / "plots" / "gains.csv")
-    write_json(metrics, out / "metrics" / "evaluate.json")
-    write_json({"cleaning": table.log, "source_names": table.source_names, "split": info,
-                **models.summary}, out / "metrics" / "train.json")
-    log.info("test metrics (%s):\n%s", info["note"], metrics_table(metrics))
-    log.info("%s", format_matrix(grades["lightgbm"], "LightGBM grades on the test slice"))
+    outputs.write_models(models, explanation, catalog)
+    version = model_version(outputs.model_files())
+    scores = score_rows(split, models, explanation, catalog, version)
+    outputs.write_results(scores=scores, metrics=ev.metrics, evaluation=ev, explanation=explanation,
+                          train_summary={"cleaning": table.log, "source_names": table.source_names,
+                                         "split": info, **models.summary})
+    log.info("test metrics (%s):\n%s", info["note"], metrics_table(ev.metrics))
+    log.info("%s", format_matrix(explanation.grades["lightgbm"], "LightGBM grades on the test slice"))
 
     cv = None
     if cv_folds:
         cv = cross_validate_flat(table, mapping, catalog, folds=cv_folds, params=models.best_params,
                                  rounds=max(models.best_iteration, 10))
-        write_json(cv, out / "metrics" / "cv.json")
+        outputs.write_cv(cv)
         log.info("random stratified %d-fold ROC-AUC: %s", cv_folds,
                  ", ".join(f"{k} {cv[k]['roc_auc_mean']:.3f} ± {cv[k]['roc_auc_std']:.3f}" for k in MODELS))
 
-    missing = write_flat_report(out, info)
+    outputs.write_report(info["out_of_time"])
     seconds = time.perf_counter() - t0
-    log.info("leadscore run done in %.1fs -> %s", seconds, out)
-    return FlatRunResult(out, metrics, screen, cv, seconds, missing)
-
-
-def write_flat_report(out: Path, info: dict) -> list[str]:
-    """DIR/report.html with the report engineer's `build_report`; returns what is missing."""
-    try:
-        from leadscore.report.build import (
-            ReportPaths,
-            build_report,
-            load_report_inputs,
-            write_report,
-        )
-    except ImportError as err:
-        log.warning("report.html not written: leadscore.report.build is not available (%s)", err)
-        return [f"report.html: leadscore.report.build not importable ({err})"]
-    paths = ReportPaths(evaluate=out / "metrics" / "evaluate.json", gains=out / "plots" / "gains.csv",
-                        plots=out / "plots", model=out / "models" / "lightgbm",
-                        rules=out / "models" / "rules.json",
-                        validation=out / "reports" / "validation.json",
-                        validate_metrics=out / "metrics" / "validate.json",
-                        catalog=out / "models" / "feature_catalog.json",
-                        features=out / "metrics" / "features.json",
-                        grades=out / "metrics" / "grades.json",
-                        drivers=out / "reports" / "drivers.json",
-                        examples=out / "reports" / "examples.json")
-    title = ("Lead scoring report: " + ("out-of-time test" if info["out_of_time"]
-                                        else "random split, NO out-of-time test"))
-    html = build_report(load_report_inputs(paths), ReportConfig(), title=title,
-                        generated_at=dt.datetime.now(dt.UTC))
-    write_report(html, out / "report.html")
-    return []
+    log.info("leadscore flat done in %.1fs -> %s", seconds, outputs.root)
+    return FlatRunResult(outputs.root, ev.metrics, screen, cv, seconds)

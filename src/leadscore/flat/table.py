@@ -28,9 +28,8 @@ The result is a `FlatTable`: the frame (``lead_id``, ``label``, ``row`` (file or
 
 `flat_split` cuts it into train / valid / calib / test: by time (created date or file
 order; latest last) or, without either, stratified at random (and the metrics say there is
-no out-of-time test). `FlatRuleClassifier` is the points-rule baseline over this table: the
-`PointsRuleClassifier` estimator (grade bands, isotonic points -> probability, MQL threshold)
-with the points read from the mapping's condition tables instead of event counts.
+no out-of-time test). The points-rule baseline over this table is
+`leadscore.flat.rules.FlatRuleClassifier`.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +46,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
-from leadscore.flat.mapping import Mapping, MappingError, parse_condition
-from leadscore.modeling.baseline import PointsRuleClassifier, norm_value
+from leadscore.flat.mapping import Mapping, MappingError
+from leadscore.modeling.names import name_words, snake
 from leadscore.modeling.splits import Split
 
 log = logging.getLogger(__name__)
@@ -70,17 +68,6 @@ ENGAGEMENT_WORDS: frozenset[str] = frozenset({
 
 _UNNAMED = re.compile(r"^\s*(unnamed:\s*\d+(_level_\d+)?)?\s*$", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
-
-
-def snake(name: str) -> str:
-    """A header as a feature name: 'Total Time Spent' -> 'total_time_spent'."""
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name).strip())
-    return re.sub(r"[^0-9a-z]+", "_", s.lower()).strip("_") or "col"
-
-
-def name_words(name: str) -> list[str]:
-    """Words of a column name: 'LastActivity' -> ['last', 'activity']."""
-    return [w for w in snake(name).split("_") if w]
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -162,22 +149,6 @@ def clean_category(s: pd.Series, max_levels: int) -> tuple[pd.Series, int]:
         folded = len(counts) - len(keep)
         t = t.where(t.isna() | t.isin(keep), OTHER)
     return t.astype(object).where(t.notna(), None), folded
-
-
-def condition_mask(values: pd.Series, cond: str) -> np.ndarray:
-    """Rows of `values` that meet `cond` (see `parse_condition`)."""
-    kind, arg = parse_condition(cond)
-    if kind == "missing":
-        return values.isna().to_numpy()
-    if kind == "value":
-        return values.map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))
-                          and norm_value(v) == arg).to_numpy(dtype=bool)
-    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        if kind == "range":
-            return (x >= arg[0]) & (x < arg[1])
-        op, v = arg
-        return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v, "==": x == v}[op]
 
 
 def infer_groups(columns: list[str]) -> tuple[list[str], list[str]]:
@@ -428,73 +399,3 @@ def flat_split(table: FlatTable, mapping: Mapping) -> Split:
                          "positives": int(part["label"].sum()),
                          "base_rate": float(part["label"].mean())}
     return Split(**parts, windows=windows, embargo_months=0)
-
-
-# ---- the rule baseline ------------------------------------------------------------------
-class FlatRuleClassifier(PointsRuleClassifier):
-    """`PointsRuleClassifier` over a flat table: points from condition tables per column.
-
-    `fit_rules` / `engagement_rules` map a feature to ``{condition: points}`` (see
-    `leadscore.flat.mapping.RulesMapping`); the first matching condition scores. Engagement
-    points per column are capped at `max_points_per_activity`. Grades, the MQL threshold,
-    the isotonic points -> probability map and `fit` are the parent's.
-    """
-
-    def __init__(self, fit_rules: dict | None = None, engagement_rules: dict | None = None,
-                 max_points_per_activity: float = 30, fit_bands: dict | None = None,
-                 engagement_bands: dict | None = None, mql_threshold: float = 30):
-        super().__init__(max_points_per_activity=max_points_per_activity, fit_bands=fit_bands,
-                         engagement_bands=engagement_bands, mql_threshold=mql_threshold)
-        self.fit_rules = fit_rules
-        self.engagement_rules = engagement_rules
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping, source_names: dict[str, str]) -> FlatRuleClassifier:
-        """Rules keyed by feature name (the mapping may use the file's headers)."""
-        to_feature = {snake(v): k for k, v in source_names.items()}
-
-        def rekey(table: dict) -> dict:
-            return {to_feature.get(snake(c), snake(c)): dict(t) for c, t in table.items()}
-
-        r = mapping.rules
-        return cls(fit_rules=rekey(r.fit), engagement_rules=rekey(r.engagement),
-                   max_points_per_activity=r.max_points_per_activity, fit_bands=dict(r.fit_bands),
-                   engagement_bands=dict(r.engagement_bands), mql_threshold=r.mql_threshold)
-
-    def _columns(self) -> dict[str, list[str]]:
-        return {"fit": list(self.fit_rules or {}), "engagement": list(self.engagement_rules or {})}
-
-    @staticmethod
-    def _table_points(X: pd.DataFrame, col: str, table: dict) -> np.ndarray:
-        pts = np.zeros(len(X))
-        if col not in X:
-            return pts
-        done = np.zeros(len(X), dtype=bool)
-        for cond, p in table.items():
-            hit = condition_mask(X[col], cond) & ~done
-            pts[hit] = float(p)
-            done |= hit
-        return pts
-
-    def points(self, X: pd.DataFrame) -> pd.DataFrame:
-        fit = np.zeros(len(X))
-        for col, table in (self.fit_rules or {}).items():
-            fit += self._table_points(X, col, table)
-        eng = np.zeros(len(X))
-        cap = float(self.max_points_per_activity)
-        for col, table in (self.engagement_rules or {}).items():
-            eng += np.minimum(self._table_points(X, col, table), cap)
-        return pd.DataFrame({"fit_points": fit, "engagement_points": eng,
-                             "total_points": fit + eng}, index=X.index)
-
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        d["kind"] = "flat_points_rules"
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FlatRuleClassifier:
-        if d.get("kind") != "flat_points_rules":
-            raise ValueError("not a flat points-rule record (kind != 'flat_points_rules')")
-        return PointsRuleClassifier.from_dict.__func__(cls, {**d, "kind": "points_rules"})
-

@@ -6,6 +6,8 @@ and recall at sales capacity, base rate, bootstrap 95% intervals) plus `auc_diff
 bootstrap interval of LightGBM - rules ROC-AUC, and the reliability and gains tables for the
 plots. Sales capacity K = reps x leads_per_rep leads per as_of date: each month the team
 works its top K open leads, and precision/recall at K pool the months of the test slice.
+The grade matrix of the rules (A1-D4 by their points bands) is
+`leadscore.explain.grades.grade_matrix`, the same report as for the model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.errors import InputError
 from leadscore.modeling.metrics import (
     CORE,
     bootstrap_ci,
@@ -48,7 +51,7 @@ def evaluate_models(
     """Metrics, bootstrap intervals, reliability and gains for each model in `probs`."""
     y = np.asarray(y, dtype=int)
     if len(np.unique(y)) < 2:
-        raise ValueError(f"the test slice has a single class ({int(y.sum())} positives in {len(y)} rows)")
+        raise InputError(f"the test slice has a single class ({int(y.sum())} positives in {len(y)} rows)")
     use_diff = diff if all(m in probs for m in diff) else None
     ci = bootstrap_ci(y, probs, n_boot=n_boot, seed=seed, groups=groups, n_bins=n_bins, diff=use_diff)
     metrics: dict = {}
@@ -71,33 +74,6 @@ def evaluate_models(
         metrics["auc_diff"] = metrics[a]["roc_auc"] - metrics[b]["roc_auc"]
         metrics["auc_diff_ci"] = ci["auc_diff"]
     return Evaluation(metrics, reliability, gains)
-
-
-def grade_table(y, letter, digit) -> dict:
-    """Observed conversion by grade (A1..D4) and where it is not monotone.
-
-    DESIGN: conversion must fall from A to D within each digit and from 1 to 4 within each
-    letter. Returns {"conversion": {grade: rate}, "rows": {grade: n}, "violations": [...]}
-    where a violation reads e.g. "B2 (0.081) > A2 (0.064)". Empty grades are skipped.
-    """
-    df = pd.DataFrame({"y": np.asarray(y, dtype=float), "l": np.asarray(letter, dtype=str),
-                       "d": np.asarray(digit, dtype=str)})
-    g = df.groupby(["l", "d"])["y"].agg(["mean", "count"])
-    rate = {f"{let}{d}": float(v) for (let, d), v in g["mean"].items()}
-    rows = {f"{let}{d}": int(v) for (let, d), v in g["count"].items()}
-    violations = []
-    letters, digits = "ABCD", "1234"
-    for d in digits:
-        for hi, lo in zip(letters, letters[1:], strict=False):
-            a, b = f"{hi}{d}", f"{lo}{d}"
-            if a in rate and b in rate and rate[b] > rate[a]:
-                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
-    for let in letters:
-        for hi, lo in zip(digits, digits[1:], strict=False):
-            a, b = f"{let}{hi}", f"{let}{lo}"
-            if a in rate and b in rate and rate[b] > rate[a]:
-                violations.append(f"{b} ({rate[b]:.3f}) > {a} ({rate[a]:.3f})")
-    return {"conversion": rate, "rows": rows, "violations": violations}
 
 
 def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:

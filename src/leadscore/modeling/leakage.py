@@ -1,6 +1,9 @@
-"""Leakage probe, run before training: stop on features that know the future.
+"""Leakage guards, run before training: stop on features that know the future.
 
-Two signals, both measured on the train and valid slices only (never on test):
+Two guards, one report (`LeakageReport`), one error (`LeakageError`, a `GuardError`: exit 4).
+
+**The probe** (`probe_leakage`, event-log pipeline only), measured on the train and valid
+slices (never on test):
 
 1. **Too good out of time.** Each feature alone is turned into a score by target encoding
    fitted on the train slice (numeric: quantile bins with missing as its own bin;
@@ -14,10 +17,55 @@ Two signals, both measured on the train and valid slices only (never on test):
    the out-of-time AUC means the feature's relation to the label exists only within a
    period, as happens when a field is back-filled or stamped when the outcome is recorded.
    The same check runs for the whole feature set with a small fixed LightGBM.
+
+**The screen** (`screen_columns`; `screen_training_table` for the event-log table), run in
+both input modes. Every feature column is checked by four rules, each measured on the
+training rows only (train + valid + calib, never the test slice):
+
+1. **univariate AUC** (``auc``): the column alone, as a score, reaches `max_auc` ROC-AUC
+   (default 0.85, "near perfect"), or it **towers over every other column**: it reaches
+   `dominant_auc` (0.75) and beats the next-best column by `dominant_gap` (0.15) or more.
+   In honest lead data the signal is spread over several attributes; one column far ahead
+   of all the others is usually recorded with, or after, the outcome. The score is the
+   probe's target encoding (`target_encode`) cross-fitted on a random stratified 2-fold
+   split (grouped by lead when a lead has several rows), reported as max(auc, 1 - auc). A
+   random split, not a time split: a leak is a same-period relation, and a drifting base
+   rate makes single-column out-of-time AUCs swing (on the bank data the economic
+   indicators' flip sign).
+2. **missingness** (``missing``): the column's missing/present indicator alone reaches
+   `max_missing_auc` (default 0.75): a field that is filled in only for leads that
+   converted (or only for lost ones).
+3. **post-outcome name** (``name``, flat exports only): a word of the column's name is one
+   of `POST_OUTCOME_WORDS` (status, stage, tags, quality, closed, won, lost, converted,
+   outcome, result, disposition, reason, score, ...) or the name holds a phrase of
+   `POST_OUTCOME_PHRASES` ("last activity", "lead score", ...), or is one of
+   `AFTER_CONTACT_WORDS` (duration, talk time, call length, ...): measured when the call or
+   meeting ends, when the outcome is already known. Words, not substrings: the bank data's
+   ``poutcome`` (outcome of the *previous* campaign, known before the call) is not flagged.
+4. **post-outcome values** (``values``, flat exports only): a categorical level reads like a
+   sales outcome (won, lost, closed, converted, "will revert", "not interested", junk, ...).
+
+On the bank data ``duration`` is flagged by two independent rules. (a) AUC: on the training
+rows of the full file its univariate AUC is about 0.88 (>= 0.85), and the next-best column
+(cons.price.idx) reaches about 0.66, so it also towers over the others by 0.22; on the
+3,000-row test slice its AUC is about 0.85 against 0.67 for the next. (b) Name: "duration"
+is an after-contact measure. The name rule alone would be a list we were told; the AUC rule
+alone is a threshold; together, and reported with the AUC, a user sees why. The test suite
+renames the column to ``x1`` and checks that the AUC rule still refuses it.
+
+The rules 3 and 4 are off for the event-log training table: its features are built by
+`leadscore.features.build` from records strictly before `as_of`, and names such as
+``days_since_last_activity`` are point-in-time by construction.
+
+`check_leakage` raises `LeakageError` when the probe flagged a feature, or when the screen
+flagged a column that is not on the allow list (the mapping's ``allow:``), with a short
+report: each column, why it was flagged, its univariate AUC, and how to keep it on purpose.
+Allowed columns are reported as kept, not refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -25,34 +73,153 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from leadscore.errors import GuardError
 from leadscore.modeling.estimators import base_lgb_params, to_model_frame
+from leadscore.modeling.names import name_words, snake
 
 log = logging.getLogger(__name__)
 
+POST_OUTCOME_WORDS: frozenset[str] = frozenset({
+    "status", "stage", "stages", "tag", "tags", "quality", "closed", "close", "closing", "won",
+    "win", "lost", "loss", "converted", "conversion", "outcome", "result", "results",
+    "disposition", "reason", "score", "scores", "scoring", "opportunity", "deal", "signed",
+    "churn", "churned", "disqualified", "qualified", "sql", "mql",
+})
+POST_OUTCOME_PHRASES: tuple[str, ...] = ("last_activity", "last_notable_activity", "lead_score",
+                                         "last_contact_date", "last_touch", "sales_accepted")
+AFTER_CONTACT_WORDS: frozenset[str] = frozenset({"duration", "talk", "talktime", "handle",
+                                                 "handled", "callback"})
+AFTER_CONTACT_PHRASES: tuple[str, ...] = ("call_length", "call_time", "time_on_call",
+                                          "talk_time", "meeting_length")
+POST_OUTCOME_VALUE_WORDS: frozenset[str] = frozenset({
+    "won", "lost", "closed", "converted", "revert", "reverted", "junk", "disqualified",
+    "churned", "signed", "interested", "unreachable",
+})
+
+DEFAULT_MAX_AUC = 0.85
+DEFAULT_DOMINANT_AUC = 0.75
+DEFAULT_DOMINANT_GAP = 0.15
+DEFAULT_MAX_MISSING_AUC = 0.75
+
 
 class LeakageError(GuardError):
-    """A feature (or the feature set) looks like it leaks the outcome."""
+    """A feature (or the feature set) looks like it leaks the outcome: the probe flagged it,
+    or the screen flagged a column that is not on the allow list."""
+
+
+@dataclass
+class ScreenFlag:
+    """One column the screen flagged, and why."""
+
+    column: str  # feature name
+    source: str  # header in the file (or the feature name)
+    reasons: list[str]
+    auc: float
+    missing_auc: float | None
+    allowed: bool
+
+    def to_dict(self) -> dict:
+        return {"column": self.column, "source": self.source, "reasons": self.reasons,
+                "auc": round(self.auc, 4),
+                "missing_auc": None if self.missing_auc is None else round(self.missing_auc, 4),
+                "allowed": self.allowed}
 
 
 @dataclass
 class LeakageReport:
-    features: pd.DataFrame  # feature, oot_auc, random_auc, gap, reason
+    """What the leakage guards measured and flagged.
+
+    The screen part (`aucs` is None until the screen ran): every screened column's
+    univariate AUC, the flags and the thresholds. The probe part (`features` is None until
+    the probe ran): per-feature out-of-time / random-split AUCs, the whole-set model AUCs,
+    the flagged feature names and messages. `with_screen` joins a probe report and a screen
+    report into one.
+    """
+
+    # the screen
+    aucs: dict[str, float] | None = None
+    flags: list[ScreenFlag] = field(default_factory=list)
+    max_auc: float = DEFAULT_MAX_AUC
+    max_missing_auc: float = DEFAULT_MAX_MISSING_AUC
+    dominant_auc: float = DEFAULT_DOMINANT_AUC
+    dominant_gap: float = DEFAULT_DOMINANT_GAP
+    # the probe
+    features: pd.DataFrame | None = None  # feature, oot_auc, random_auc, gap, reason
     model_oot_auc: float | None = None
     model_random_auc: float | None = None
     flagged: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
+    @property
+    def refused(self) -> list[str]:
+        """Columns the screen flagged that are not allowed."""
+        return [f.column for f in self.flags if not f.allowed]
+
+    @property
+    def allowed(self) -> list[str]:
+        """Columns the screen flagged that are kept on purpose (allow list)."""
+        return [f.column for f in self.flags if f.allowed]
+
+    def with_screen(self, screen: LeakageReport) -> LeakageReport:
+        """This (probe) report with the screen part of `screen`."""
+        return dataclasses.replace(
+            self, aucs=screen.aucs, flags=screen.flags, max_auc=screen.max_auc,
+            max_missing_auc=screen.max_missing_auc, dominant_auc=screen.dominant_auc,
+            dominant_gap=screen.dominant_gap)
+
+    def text(self, allow_hint: str = "allow") -> str:
+        """The screen in short: column, why flagged, univariate AUC, how to keep it."""
+        aucs = self.aucs or {}
+        if not self.flags:
+            top = sorted(aucs.items(), key=lambda kv: -kv[1])[:3]
+            return ("leakage screen: no column flagged (highest univariate AUC: "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in top) + ")")
+        lines = [f"leakage screen: {len(self.flags)} column(s) flagged (univariate AUC limit "
+                 f"{self.max_auc:.2f}, or {self.dominant_auc:.2f} and {self.dominant_gap:.2f} above "
+                 f"every other column; missingness AUC limit {self.max_missing_auc:.2f}):"]
+        for f in self.flags:
+            state = "KEPT (allow list)" if f.allowed else "REFUSED"
+            lines.append(f"  - {f.source}: {state}; univariate AUC {f.auc:.3f}; "
+                         + "; ".join(f.reasons))
+        if self.refused:
+            names = ", ".join(f.source for f in self.flags if not f.allowed)
+            lines.append(f"Training stopped. Drop these columns from the export, or, if one is "
+                         f"known before the lead is scored, keep it on purpose with `{allow_hint}: "
+                         f"[{names}]` in the mapping.")
+        return "\n".join(lines)
+
+    def probe_text(self) -> str:
+        """The probe's refusal message."""
+        return ("leakage probe stopped the run:\n  - " + "\n  - ".join(self.messages)
+                + "\nDrop the column(s) from the features, or fix how they are computed (only "
+                  "records strictly before as_of). Thresholds: train_model.leakage.max_auc / "
+                  "max_random_gap.")
+
     def summary(self) -> dict:
-        top = self.features.sort_values("oot_auc", ascending=False).head(10)
-        return {"model_oot_auc": self.model_oot_auc, "model_random_auc": self.model_random_auc,
-                "flagged": self.flagged, "messages": self.messages,
-                "top_features": top.round(4).to_dict(orient="records")}
+        """One schema: the screen's keys at the top level, the probe's under ``probe`` (None
+        when the probe did not run)."""
+        aucs = self.aucs or {}
+        probe = None
+        if self.features is not None:
+            top = (self.features.sort_values("oot_auc", ascending=False).head(10)
+                   if len(self.features) else self.features)
+            probe = {"model_oot_auc": self.model_oot_auc, "model_random_auc": self.model_random_auc,
+                     "flagged": self.flagged, "messages": self.messages,
+                     "top_features": top.round(4).to_dict(orient="records")}
+        return {"max_auc": self.max_auc, "max_missing_auc": self.max_missing_auc,
+                "dominant_auc": self.dominant_auc, "dominant_gap": self.dominant_gap,
+                "flagged": [f.to_dict() for f in self.flags], "refused": self.refused,
+                "allowed": self.allowed,
+                "univariate_auc": {k: round(v, 4) for k, v in
+                                   sorted(aucs.items(), key=lambda kv: -kv[1])},
+                "probe": probe}
 
 
+# ---- shared helpers ---------------------------------------------------------------------
 def target_encode(train_x: pd.Series, train_y: np.ndarray, apply_x: pd.Series, categorical: bool,
-            n_bins: int = 20, m: float = 20.0) -> np.ndarray:
+                  n_bins: int = 20, m: float = 20.0) -> np.ndarray:
     """Smoothed target rate of `apply_x`'s bin/value, learned on (train_x, train_y)."""
     prior = float(train_y.mean())
     if categorical:
@@ -70,10 +237,12 @@ def target_encode(train_x: pd.Series, train_y: np.ndarray, apply_x: pd.Series, c
     return ap_key.map(rate).fillna(prior).to_numpy(dtype=float)
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
+def _auc(y: np.ndarray, s: np.ndarray, *, symmetric: bool = False) -> float:
+    """ROC-AUC (NaN with a single class); `symmetric`: max(auc, 1 - auc)."""
     if len(np.unique(y)) < 2:
         return float("nan")
-    return float(roc_auc_score(y, s))
+    a = float(roc_auc_score(y, s))
+    return max(a, 1 - a) if symmetric else a
 
 
 def _random_halves(groups: np.ndarray, seed: int) -> np.ndarray:
@@ -84,6 +253,7 @@ def _random_halves(groups: np.ndarray, seed: int) -> np.ndarray:
     return chosen[codes]
 
 
+# ---- the probe --------------------------------------------------------------------------
 def probe_leakage(
     train: pd.DataFrame,
     valid: pd.DataFrame,
@@ -127,7 +297,7 @@ def probe_leakage(
             messages.append(f"feature '{f}': {reason}")
         rows.append({"feature": f, "oot_auc": oot_sym, "random_auc": rnd, "gap": rnd - oot,
                      "reason": reason})
-    report = LeakageReport(pd.DataFrame(rows), flagged=flagged, messages=messages)
+    report = LeakageReport(features=pd.DataFrame(rows), flagged=flagged, messages=messages)
 
     if model_check and not flagged:
         params = {**base_lgb_params(seed, num_threads), "num_leaves": 15, "learning_rate": 0.1,
@@ -152,11 +322,141 @@ def probe_leakage(
     return report
 
 
-def check_leakage(report: LeakageReport) -> None:
-    """Raise `LeakageError` naming every flagged feature."""
+# ---- the screen -------------------------------------------------------------------------
+def univariate_auc(x: pd.Series, y: np.ndarray, *, categorical: bool, seed: int = 0,
+                   groups: np.ndarray | None = None) -> float:
+    """Cross-fitted univariate ROC-AUC of one column (random 2-fold, target encoding)."""
+    x = x.reset_index(drop=True)
+    oof = np.zeros(len(y))
+    folds = (GroupKFold(n_splits=2, shuffle=True, random_state=seed).split(y, y, groups)
+             if groups is not None else
+             StratifiedKFold(n_splits=2, shuffle=True, random_state=seed).split(y, y))
+    for fit_idx, pred_idx in folds:
+        oof[pred_idx] = target_encode(x.iloc[fit_idx], y[fit_idx], x.iloc[pred_idx], categorical)
+    return _auc(y, oof, symmetric=True)
+
+
+def name_reason(name: str, extra_words: tuple[str, ...] = ()) -> str | None:
+    """Why a column name looks post-outcome, or None."""
+    words = set(name_words(name))
+    s = snake(name)
+    after = (words & AFTER_CONTACT_WORDS) or [p for p in AFTER_CONTACT_PHRASES if p in s]
+    if after:
+        return (f"name looks like an after-contact measure ({', '.join(sorted(after))}): known "
+                f"only when the call or meeting ends, when the outcome is already known")
+    hits = sorted(words & (POST_OUTCOME_WORDS | {snake(w) for w in extra_words}))
+    hits += [p for p in POST_OUTCOME_PHRASES if p in s]
+    if hits:
+        return (f"name looks post-outcome ({', '.join(hits)}): such fields are filled in or "
+                f"updated by sales after the lead is worked, or counted at export time")
+    return None
+
+
+def value_reason(x: pd.Series, min_rows: int = 5) -> str | None:
+    """Why a categorical column's values look post-outcome, or None."""
+    counts = x.dropna().astype(str).value_counts()
+    hits = [v for v, n in counts.items()
+            if n >= min_rows and set(name_words(v)) & POST_OUTCOME_VALUE_WORDS]
+    if hits:
+        return f"values look like sales outcomes ({', '.join(map(repr, hits[:3]))})"
+    return None
+
+
+def screen_columns(
+    df: pd.DataFrame,
+    *,
+    features: list[str],
+    categorical: list[str],
+    label: str = "label",
+    group: str | None = None,
+    allow: list[str] | tuple[str, ...] = (),
+    source_names: dict[str, str] | None = None,
+    max_auc: float = DEFAULT_MAX_AUC,
+    max_missing_auc: float = DEFAULT_MAX_MISSING_AUC,
+    dominant_auc: float = DEFAULT_DOMINANT_AUC,
+    dominant_gap: float = DEFAULT_DOMINANT_GAP,
+    check_names: bool = True,
+    extra_words: tuple[str, ...] = (),
+    max_rows: int = 200_000,
+    seed: int = 0,
+) -> LeakageReport:
+    """Screen `features` of the training rows `df` (never pass the test slice).
+
+    `allow` holds feature names or source headers kept on purpose; `source_names` maps a
+    feature to its header for the report.
+    """
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=seed)
+    src = source_names or {}
+    allowed = {snake(a) for a in allow}
+    y = df[label].to_numpy(dtype=int)
+    groups = None
+    if group and group in df and df[group].duplicated().any():
+        groups = pd.factorize(df[group])[0]
+    aucs: dict[str, float] = {}
+    report = LeakageReport(aucs=aucs, max_auc=max_auc, max_missing_auc=max_missing_auc,
+                           dominant_auc=dominant_auc, dominant_gap=dominant_gap)
+    for f in features:
+        aucs[f] = univariate_auc(df[f], y, categorical=f in categorical, seed=seed, groups=groups)
+    for f in features:
+        x = df[f]
+        cat = f in categorical
+        auc = aucs[f]
+        runner_up = max([v for k, v in aucs.items() if k != f and np.isfinite(v)], default=0.5)
+        reasons = []
+        if auc >= max_auc:
+            reasons.append(f"univariate AUC {auc:.3f} >= {max_auc}: one column alone separates "
+                           f"the outcome almost perfectly")
+        elif auc >= dominant_auc and auc - runner_up >= dominant_gap:
+            reasons.append(f"univariate AUC {auc:.3f} towers over every other column (next best "
+                           f"{runner_up:.3f}): honest signal is spread over several columns")
+        miss = x.isna().to_numpy()
+        m_auc = None
+        if 0 < miss.mean() < 1:
+            m_auc = _auc(y, miss.astype(float), symmetric=True)
+            if m_auc >= max_missing_auc:
+                rate_missing = float(y[miss].mean())
+                rate_present = float(y[~miss].mean())
+                reasons.append(f"whether it is filled in predicts the outcome (AUC {m_auc:.3f}; "
+                               f"conversion {rate_present:.1%} when present, {rate_missing:.1%} "
+                               f"when missing)")
+        if check_names:
+            for why in (name_reason(src.get(f, f), extra_words),
+                        value_reason(x) if cat else None):
+                if why:
+                    reasons.append(why)
+        if reasons:
+            is_allowed = snake(f) in allowed or snake(src.get(f, f)) in allowed
+            report.flags.append(ScreenFlag(f, src.get(f, f), reasons, auc, m_auc, is_allowed))
+    return report
+
+
+def screen_training_table(train: pd.DataFrame, valid: pd.DataFrame, *, features: list[str],
+                          categorical: list[str], label: str = "label", group: str = "lead_id",
+                          max_auc: float = DEFAULT_MAX_AUC,
+                          max_missing_auc: float = DEFAULT_MAX_MISSING_AUC,
+                          dominant_auc: float = DEFAULT_DOMINANT_AUC,
+                          dominant_gap: float = DEFAULT_DOMINANT_GAP, max_rows: int = 200_000,
+                          seed: int = 0) -> LeakageReport:
+    """The screen for the event-log training table (stage `train_model`): the AUC and
+    missingness rules on the train and valid slices, rows of one lead kept in one fold; the
+    name and value rules are off (see the module docstring)."""
+    rows = pd.concat([train, valid], ignore_index=True)
+    return screen_columns(rows, features=features, categorical=categorical, label=label,
+                          group=group, max_auc=max_auc, max_missing_auc=max_missing_auc,
+                          dominant_auc=dominant_auc, dominant_gap=dominant_gap, check_names=False,
+                          max_rows=max_rows, seed=seed)
+
+
+# ---- the verdict ------------------------------------------------------------------------
+def check_leakage(report: LeakageReport, *, refuse: bool = True, allow_hint: str = "allow") -> None:
+    """Raise `LeakageError` when the probe flagged a feature (always), or when the screen
+    flagged a column that is not allowed (with `refuse`; otherwise the screen is logged)."""
     if report.flagged:
-        raise LeakageError(
-            "leakage probe stopped the run:\n  - " + "\n  - ".join(report.messages)
-            + "\nDrop the column(s) from the features, or fix how they are computed (only records "
-              "strictly before as_of). Thresholds: train_model.leakage.max_auc / max_random_gap."
-        )
+        raise LeakageError(report.probe_text())
+    if report.aucs is None:
+        return
+    text = report.text(allow_hint)
+    if report.refused and refuse:
+        raise LeakageError(text)
+    (log.warning if report.flags else log.info)("%s", text)

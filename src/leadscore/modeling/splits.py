@@ -30,6 +30,7 @@ protected slice (as_of + horizon_days > start of the slice), which covers short 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -146,3 +147,10 @@ def data_window(split: Split) -> dict[str, str]:
         out[f"{name}_as_of_first"] = w["as_of_first"]
         out[f"{name}_as_of_last"] = w["as_of_last"]
     return out
+
+
+def log_windows(split: Split, logger: logging.Logger) -> None:
+    """One log line per slice: its as_of window, rows and positives."""
+    for name, w in split.windows.items():
+        logger.info("%-5s as_of %s..%s: %d rows, %d positives", name, w["as_of_first"],
+                    w["as_of_last"], w["rows"], w["positives"])

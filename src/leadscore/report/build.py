@@ -1,28 +1,29 @@
 """The marketing report: one self-contained HTML file that opens offline.
 
 `build_report` is pure: it takes already-loaded plain data (`ReportInputs`: dicts and small
-frames) and returns the HTML text. `load_report_inputs` gathers the files named in
-`ReportPaths` (the paths come from the caller: the `report` stage or `leadscore report`).
-Every input is optional: a missing file becomes a section that says what is not available
-and which stage writes it, never a crash.
+frames) and returns the HTML text. `load_report_inputs` gathers the files named in a
+`ReportPaths`; the caller names every path (the `report` stage passes each one, `leadscore
+report` uses `ReportPaths.in_project(root)`, the pipeline's layout). Every input is
+optional: a missing file becomes a section that says what is not available and which stage
+writes it, never a crash.
 
 The page has no scripts, no external references (no CDN, web fonts or images): CSS is
-inline, charts are inline SVG drawn here, and the heat map is an HTML table. Only
-pseudonymous lead ids are printed, and only whitelisted keys of each input are read, so a
-stray personal field in an input never reaches the page.
+inline, charts are inline SVG (`leadscore.report.charts`), and the heat map is an HTML
+table. Only pseudonymous lead ids are printed, and only whitelisted keys of each input are
+read, so a stray personal field in an input never reaches the page.
 
 Sections: the model and its data window; headline results against the points rules (gains
 at `top_share`, AUC and top-K in words); the A1-D4 grade matrix for the model and the rules
-with the monotonicity result; calibration and cumulative-gains charts; the top drivers
-(plain labels, directions, small dependence charts); example leads per grade with reasons;
-the rule points table beside what the model learned; a summary of the data checks.
+with the monotonicity result (both `leadscore.explain.grades.grade_matrix` output);
+calibration and cumulative-gains charts; the top drivers (plain labels, directions, small
+dependence charts); example leads per grade with reasons; the rule points table beside what
+the model learned; a summary of the data checks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
 
 from leadscore.config import ReportConfig
 from leadscore.errors import InputError
+from leadscore.explain.grades import DIGITS, LETTERS
 from leadscore.io import atomic_path, read_json
+from leadscore.report.charts import (
+    COLORS,
+    Series,
+    as_float,
+    bar,
+    dependence_chart,
+    heat_color,
+    line_chart,
+    nice_max,
+    pretty,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +59,6 @@ MODEL_NAMES: dict[str, str] = {
     "logistic": "Check model (logistic regression)",
     "rules": "Points rules (today's baseline)",
 }
-COLORS: dict[str, str] = {"lightgbm": "#1f5fbf", "logistic": "#8a63d2", "rules": "#d9730d",
-                          "random": "#8c8c8c"}
-LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
-DIGITS: tuple[str, ...] = ("1", "2", "3", "4")
 GRADES: tuple[str, ...] = tuple(f"{a}{d}" for a in LETTERS for d in DIGITS)
 _WINDOW = re.compile(r"^(?P<base>.+)_(?P<days>\d+)d$")
 _LABEL_WINDOW = re.compile(r",? *(in the )?last \d+ days$", re.IGNORECASE)
@@ -81,20 +89,33 @@ class ReportInputs:
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """Where `load_report_inputs` reads each input (defaults: the `report` stage's deps)."""
+    """Where `load_report_inputs` reads each input. No defaults: the caller names every path
+    (the `report` stage from dvc.yaml; `in_project` for the pipeline's layout)."""
 
-    evaluate: Path = Path("metrics/evaluate.json")
-    gains: Path = Path("plots/gains.csv")
-    plots: Path = Path("plots")  # reliability_<model>.csv and dependence_<field>.csv
-    model: Path = Path("models/lightgbm")  # metadata.json, importance.csv
-    rules: Path = Path("models/rules.json")
-    validation: Path = Path("reports/validation.json")
-    validate_metrics: Path = Path("metrics/validate.json")
-    catalog: Path = Path("data/processed/feature_catalog.json")
-    features: Path = Path("metrics/features.json")
-    grades: Path = Path("metrics/grades.json")
-    drivers: Path = Path("reports/drivers.json")
-    examples: Path = Path("reports/examples.json")
+    evaluate: Path  # metrics of the evaluate stage
+    gains: Path  # cumulative gains CSV
+    plots: Path  # folder of reliability_<model>.csv and dependence_<field>.csv
+    model: Path  # LightGBM model folder: metadata.json, importance.csv
+    rules: Path  # the rule scorer (JSON)
+    validation: Path  # validation report
+    validate_metrics: Path  # validate stage metrics
+    catalog: Path  # feature catalog
+    features: Path  # features stage metrics
+    grades: Path  # grade matrices (explain stage)
+    drivers: Path  # global drivers (explain stage)
+    examples: Path  # example leads (explain stage)
+
+    @classmethod
+    def in_project(cls, root: str | Path) -> ReportPaths:
+        """The outputs of the DVC pipeline (dvc.yaml's `report` stage deps) under `root`."""
+        root = Path(root)
+        return cls(evaluate=root / "metrics/evaluate.json", gains=root / "plots/gains.csv",
+                   plots=root / "plots", model=root / "models/lightgbm",
+                   rules=root / "models/rules.json", validation=root / "reports/validation.json",
+                   validate_metrics=root / "metrics/validate.json",
+                   catalog=root / "data/processed/feature_catalog.json",
+                   features=root / "metrics/features.json", grades=root / "metrics/grades.json",
+                   drivers=root / "reports/drivers.json", examples=root / "reports/examples.json")
 
 
 def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
@@ -108,7 +129,7 @@ def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
                          "(`dvc repro`)") from None
 
 
-def load_report_inputs(paths: ReportPaths = ReportPaths()) -> ReportInputs:
+def load_report_inputs(paths: ReportPaths) -> ReportInputs:
     """Read the report's inputs; a missing file is logged and left as None."""
     reliability = {}
     for m in MODELS:
@@ -141,27 +162,19 @@ def load_report_inputs(paths: ReportPaths = ReportPaths()) -> ReportInputs:
 # --------------------------------------------------------------------------- formatting
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def pct(v: Any, digits: int = 1) -> str:
     """0.2543 -> "25.4%"; missing -> "n/a"."""
-    f = _num(v)
+    f = as_float(v)
     return "n/a" if f is None else f"{100 * f:.{digits}f}%"
 
 
 def fmt(v: Any, digits: int = 2) -> str:
-    f = _num(v)
+    f = as_float(v)
     return "n/a" if f is None else f"{f:.{digits}f}"
 
 
 def count(v: Any) -> str:
-    f = _num(v)
+    f = as_float(v)
     return "n/a" if f is None else f"{int(round(f)):,}"
 
 
@@ -174,7 +187,7 @@ def _ci(ci: Any, formatter: Callable[[Any], str] = fmt) -> str:
 def _range_pct(ci: Any) -> str:
     """[0.122, 0.154] -> "12.2–15.4%"."""
     if isinstance(ci, Sequence) and not isinstance(ci, str) and len(ci) == 2:
-        lo, hi = _num(ci[0]), _num(ci[1])
+        lo, hi = as_float(ci[0]), as_float(ci[1])
         if lo is not None and hi is not None:
             return f"{100 * lo:.1f}–{100 * hi:.1f}%"
     return "n/a"
@@ -187,231 +200,11 @@ def _share(v: float | None) -> str:
     return "<1%" if 0 < v < 0.005 else pct(v, 0)
 
 
-def _pretty(value: Any) -> str:
-    """A category code for humans: "financial_services" -> "financial services"."""
-    special = {"c_level": "C-level", "vp": "VP", "senior_ic": "Senior individual contributor"}
-    s = special.get(str(value), str(value).replace("_", " "))
-    return s[:1].upper() + s[1:]
-
-
 def _points(v: float) -> str:
     return f"{v:+g}"
 
 
-# --------------------------------------------------------------------------- SVG charts
-
-
-def _nice_max(v: float) -> float:
-    """Round up to 1, 2, 2.5 or 5 x 10^k."""
-    if v <= 0 or not math.isfinite(v):
-        return 1.0
-    exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
-        if v <= m * exp + 1e-12:
-            return m * exp
-    return 10 * exp  # pragma: no cover
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    return [lo + (hi - lo) * i / n for i in range(n + 1)]
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
-    """Round tick values within [lo, hi], about n intervals."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw - 1e-12)
-    first = math.ceil(lo / step - 1e-9) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _tick_label(v: float, percent: bool, span: float) -> str:
-    if percent:
-        digits = 0 if span >= 0.1 else 1
-        return f"{100 * v:.{digits}f}%"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:g}M"
-    if abs(v) >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:.3g}"
-
-
-@dataclass(frozen=True)
-class Series:
-    name: str
-    xs: Sequence[float]
-    ys: Sequence[float]
-    color: str
-    dash: str = ""
-    markers: bool = True
-    tips: Sequence[str] | None = None
-
-
-def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str,
-               x_max: float = 1.0, y_max: float = 1.0, diagonal: bool = False,
-               percent: bool = True, width: int = 480, height: int = 340,
-               css_class: str = "chart") -> Markup:
-    """An inline SVG line chart (axes from 0) with optional y = x reference line."""
-    ml, mr, mt, mb = 62, 14, 14, 48
-    pw, ph = width - ml - mr, height - mt - mb
-
-    def sx(x: float) -> float:
-        return ml + pw * min(max(x / x_max, 0), 1)
-
-    def sy(y: float) -> float:
-        return mt + ph * (1 - min(max(y / y_max, 0), 1))
-
-    out = [f'<svg class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" '
-           f'height="{height}" role="img" aria-label="{escape(title)}">',
-           f"<title>{escape(title)}</title>"]
-    for t in _ticks(0, x_max):
-        out.append(f'<line x1="{sx(t):.1f}" y1="{mt}" x2="{sx(t):.1f}" y2="{mt + ph}" class="grid"/>')
-        out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 16}" text-anchor="middle" class="tick">'
-                   f"{_tick_label(t, percent, x_max)}</text>")
-    for t in _ticks(0, y_max):
-        out.append(f'<line x1="{ml}" y1="{sy(t):.1f}" x2="{ml + pw}" y2="{sy(t):.1f}" class="grid"/>')
-        out.append(f'<text x="{ml - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
-                   f"{_tick_label(t, percent, y_max)}</text>")
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>')
-    if diagonal:
-        end = min(x_max, y_max)
-        out.append(f'<line x1="{sx(0):.1f}" y1="{sy(0):.1f}" x2="{sx(end):.1f}" y2="{sy(end):.1f}" '
-                   f'stroke="{COLORS["random"]}" stroke-dasharray="4 4" stroke-width="1.5"/>')
-    for s in series:
-        pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=True)
-               if _num(x) is not None and _num(y) is not None]
-        if not pts:
-            continue
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
-        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
-        out.append(f'<polyline points="{path}" fill="none" stroke="{s.color}" stroke-width="2.2"'
-                   f'{dash}><title>{escape(s.name)}</title></polyline>')
-        if s.markers:
-            tips = list(s.tips) if s.tips is not None else [""] * len(pts)
-            for (x, y), tip in zip(pts, tips, strict=False):
-                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{s.color}">'
-                           f"<title>{escape(s.name)}: {escape(tip)}</title></circle>")
-    out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="axis">'
-               f"{escape(x_label)}</text>")
-    out.append(f'<text transform="translate(14,{mt + ph / 2:.1f}) rotate(-90)" '
-               f'text-anchor="middle" class="axis">{escape(y_label)}</text>')
-    out.append("</svg>")
-    return Markup("".join(out))
-
-
-def bar(value: float, max_value: float, color: str, width: int = 160, height: int = 14) -> Markup:
-    """A small horizontal bar (inline SVG) for a table cell."""
-    w = 0.0 if max_value <= 0 else width * min(max(value / max_value, 0), 1)
-    return Markup(f'<svg class="bar" viewBox="0 0 {width} {height}" width="{width}" '
-                  f'height="{height}" aria-hidden="true">'
-                  f'<rect x="0" y="1" width="{width}" height="{height - 2}" fill="#eef1f5"/>'
-                  f'<rect x="0" y="1" width="{w:.1f}" height="{height - 2}" fill="{color}"/></svg>')
-
-
-def dependence_chart(df: pd.DataFrame, title: str, *, width: int = 330, height: int = 236,
-                     max_points: int = 400) -> Markup | None:
-    """value vs contribution: a scatter with a binned mean line (numeric values), or mean
-    contribution per category as bars (text values). None if nothing to draw."""
-    if df is None or df.empty or not {"value", "contribution"} <= set(df.columns):
-        return None
-    contrib = pd.to_numeric(df["contribution"], errors="coerce")
-    numeric = pd.to_numeric(df["value"], errors="coerce")
-    ml, mr, mt, mb = 46, 10, 10, 66
-    pw, ph = width - ml - mr, height - mt - mb
-    esc = escape(title)
-    head = [f'<svg class="dep" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="{esc}"><title>{esc}</title>']
-    ok_num = numeric.notna() & contrib.notna()
-    binary = ok_num.all() and set(numeric.unique()) <= {0.0, 1.0}
-    if binary:  # a yes/no flag: two bars
-        df = pd.DataFrame({"value": numeric.map({0.0: "no", 1.0: "yes"}), "contribution": contrib})
-    if not binary and ok_num.mean() >= 0.9 and numeric[ok_num].nunique() > 1:
-        x = numeric[ok_num].to_numpy(float)
-        y = contrib[ok_num].to_numpy(float)
-        lo, hi = float(x.min()), float(np.quantile(x, 0.99))
-        lo = min(lo, 0.0) if lo >= 0 and lo < 0.5 * hi else lo
-        if hi <= lo:
-            hi = float(x.max())
-        keep = x <= hi
-        x, y = x[keep], y[keep]
-        ymax = float(np.max(np.abs(y))) if len(y) else 1.0
-        ymax = _nice_max(ymax * 1.05) if ymax > 0 else 1.0
-
-        def sx(v: float) -> float:
-            return ml + pw * (v - lo) / (hi - lo)
-
-        def sy(v: float) -> float:
-            return mt + ph * (1 - (v + ymax) / (2 * ymax))
-
-        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>',
-                      f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>']
-        order = np.argsort(x, kind="stable")
-        step = max(1, len(order) // max_points)
-        for i in order[::step]:
-            out.append(f'<circle cx="{sx(x[i]):.1f}" cy="{sy(y[i]):.1f}" r="2" class="pt"/>')
-        # binned mean (deciles of the value, or each distinct value when few)
-        uniq = np.unique(x)
-        if len(uniq) <= 12:
-            centers = uniq
-            means = np.array([y[x == u].mean() for u in uniq])
-        else:
-            edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
-            idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-            centers = np.array([x[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
-            means = np.array([y[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
-        path = " ".join(f"{sx(c):.1f},{sy(m):.1f}" for c, m in zip(centers, means, strict=True))
-        out.append(f'<polyline points="{path}" class="mean"/>')
-        for t in _nice_ticks(lo, hi, 4):
-            out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 14}" text-anchor="middle" class="tick">'
-                       f"{_tick_label(t, False, hi - lo)}</text>")
-    else:
-        vals = df["value"].astype(str).where(df["value"].notna(), "unknown")
-        g = pd.DataFrame({"v": vals, "c": contrib}).dropna().groupby("v")["c"].agg(["mean", "size"])
-        g = g.sort_values("size", ascending=False).head(8).sort_values("mean", ascending=False)
-        if g.empty:
-            return None
-        ymax = _nice_max(float(g["mean"].abs().max()) * 1.05) if g["mean"].abs().max() > 0 else 1.0
-        bw = pw / len(g)
-
-        def sy(v: float) -> float:
-            return mt + ph * (1 - (v + ymax) / (2 * ymax))
-
-        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>']
-        for k, (cat, row) in enumerate(g.iterrows()):
-            y0, y1 = sorted((sy(0), sy(row["mean"])))
-            color = "#2e8b57" if row["mean"] >= 0 else "#c0392b"
-            x0 = ml + k * bw + bw * 0.15
-            out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{bw * 0.7:.1f}" '
-                       f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"><title>'
-                       f'{escape(_pretty(cat))}: {row["mean"]:+.2f} ({int(row["size"])} leads)'
-                       "</title></rect>")
-            label = _pretty(cat)
-            label = label if len(label) <= 13 else label[:12] + "…"
-            out.append(f'<text x="{x0 + bw * 0.35:.1f}" y="{mt + ph + 12}" text-anchor="end" '
-                       f'transform="rotate(-35 {x0 + bw * 0.35:.1f} {mt + ph + 12})" '
-                       f'class="tick">{escape(label)}</text>')
-        out.append(f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>')
-    for t in (-ymax, 0.0, ymax):
-        label = f"{t:+.2g}" if t else "0"
-        out.append(f'<text x="{ml - 5}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
-                   f"{label}</text>")
-    out.append("</svg>")
-    return Markup("".join(out))
-
-
 # --------------------------------------------------------------------------- sections
-
-
-def _heat_color(rate: float | None, vmax: float) -> tuple[str, str]:
-    """Background and text colour for a heat-map cell: white -> deep blue."""
-    if rate is None or vmax <= 0:
-        return "#f4f4f4", "#333"
-    t = min(max(rate / vmax, 0.0), 1.0) ** 0.7
-    lo, hi = (247, 251, 255), (8, 48, 107)
-    rgb = tuple(round(a + (b - a) * t) for a, b in zip(lo, hi, strict=True))
-    return "#" + "".join(f"{c:02x}" for c in rgb), ("#fff" if t > 0.5 else "#1a1a1a")
 
 
 def _gain_at(gains: pd.DataFrame, col: str, share: float) -> float | None:
@@ -451,7 +244,7 @@ def _model_section(inp: ReportInputs) -> dict:
         "target_stage": meta.get("target_stage"),
         "horizon_days": meta.get("horizon_days"),
         "window": [(label, rng) for label, rng in parts if rng],
-        # flat exports (`leadscore run`) split rows, not monthly as-of dates
+        # flat exports (`leadscore flat`) split rows, not monthly as-of dates
         "split_note": ((inp.evaluate or {}).get("split") or {}).get("note"),
     }
 
@@ -503,9 +296,9 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
             f"{pct(r['roc_auc'], 0)} of the time "
             f"({_ci(r.get('roc_auc_ci'), lambda v: pct(v, 0))}).")
         diff_ci = ev.get("auc_diff_ci")
-        diff = _num(ev.get("auc_diff"))
+        diff = as_float(ev.get("auc_diff"))
         if diff is not None and isinstance(diff_ci, Sequence) and len(diff_ci) == 2:
-            lo, hi = _num(diff_ci[0]), _num(diff_ci[1])
+            lo, hi = as_float(diff_ci[0]), as_float(diff_ci[1])
             verdict = ("so the model is better, beyond chance" if lo is not None and lo > 0
                        else "so the rules are better, beyond chance" if hi is not None and hi < 0
                        else "so the difference could be chance")
@@ -532,11 +325,13 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
 
 
 def _matrix(block: Mapping | None) -> dict | None:
-    """A grades.json block ({cells, violations, monotonic}) -> rows for the heat map."""
+    """A grade matrix (`leadscore.explain.grades.grade_matrix`: {cells, violations,
+    monotonic}, from metrics/grades.json or evaluate.json's rules_grades) -> the heat map's
+    rows and the order breaks in words. None if `block` has no cells."""
     if not block or not block.get("cells"):
         return None
     cells = {str(c.get("grade")): c for c in block["cells"]}
-    rates = [_num(c.get("rate")) for c in cells.values()]
+    rates = [as_float(c.get("rate")) for c in cells.values()]
     vmax = max([r for r in rates if r is not None] or [0.0])
     flagged = set()
     for v in block.get("violations") or []:
@@ -547,15 +342,15 @@ def _matrix(block: Mapping | None) -> dict | None:
         for digit in DIGITS:
             g = f"{letter}{digit}"
             c = cells.get(g) or {}
-            rate = _num(c.get("rate"))
-            bg, fg = _heat_color(rate, vmax)
+            rate = as_float(c.get("rate"))
+            bg, fg = heat_color(rate, vmax)
             ci = c.get("ci")
             row.append({
                 "grade": g, "rate": pct(rate), "count": count(c.get("count")),
                 "ci": _range_pct(ci) if ci else None,
                 "predicted": pct(c.get("mean_predicted")) if c.get("mean_predicted") is not None else None,
                 "bg": bg, "fg": fg, "flag": g in flagged,
-                "empty": not c or not _num(c.get("count")),
+                "empty": not c or not as_float(c.get("count")),
             })
         rows.append({"letter": letter, "cells": row})
     violations = []
@@ -574,37 +369,15 @@ def _matrix(block: Mapping | None) -> dict | None:
             "n_significant": sum(bool(v.get("significant")) for v in block.get("violations") or [])}
 
 
-def _rules_from_evaluate(ev: Mapping | None) -> Mapping | None:
-    """Fallback for the rules' matrix: evaluate.json's rules_grades (no intervals)."""
-    rg = (ev or {}).get("rules_grades") or {}
-    conv, rows = rg.get("conversion") or {}, rg.get("rows") or {}
-    if not conv:
-        return None
-    cells = [{"grade": g, "count": rows.get(g, 0), "rate": conv.get(g)} for g in GRADES if g in conv]
-    block: dict = {"cells": cells, "violations": []}
-    for text in rg.get("violations") or []:
-        m = re.match(r"(\w\d) \(([\d.]+)\) > (\w\d) \(([\d.]+)\)", str(text))
-        if m:
-            worse, better = m.group(1), m.group(3)
-            axis = "letter" if worse[1] == better[1] else "digit"
-            block["violations"].append({
-                "axis": axis, "within": worse[1] if axis == "letter" else worse[0],
-                "better": better, "worse": worse, "rate_better": float(m.group(4)),
-                "rate_worse": float(m.group(2)), "significant": False})
-    block["monotonic"] = not block["violations"]
-    return block
-
-
 def _grades_section(inp: ReportInputs) -> dict:
     g = inp.grades or {}
     model = _matrix(g.get(MODEL))
     rules = _matrix(g.get("rules"))
     rules_note = None
-    if rules is None:
-        rules = _matrix(_rules_from_evaluate(inp.evaluate))
+    if rules is None:  # the same matrix, from the evaluate stage
+        rules = _matrix((inp.evaluate or {}).get("rules_grades"))
         if rules is not None:
-            rules_note = ("From the evaluate stage (no intervals or predicted rates; "
-                          "metrics/grades.json is not available).")
+            rules_note = "From the evaluate stage (metrics/grades.json is not available)."
     return {"model": model, "rules": rules, "rules_note": rules_note}
 
 
@@ -632,7 +405,7 @@ def _charts_section(inp: ReportInputs) -> dict:
     if rel:
         top = max(max(pd.to_numeric(df["mean_predicted"]).max(), pd.to_numeric(df["observed"]).max())
                   for df in rel.values())
-        lim = _nice_max(float(top) * 1.02)
+        lim = nice_max(float(top) * 1.02)
         series = []
         for key in ("rules", "logistic", MODEL):
             if key in rel:
@@ -671,12 +444,12 @@ def _catalog_fields(catalog: Sequence[Mapping] | None) -> dict[str, dict]:
 
 def _driver_rows(inp: ReportInputs, cfg: ReportConfig) -> list[dict]:
     drivers = list((inp.drivers or {}).get("drivers") or [])
-    total = sum(_num(d.get("mean_abs_contribution")) or 0 for d in drivers)
-    top = max([_num(d.get("mean_abs_contribution")) or 0 for d in drivers] or [0])
+    total = sum(as_float(d.get("mean_abs_contribution")) or 0 for d in drivers)
+    top = max([as_float(d.get("mean_abs_contribution")) or 0 for d in drivers] or [0])
     arrows = {"+": ("↑", "raises"), "-": ("↓", "lowers"), "mixed": ("↕", "depends")}
     rows = []
     for rank, d in enumerate(drivers, 1):
-        v = _num(d.get("mean_abs_contribution")) or 0.0
+        v = as_float(d.get("mean_abs_contribution")) or 0.0
         arrow, word = arrows.get(str(d.get("direction")), ("·", "n/a"))
         fld = str(d.get("field"))
         dep = inp.dependence.get(fld)
@@ -687,8 +460,8 @@ def _driver_rows(inp: ReportInputs, cfg: ReportConfig) -> list[dict]:
             "value": v, "bar": bar(v, top, "#1f5fbf" if d.get("group") == "fit" else "#2e8b57",
                                   width=110),
             "arrow": arrow, "word": word, "text": d.get("direction_text") or "",
-            "top_up": [_pretty(x) for x in d.get("top_up") or []],
-            "top_down": [_pretty(x) for x in d.get("top_down") or []],
+            "top_up": [pretty(x) for x in d.get("top_up") or []],
+            "top_down": [pretty(x) for x in d.get("top_down") or []],
             "features": list(d.get("features") or []),
             "dependence": (dependence_chart(dep, f"How {d.get('label') or fld} moves the score")
                            if dep is not None and rank <= cfg.dependence_charts else None),
@@ -700,7 +473,7 @@ def _drivers_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
     rows = _driver_rows(inp, cfg)
     return {"available": bool(rows), "rows": rows[: cfg.max_drivers],
             "charts": [r for r in rows if r["dependence"] is not None][: cfg.dependence_charts],
-            "base_value": _num((inp.drivers or {}).get("base_value"))}
+            "base_value": as_float((inp.drivers or {}).get("base_value"))}
 
 
 def _examples_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
@@ -710,7 +483,7 @@ def _examples_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
         leads = []
         for lead in (ex.get(g) or [])[: cfg.examples_per_grade]:
             reasons = [
-                {"text": str(r.get("text", "")), "contribution": _num(r.get("contribution"))}
+                {"text": str(r.get("text", "")), "contribution": as_float(r.get("contribution"))}
                 for r in lead.get("reasons") or []]
             leads.append({
                 "lead_id": str(lead.get("lead_id", "")), "as_of": str(lead.get("as_of", ""))[:10],
@@ -733,11 +506,11 @@ def _rule_rows(rules: Mapping) -> list[dict]:
     for fld, table in (p.get("fit_points") or {}).items():
         items = sorted(table.items(), key=lambda kv: -kv[1])
         rows.append({"field": fld, "group": "fit",
-                     "points": ", ".join(f"{_pretty(k)} {_points(v)}" for k, v in items)})
+                     "points": ", ".join(f"{pretty(k)} {_points(v)}" for k, v in items)})
     for fld, v in (p.get("fit_negative_points") or {}).items():
         rows.append({"field": fld, "group": "fit", "points": f"{_points(v)} if yes"})
     per = f"per event in the last {window} days" if window else "per event"
-    capped = f" (at most {cap:g})" if _num(cap) is not None else ""
+    capped = f" (at most {cap:g})" if as_float(cap) is not None else ""
     for fld, v in (p.get("engagement_points") or {}).items():
         rows.append({"field": fld, "group": "engagement", "points": f"{_points(v)} {per}{capped}"})
     for ctype, v in (p.get("content_points") or {}).items():
@@ -745,11 +518,11 @@ def _rule_rows(rules: Mapping) -> list[dict]:
                      "points": f"{_points(v)} per download, on top of the download points"})
     for fld, v in (p.get("engagement_negative_points") or {}).items():
         rows.append({"field": fld, "group": "engagement", "points": f"{_points(v)} if yes"})
-    # flat exports (`leadscore run`): {column: {condition: points}}, first match scores
+    # flat exports (`leadscore flat`): {column: {condition: points}}, first match scores
     for group in ("fit", "engagement"):
         for fld, table in (p.get(f"{group}_rules") or {}).items():
             rows.append({"field": fld, "group": group, "points": ", ".join(
-                f"{_pretty(cond)} {_points(v)}" for cond, v in table.items())})
+                f"{pretty(cond)} {_points(v)}" for cond, v in table.items())})
     return rows
 
 
@@ -795,7 +568,7 @@ def _points_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
     for r in _rule_rows(inp.rules or {}):
         fld = r["field"]
         lab = (fields.get(fld) or {}).get("label") or (learned.get(fld) or {}).get("label") \
-            or _pretty(fld).capitalize()
+            or pretty(fld).capitalize()
         lr = learned.get(fld)
         rows.append({"label": lab, "group": "Profile fit" if r["group"] == "fit" else "Engagement",
                      "points": r["points"], "rank": lr["rank"] if lr else None,
@@ -807,7 +580,7 @@ def _points_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
         if fld in seen:
             continue
         e = fields.get(fld) or {}
-        model_only.append({"label": lr.get("label") or e.get("label") or _pretty(fld),
+        model_only.append({"label": lr.get("label") or e.get("label") or pretty(fld),
                            "group": "Profile fit" if e.get("group") == "fit" else "Engagement",
                            "rank": lr["rank"], "share": lr["share"], "arrow": lr["arrow"],
                            "text": lr["text"]})
@@ -866,7 +639,7 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html", "j2"], default=True),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["pct"] = pct
-    env.filters["signed"] = lambda v: "n/a" if _num(v) is None else f"{float(v):+.2f}"
+    env.filters["signed"] = lambda v: "n/a" if as_float(v) is None else f"{float(v):+.2f}"
     return env
 
 

@@ -19,12 +19,17 @@
    code), chunk by chunk: the clean leads sorted by lead_id are cut into ranges of
    `chunk_size` leads, so memory is bounded by a chunk, and a lead is in exactly one chunk.
 4. **Score** each chunk with the exported MLflow model (`mlflow.pyfunc.load_model`, so the
-   signature is enforced) and write it as one Parquet part in the run's staging folder
-   (temporary name, then `os.replace`: a part on disk is complete). A tqdm bar on stderr.
+   signature is enforced; its `leadscore.serve.scorer.Scorer` directly, with Arrow reasons,
+   when it is a leadscore model) and write it as one Parquet part in the run's staging
+   folder (`leadscore.io.write_arrow`: a part on disk is complete). A tqdm bar on stderr.
 5. **Publish** (`publish`): the parts are combined, sorted by lead_id, into a temporary file
-   next to the output and renamed over it (`os.replace`); for a DuckDB database the rows go
-   into a new table that replaces the old one in one transaction. The quarantine output is
-   published first, the scores last: a reader sees the old scores or the new, never a mix.
+   next to the output and renamed over it (`leadscore.io.write_query`); for a DuckDB
+   database the rows go into a new table that replaces the old one in one transaction
+   (`leadscore.io.swap_duckdb_tables`). The quarantine output is published first, the scores
+   last: a reader sees the old scores or the new, never a mix.
+
+Failures are `leadscore.errors` types (`InputError`, `ConfigError`, `ModelError`), so every
+caller maps them to the one exit-code table.
 
 Idempotent and resumable. `run_id` is a hash of as_of, model version and the input
 fingerprint (file paths, sizes and modification times) unless given. The staging folder
@@ -44,7 +49,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +57,22 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from leadscore.config import FeaturesConfig, Params
 from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
-from leadscore.errors import InputError, ModelError
+from leadscore.errors import ConfigError, InputError, ModelError, safe_error_text
 from leadscore.features.build import build_features, data_cutoff, feature_catalog
-from leadscore.io import open_source, read_json, safe_key, sql_literal, write_json
-from leadscore.schema import CONTENT_TYPES, EVENT_TYPES, STAGES
+from leadscore.io import (
+    open_source,
+    read_json,
+    safe_key,
+    sql_literal,
+    swap_duckdb_tables,
+    write_arrow,
+    write_json,
+    write_query,
+)
+from leadscore.schema import EVENT_TYPES, STAGES
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +107,17 @@ ROW_CHECKS: tuple[tuple[str, str, str, str], ...] = (
     ("outcomes", "stage", "stage IS NULL", "null stage"),
     ("outcomes", "stage_at", "stage_at IS NULL", "null stage_at"),
 )
-EXIT_OK, EXIT_INPUT, EXIT_CONFIG, EXIT_MODEL, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
 class QuarantineBudgetExceeded(InputError):
     """More of the lead base failed the row checks than `quarantine_budget` allows."""
 
 
-@dataclass(frozen=True)
-class FeatureSettings:
-    """The `features` settings the scorer must share with training."""
-
-    target_stage: str = "opportunity"
-    max_lead_age_days: int = 365
-    windows_days: tuple[int, ...] = (7, 30, 90)
-    half_life_days: float = 14.0
-    content_types: tuple[str, ...] = CONTENT_TYPES
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"target_stage": self.target_stage, "max_lead_age_days": self.max_lead_age_days,
-                "windows_days": self.windows_days, "half_life_days": self.half_life_days,
-                "content_types": self.content_types}
+def feature_kwargs(features: FeaturesConfig) -> dict[str, Any]:
+    """The `features` settings the scorer shares with training, as `build_features` takes them."""
+    return {"target_stage": features.target_stage, "max_lead_age_days": features.max_lead_age_days,
+            "windows_days": features.windows_days, "half_life_days": features.half_life_days,
+            "content_types": features.content_types}
 
 
 @dataclass
@@ -152,8 +155,12 @@ def open_crm(kind: str, path: str | Path, free_mail_domains: Sequence[str], *, t
     kind = "duckdb" if kind == "synthetic" else kind
     con, found = open_source(kind, path)
     try:
-        con.execute(f"SET threads={int(threads)}")
-        con.execute(f"SET memory_limit={sql_literal(memory_limit)}")
+        try:
+            con.execute(f"SET threads={int(threads)}")
+            con.execute(f"SET memory_limit={sql_literal(memory_limit)}")
+        except duckdb.Error as err:
+            raise ConfigError(f"score.threads={threads} / score.memory_limit={memory_limit!r}: "
+                              f"{safe_error_text(err)}") from None
         con.execute("SET preserve_insertion_order=false")
         con.execute("SET enable_progress_bar=false")
         if temp_dir is not None:
@@ -260,6 +267,7 @@ def check_input(con: duckdb.DuckDBPyConnection, info: dict, *, budget: float, sa
 
 def load_scorer_model(uri: str) -> Any:
     """`mlflow.pyfunc.load_model(uri)`; a missing or unloadable model is `ModelError`."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
@@ -272,8 +280,9 @@ def load_scorer_model(uri: str) -> Any:
         raise ModelError(f"{uri}: cannot load the scorer model ({str(err).splitlines()[0][:300]})") from None
 
 
-def _lead_scorer(model: Any) -> Any:
-    """The `LeadScorer` inside a leadscore pyfunc (signature already checked), else None."""
+def _inner_scorer(model: Any) -> Any:
+    """The `leadscore.serve.scorer.Scorer` inside a leadscore pyfunc (signature already
+    checked), else None."""
     try:
         return getattr(model.unwrap_python_model(), "scorer", None)
     except (AttributeError, ValueError):
@@ -328,16 +337,6 @@ def chunk_bounds(con: duckdb.DuckDBPyConnection, chunk_size: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _to_arrow(features: pd.DataFrame, scored: pd.DataFrame, *, model_version: str, run_id: str,
               scored_at: dt.datetime, reasons: pa.Array | None = None) -> pa.Table:
     n = len(features)
@@ -361,9 +360,9 @@ def _format_of(out: Path, fmt: str | None) -> str:
         fmt = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".duckdb": "duckdb",
                ".db": "duckdb"}.get(out.suffix.lower())
         if fmt is None:
-            raise ValueError(f"{out}: cannot tell the output format from the extension; pass --format")
+            raise ConfigError(f"{out}: cannot tell the output format from the extension; pass --format")
     if fmt not in FORMATS:
-        raise ValueError(f"unknown output format {fmt!r} (use {', '.join(FORMATS)})")
+        raise ConfigError(f"unknown output format {fmt!r} (use {', '.join(FORMATS)})")
     return fmt
 
 
@@ -379,7 +378,7 @@ def score_leads(
     out: str | Path,
     model_uri: str,
     as_of: dt.datetime | None,
-    features: FeatureSettings,
+    features: FeaturesConfig,
     free_mail_domains: Sequence[str],
     fmt: str | None = None,
     table: str = "scores",
@@ -393,10 +392,11 @@ def score_leads(
     now: Callable[[], dt.datetime] | None = None,
 ) -> ScoreResult:
     """Score every eligible lead of the source as of `as_of` (None: the data cutoff) and
-    publish the score contract to `out`. See the module docstring for the guarantees.
+    publish the score contract to `out`. `features` are the feature settings of training
+    (params `features`). See the module docstring for the guarantees.
 
     Raises `InputError` (bad input, budget), `ModelError` (model missing or signature
-    mismatch), `ValueError` (bad arguments). Nothing is published when it raises.
+    mismatch), `ConfigError` (bad arguments or settings). Nothing is published when it raises.
     """
     from tqdm import tqdm
 
@@ -404,12 +404,12 @@ def score_leads(
     out = Path(out)
     fmt = _format_of(out, fmt)
     if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
+        raise ConfigError("chunk_size must be at least 1")
     catalog = feature_catalog(features.windows_days, features.content_types)
     model = load_scorer_model(model_uri)
     check_signature(model, catalog.names, catalog.categorical, model_uri)
     version = model_version_of(model)
-    fast = _lead_scorer(model)
+    fast = _inner_scorer(model)
 
     con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit)
     try:
@@ -451,9 +451,9 @@ def score_leads(
                     bar.update(con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0])
                     continue
                 n_chunk = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
-                feats = build_features(con, [as_of], **features.kwargs())
+                feats = build_features(con, [as_of], **feature_kwargs(features))
                 if len(feats):
-                    if fast is not None:  # same LeadScorer as pyfunc.predict, Arrow reasons
+                    if fast is not None:  # the Scorer of pyfunc.predict, with Arrow reasons
                         scored, reasons = fast.score_arrow(feats[catalog.names])
                     else:
                         scored, reasons = model.predict(feats[catalog.names]), None
@@ -461,7 +461,7 @@ def score_leads(
                                     scored_at=scored_at, reasons=reasons)
                 else:
                     tbl = SCORE_SCHEMA.empty_table()
-                _atomic_write_table(tbl, part)
+                write_arrow(tbl, part)
                 bar.update(n_chunk)
                 if chunk_pause_s:
                     time.sleep(chunk_pause_s)
@@ -488,6 +488,23 @@ def score_leads(
     return result
 
 
+def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of: dt.datetime | None = None,
+                      source_kind: str | None = None, source: str | Path | None = None,
+                      chunk_size: int | None = None, **kw: Any) -> ScoreResult:
+    """`score_leads` with the settings of params.yaml: the source (`ingest.source`,
+    `ingest.path`, `ingest.free_mail_domains`), the feature settings (`features`) and the
+    job's (`score.*`; `as_of` defaults to `score.as_of`). Arguments given here win; `kw`
+    goes to `score_leads` (fmt, table, run_id, progress, chunk_pause_s)."""
+    sc = params.score
+    if as_of is None and sc.as_of is not None:
+        as_of = dt.datetime.combine(sc.as_of, dt.time())
+    return score_leads(
+        source_kind=source_kind or params.ingest.source, source=source or Path(params.ingest.path),
+        out=out, model_uri=model_uri, as_of=as_of, features=params.features,
+        free_mail_domains=params.ingest.free_mail_domains, chunk_size=chunk_size or sc.chunk_size,
+        quarantine_budget=sc.quarantine_budget, threads=sc.threads, memory_limit=sc.memory_limit, **kw)
+
+
 # ---- 5. publish ------------------------------------------------------------------------
 
 def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: str = "scores") -> int:
@@ -499,8 +516,9 @@ def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: st
     try:
         con.register("_quarantine", quarantine)
         n = con.execute(f"SELECT count(*) FROM read_parquet({glob})").fetchone()[0]
-        if fmt == "duckdb":
-            _publish_duckdb(con, out, table, query)
+        if fmt == "duckdb":  # new tables, swapped in with one transaction
+            swap_duckdb_tables(con, out, {
+                table: query, f"{table}_quarantine": "SELECT * FROM _quarantine ORDER BY lead_id"})
         else:
             q_out = quarantine_path(out, fmt)
             _publish_file(con, "SELECT * FROM _quarantine ORDER BY lead_id, table_name, column_name", q_out, fmt)
@@ -511,46 +529,13 @@ def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: st
 
 
 def _publish_file(con: duckdb.DuckDBPyConnection, query: str, out: Path, fmt: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        if fmt == "parquet":
-            con.execute(f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet)")
-        else:  # CSV: reasons as JSON text
-            if "reasons" in _columns(con, query):
-                query = f"SELECT * REPLACE (to_json(reasons) AS reasons) FROM ({query})"
-            con.execute(f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT csv, HEADER true)")
-    except duckdb.Error:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    os.replace(tmp, out)
+    if fmt == "csv" and "reasons" in _columns(con, query):  # CSV: reasons as JSON text
+        query = f"SELECT * REPLACE (to_json(reasons) AS reasons) FROM ({query})"
+    write_query(con, query, out, fmt)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {query}").fetchall()]
-
-
-def _publish_duckdb(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str) -> None:
-    """Write into new tables, then swap them in with one transaction."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = uuid.uuid4().hex[:8]
-    con.execute(f"ATTACH {sql_literal(out)} AS dst")
-    try:
-        new, new_q = f"{table}_new_{suffix}", f"{table}_quarantine_new_{suffix}"
-        con.execute(f'CREATE TABLE dst."{new}" AS {query}')
-        con.execute(f'CREATE TABLE dst."{new_q}" AS SELECT * FROM _quarantine ORDER BY lead_id')
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for old, fresh in ((table, new), (f"{table}_quarantine", new_q)):
-                con.execute(f'DROP TABLE IF EXISTS dst."{old}"')
-                con.execute(f'ALTER TABLE dst."{fresh}" RENAME TO "{old}"')
-            con.execute("COMMIT")
-        except duckdb.Error:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.execute("DETACH dst")
 
 
 def _grade_counts(out: Path, fmt: str, table: str) -> dict[str, int]:

@@ -3,7 +3,9 @@
 `export_scorer` collects the trained artifacts (LightGBM text model, estimator, calibrator,
 grade cut points, feature catalog, rule table) plus a `version.json` (model version, data
 window, git commit, params hash) and saves them as an MLflow "models from code" pyfunc
-(`leadscore/scorer_code.py` is the code; nothing is pickled) with an enforced signature:
+(`leadscore/serve/model_code.py` is the code, which hands MLflow the
+`leadscore.serve.pyfunc.ScorerModel` around `leadscore.serve.scorer.Scorer`; nothing is
+pickled) with an enforced signature:
 
 - inputs: the feature table's columns in catalog (= booster) order; categorical columns are
   ``string``, the rest ``double``, all required;
@@ -12,6 +14,10 @@ window, git commit, params hash) and saves them as an MLflow "models from code" 
 
 `model_version` is a content hash of the artifacts, so the same model always has the same
 version string, whether it is loaded from `models/scorer` or from the registry.
+
+`save_scorer` writes the model to a temporary folder next to the target and swaps it in
+(`leadscore.io.atomic_path`): the previous model stays in place until the new one is
+complete, and a failed export leaves it untouched.
 
 `register_scorer` logs the same model to the tracking store, registers it (reusing an
 existing registry version that holds the same `model_version`), and points an alias
@@ -22,7 +28,8 @@ The model holds no copy of the `leadscore` package (its source holds the test ca
 copy on sys.path would shadow the installed package): the serving environment installs
 `leadscore` plus the pinned requirements. Spark: `mlflow.pyfunc.spark_udf(spark, uri,
 result_type=...)` runs the same artifact on executors that have `leadscore` installed;
-pyspark is not a dependency of this project, so that path is not tested here.
+pyspark is not a dependency of this project, so that path is not tested here. MLflow is
+imported inside the functions that need it, so importing this module does not load it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pathlib import Path
 
 from leadscore.errors import ModelError
 from leadscore.io import atomic_path, read_json, write_json
+from leadscore.serve.scorer import ARTIFACT_FILES, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ def model_version(files: Mapping[str, str | Path]) -> str:
 
 
 def signature_for(scorer) -> object:
-    """The MLflow signature of `scorer` (a `leadscore.serve.scorer.LeadScorer`)."""
+    """The MLflow signature of `scorer` (a `leadscore.serve.scorer.Scorer`)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import Array, Object, Property
@@ -92,8 +100,6 @@ def collect_artifacts(
     metadata.json). The version metadata takes the data window and params hash from the
     training metadata; `git_commit` defaults to the one recorded at training.
     """
-    from leadscore.serve.scorer import ARTIFACT_FILES
-
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     sources = {
         "booster": model_dir / "model.txt", "estimator": model_dir / "estimator.json",
@@ -128,9 +134,7 @@ def collect_artifacts(
 
 
 def _pyfunc_kwargs(files: Mapping[str, Path]) -> dict:
-    from leadscore.serve.scorer import LeadScorer
-
-    scorer = LeadScorer.from_artifacts(files)
+    scorer = Scorer.from_artifacts(files)
     return {
         "python_model": str(CODE_FILE),
         "artifacts": {k: str(v) for k, v in files.items()},
@@ -141,7 +145,8 @@ def _pyfunc_kwargs(files: Mapping[str, Path]) -> dict:
 
 
 def save_scorer(files: Mapping[str, Path], out: str | Path) -> str:
-    """Save the MLflow model to the folder `out` (replaced as a whole); return its version."""
+    """Save the MLflow model to the folder `out` (swapped in as a whole once complete; see
+    `leadscore.io.atomic_path`); return its version."""
     import mlflow.pyfunc
 
     kwargs = _pyfunc_kwargs(files)

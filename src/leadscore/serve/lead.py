@@ -1,21 +1,15 @@
-"""Score, grade and explain leads in one pass: `Scorecard`, and one lead's features.
-
-`Scorecard` bundles the calibrated LightGBM model, its grade cut points and the feature
-catalog. `score(X)` takes raw feature rows (as `leadscore.features.build.build_features` returns
-them) and gives, per row, the probability, fit and engagement scores, the grade (letter +
-digit) and the top positive and negative reasons. The contributions are computed once and
-give everything: log-odds = base value + their sum (so no second model pass), the grade from
-the fit / engagement group sums, the reasons from the largest cells.
+"""One lead's features, for `leadscore explain`.
 
 `lead_features` computes one lead's features as of a date with the same
 `build_features` as training, over a view of the CRM restricted to that lead, and raises
-`LeadError` with a clear message for an unknown or ineligible lead.
+`LeadError` (an `InputError`) with a clear message for an unknown or ineligible lead.
+`key_values` lists the features of that row worth showing. The probability, grade and
+reasons come from `leadscore.serve.scorer.Scorer`, as everywhere else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -23,55 +17,12 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import InputError
-from leadscore.explain.contributions import Explainer, group_sums
-from leadscore.explain.grades import GradeCuts
-from leadscore.explain.reasons import Reasons, explain_rows
 from leadscore.features.catalog import FeatureCatalog
+from leadscore.io import sql_literal
 
 
 class LeadError(InputError):
     """A lead that cannot be explained: not in the CRM, or not eligible at that date."""
-
-
-@dataclass
-class Scorecard:
-    """Calibrated model + grade cut points + catalog -> probability, grade and reasons."""
-
-    model: object  # CalibratedModel around a LightGBMClassifier
-    cuts: GradeCuts
-    catalog: FeatureCatalog
-    n_reasons: int = 3
-    explainer: Explainer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.explainer = Explainer.for_model(self.model)
-        names = self.explainer.feature_names
-        self.groups = {
-            "fit": list(self.cuts.fit_features) or [n for n in self.catalog.group("fit") if n in names],
-            "engagement": list(self.cuts.engagement_features)
-            or [n for n in self.catalog.group("engagement") if n in names],
-        }
-
-    def score(self, X: pd.DataFrame, *, reasons: bool = True) -> tuple[pd.DataFrame, Reasons | None]:
-        """(frame with probability, log_odds, fit_score, engagement_score, fit_grade,
-        engagement_grade, grade; index of X), and the reasons (or None)."""
-        contrib = self.explainer.contributions(X, raw=True)
-        margin = contrib.sum(axis=1) + self.explainer.expected_value()
-        sums = group_sums(contrib, self.explainer.feature_names, self.groups)
-        out = pd.DataFrame({"probability": self.model.calibrator.predict(margin), "log_odds": margin,
-                            "fit_score": sums["fit"], "engagement_score": sums["engagement"]},
-                           index=X.index)
-        g = self.cuts.grade(sums["fit"], sums["engagement"])
-        for col in ("fit_grade", "engagement_grade", "grade"):
-            out[col] = g[col].to_numpy()
-        why = (explain_rows(contrib, X, self.catalog, self.explainer.feature_names, self.n_reasons)
-               if reasons else None)
-        return out, why
-
-
-# ---- one lead -------------------------------------------------------------------------
-def _quote(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def lead_features(crm: str | Path, lead_id: str, as_of: dt.datetime | None, cfg
@@ -86,19 +37,19 @@ def lead_features(crm: str | Path, lead_id: str, as_of: dt.datetime | None, cfg
         raise FileNotFoundError(f"{crm}: CRM database not found (run the validate stage, or pass --crm)")
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {_quote(str(crm))} AS crm (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(crm))} AS crm (READ_ONLY)")
         for t in ("leads", "events", "outcomes"):
             con.execute(f"CREATE VIEW all_{t} AS SELECT * FROM crm.{t}")
             con.execute(f"CREATE VIEW {t} AS SELECT * FROM all_{t}")
         cutoff = cfg.cutoff_datetime or data_cutoff(con)  # over the whole CRM
         if as_of is None:
             as_of = dt.datetime.combine(cutoff.date() + dt.timedelta(days=1), dt.time())
-        found = con.execute(f"SELECT created_at FROM all_leads WHERE lead_id = {_quote(lead_id)}").fetchall()
+        found = con.execute(f"SELECT created_at FROM all_leads WHERE lead_id = {sql_literal(lead_id)}").fetchall()
         if not found:
             raise LeadError(f"lead '{lead_id}' is not in the CRM ({crm}, table leads)")
         for t in ("leads", "events", "outcomes"):
             con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM all_{t} "
-                        f"WHERE lead_id = {_quote(lead_id)}")
+                        f"WHERE lead_id = {sql_literal(lead_id)}")
         df = build_features(con, [as_of], target_stage=cfg.target_stage,
                             max_lead_age_days=cfg.max_lead_age_days, windows_days=cfg.windows_days,
                             half_life_days=cfg.half_life_days, content_types=cfg.content_types)
@@ -121,8 +72,8 @@ def _why_not_eligible(con, lead_id: str, created_at: dt.datetime, as_of: dt.date
 
     closing = sorted(set(_stages_from(cfg.target_stage)) | {"won", "lost"})
     row = con.execute(
-        f"SELECT stage, stage_at FROM all_outcomes WHERE lead_id = {_quote(lead_id)} AND stage IN "
-        f"({', '.join(map(_quote, closing))}) AND stage_at < ? ORDER BY stage_at LIMIT 1",
+        f"SELECT stage, stage_at FROM all_outcomes WHERE lead_id = {sql_literal(lead_id)} AND stage IN "
+        f"({', '.join(map(sql_literal, closing))}) AND stage_at < ? ORDER BY stage_at LIMIT 1",
         [as_of]).fetchone()
     if row:
         return head + f"it already reached '{row[0]}' on {row[1]:%Y-%m-%d} (converted or closed leads are not scored)."

@@ -1,6 +1,6 @@
-"""The scorer: one object that turns a feature table into the score contract.
+"""The scorer: one object that turns feature rows into probability, grade and reasons.
 
-`LeadScorer` holds everything a score needs, loaded from safe files only (no pickle):
+`Scorer` holds everything a score needs, loaded from safe files only (no pickle):
 
 | artifact key | file | what |
 |---|---|---|
@@ -9,18 +9,27 @@
 | calibrator | calibrator.json | raw log-odds -> probability |
 | grading | grading.json | cut points of the fit letter and the engagement digit |
 | catalog | feature_catalog.json | feature names, groups, labels (reason texts) |
-| rules | rules.json | the points-rule baseline (rule_points, rule_grade) |
+| rules | rules.json | the points-rule baseline (rule_points, rule_grade); optional |
 | version | version.json | model version, data window, git commit, params hash |
 
-`LeadScorer.score(features)` returns, per input row (same index): ``probability, grade,
-fit_grade, engagement_grade, rule_points, rule_grade, reasons`` where ``reasons`` is a list
-of up to 6 dicts ``{code, text, contribution}`` (top 3 positive, then top 3 negative, exact
-log-odds contributions from `leadscore.explain.contributions`).
+One pass per row: the exact log-odds contributions (`leadscore.explain.contributions`) give
+everything. Log-odds = base value + their sum (for an additive booster; otherwise the
+booster's own raw score), the probability through the calibrator, the fit and engagement
+scores as the sums over the two feature groups (the ones recorded in the grade cut points,
+else the catalog's), the grade from those scores, the reasons from the largest cells.
 
-The same class is used by the batch job (`leadscore.serve.batch`) and, wrapped in
-`ScorerModel`, by the exported MLflow model (`leadscore.serve.model_code` is the models-from-code
-file that `mlflow.pyfunc.load_model` executes). So the pyfunc and the in-pipeline scorer
-cannot drift apart. Importing this module has no side effect beyond importing MLflow.
+- `Scorer.score(features)` returns the score contract, per input row (same index):
+  ``probability, grade, fit_grade, engagement_grade, rule_points, rule_grade, reasons`` where
+  ``reasons`` is a list of up to 2 x `n_reasons` dicts ``{code, text, contribution}`` (top
+  positive, then top negative).
+- `Scorer.score_arrow(features)`: the same for the batch job, reasons as a pyarrow array.
+- `Scorer.explain(features)`: every score column plus ``log_odds, fit_score,
+  engagement_score``, and the reasons as arrays (`leadscore.explain.reasons.Reasons`).
+
+The one class is used by the explain stage (pipelines/explain.py), `leadscore explain`, flat
+mode, the batch job (`leadscore.serve.batch`) and, wrapped in
+`leadscore.serve.pyfunc.ScorerModel`, by the exported MLflow model. So none of them can drift
+apart. Importing this module does not import MLflow.
 """
 
 from __future__ import annotations
@@ -32,9 +41,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
-from leadscore.explain.contributions import Explainer, group_sums
+from leadscore.explain.contributions import Explainer, feature_groups, group_sums
 from leadscore.explain.grades import GradeCuts
 from leadscore.explain.reasons import Reasons, explain_rows
 from leadscore.features.catalog import FeatureCatalog
@@ -60,26 +68,37 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 N_REASONS = 3
 
 
-class LeadScorer:
-    """Booster + calibrator + grade cut points + catalog + rules + version metadata."""
+class Scorer:
+    """Booster + calibrator + grade cut points + catalog (+ rules, version metadata)."""
 
-    def __init__(self, model: LightGBMClassifier, calibrator: Calibrator, grading: dict,
-                 catalog: FeatureCatalog, rules: PointsRuleClassifier | None, version: dict):
+    def __init__(self, model: LightGBMClassifier, calibrator: Calibrator, cuts: GradeCuts,
+                 catalog: FeatureCatalog, rules: PointsRuleClassifier | None = None,
+                 version: Mapping | None = None, *, n_reasons: int = N_REASONS):
+        self.explainer = Explainer.for_model(model)  # TypeError for a model that is not LightGBM
         self.model = model
         self.calibrator = calibrator
-        self.grading = grading
+        self.cuts = cuts
         self.catalog = catalog
         self.rules = rules
-        self.version = version
-        # the booster's features with their catalog entries, in the booster's order
+        self.version = dict(version or {})
+        self.n_reasons = int(n_reasons)
+        # the booster's features, in the booster's order
         self.feature_names: list[str] = list(model.feature_names_)
         self.categorical: dict[str, list[str]] = dict(model.categories_)
-        self.grader = GradeCuts.from_dict(grading)
-        self._explainer = Explainer.for_model(model)
-        self._groups = {g: catalog.group(g) for g in ("fit", "engagement")}
+        # the groups the cut points were learned on; else the catalog's (features in use)
+        used = feature_groups(catalog, self.feature_names)
+        self.groups: dict[str, list[str]] = {"fit": list(cuts.fit_features) or used["fit"],
+                                             "engagement": list(cuts.engagement_features) or used["engagement"]}
 
     @classmethod
-    def from_artifacts(cls, paths: Mapping[str, str | Path]) -> LeadScorer:
+    def from_model(cls, model, cuts: GradeCuts, catalog: FeatureCatalog,
+                   rules: PointsRuleClassifier | None = None, version: Mapping | None = None, *,
+                   n_reasons: int = N_REASONS) -> Scorer:
+        """From a `CalibratedModel` around a `LightGBMClassifier` (as `load_model` returns)."""
+        return cls(model.model, model.calibrator, cuts, catalog, rules, version, n_reasons=n_reasons)
+
+    @classmethod
+    def from_artifacts(cls, paths: Mapping[str, str | Path], *, n_reasons: int = N_REASONS) -> Scorer:
         """Load from artifact files (keys of `ARTIFACT_FILES`; `rules` is optional)."""
         missing = [k for k in ARTIFACT_FILES if k != "rules" and k not in paths]
         if missing:
@@ -89,16 +108,16 @@ class LeadScorer:
         rules = PointsRuleClassifier.from_dict(read_json(paths["rules"])) if paths.get("rules") else None
         return cls(model=model,
                    calibrator=Calibrator.from_dict(read_json(paths["calibrator"])),
-                   grading=read_json(paths["grading"]),
+                   cuts=GradeCuts.from_dict(read_json(paths["grading"])),
                    catalog=FeatureCatalog.from_records(read_json(paths["catalog"])),
-                   rules=rules, version=read_json(paths["version"]))
+                   rules=rules, version=read_json(paths["version"]), n_reasons=n_reasons)
 
     @classmethod
-    def from_dir(cls, folder: str | Path) -> LeadScorer:
+    def from_dir(cls, folder: str | Path, *, n_reasons: int = N_REASONS) -> Scorer:
         """Load from a folder holding the `ARTIFACT_FILES`."""
         folder = Path(folder)
         paths = {k: folder / f for k, f in ARTIFACT_FILES.items() if (folder / f).exists()}
-        return cls.from_artifacts(paths)
+        return cls.from_artifacts(paths, n_reasons=n_reasons)
 
     @property
     def model_version(self) -> str:
@@ -112,21 +131,26 @@ class LeadScorer:
         """The features as the booster sees them (fixed categories, float64)."""
         return self.model.model_frame(features)
 
-    def _score_parts(self, features: pd.DataFrame) -> tuple[pd.DataFrame, Reasons]:
-        """Score columns without reasons, and the reasons as arrays (the shared hot path)."""
-        Xm = self._explainer.model_input(features)
-        contrib = self._explainer.contributions(Xm)
-        if self._explainer.additive:  # exact: contributions + base value = log-odds
-            raw = contrib.sum(axis=1) + self._explainer.expected_value()
+    def explain(self, features: pd.DataFrame, *, reasons: bool = True
+                ) -> tuple[pd.DataFrame, Reasons | None]:
+        """Every score column for each row of `features` (same index): probability, grade,
+        fit_grade, engagement_grade, log_odds, fit_score, engagement_score, rule_points,
+        rule_grade (NaN / None without rules); and the reasons as arrays (None with
+        `reasons=False`). `features` holds raw feature rows (extra columns are ignored)."""
+        Xm = self.explainer.model_input(features)
+        contrib = self.explainer.contributions(Xm)
+        if self.explainer.additive:  # exact: contributions + base value = log-odds
+            raw = contrib.sum(axis=1) + self.explainer.expected_value()
         else:
             raw = self.model.booster_.predict(Xm, num_iteration=self.model.best_iteration_, raw_score=True)
-        sums = group_sums(contrib, self.feature_names, self._groups)
-        grades = self.grader.grade(sums["fit"], sums["engagement"])
+        sums = group_sums(contrib, self.feature_names, self.groups)
+        grades = self.cuts.grade(sums["fit"], sums["engagement"])
         out = pd.DataFrame({
             "probability": self.calibrator.predict(raw).astype("float64"),
             "grade": grades["grade"].to_numpy().astype(object),
             "fit_grade": np.asarray(grades["fit_grade"].to_numpy(), dtype=object),
             "engagement_grade": np.asarray(grades["engagement_grade"].to_numpy(), dtype=object),
+            "log_odds": raw, "fit_score": sums["fit"], "engagement_score": sums["engagement"],
         }, index=features.index)
         if self.rules is not None:
             rg = self.rules.grade(features)
@@ -135,35 +159,19 @@ class LeadScorer:
         else:
             out["rule_points"] = np.nan
             out["rule_grade"] = None
-        return out, explain_rows(contrib, features, self.catalog, self.feature_names, N_REASONS)
+        why = (explain_rows(contrib, features, self.catalog, self.feature_names, self.n_reasons)
+               if reasons else None)
+        return out, why
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The score columns (`OUTPUT_COLUMNS`) for each row of `features` (same index);
+        """The score contract (`OUTPUT_COLUMNS`) for each row of `features` (same index);
         `reasons` holds a list of {code, text, contribution} per row."""
-        out, reasons = self._score_parts(features)
-        out["reasons"] = reasons.to_lists()
+        out, why = self.explain(features)
+        out["reasons"] = why.to_lists()
         return out[list(OUTPUT_COLUMNS)]
 
     def score_arrow(self, features: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
-        """Like `score`, for the batch job: the columns without `reasons`, and the reasons as
-        a pyarrow list<struct> array (no per-lead Python objects)."""
-        out, reasons = self._score_parts(features)
-        return out, reasons.to_arrow()
-
-
-# ---- the MLflow pyfunc wrapper -------------------------------------------------------
-
-class ScorerModel(PythonModel):
-    """MLflow pyfunc around `LeadScorer`: artifacts in, score contract out.
-
-    `predict` takes the feature table (catalog columns; extra columns such as lead_id are
-    ignored) and returns `OUTPUT_COLUMNS`. MLflow enforces the input signature first.
-    """
-
-    def load_context(self, context) -> None:
-        self.scorer = LeadScorer.from_artifacts(context.artifacts)
-
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would infer from them
-        if not hasattr(self, "scorer"):  # pragma: no cover - MLflow always calls load_context
-            self.load_context(context)
-        return self.scorer.score(model_input).reset_index(drop=True)
+        """Like `score`, for the batch job: the score columns without `reasons`, and the
+        reasons as a pyarrow list<struct> array (no per-lead Python objects)."""
+        out, why = self.explain(features)
+        return out, why.to_arrow()

@@ -1,0 +1,248 @@
+"""Inline SVG charts for the report: line charts, table-cell bars, dependence charts,
+and the heat-map colours. No scripts, no external references: every chart is an SVG string
+(`markupsafe.Markup`) that the template pastes in as is; text in it is escaped here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+
+COLORS: dict[str, str] = {"lightgbm": "#1f5fbf", "logistic": "#8a63d2", "rules": "#d9730d",
+                          "random": "#8c8c8c"}
+
+
+def as_float(v: Any) -> float | None:
+    """`v` as a finite float, else None (missing, text, NaN, inf)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def pretty(value: Any) -> str:
+    """A category code for humans: "financial_services" -> "financial services"."""
+    special = {"c_level": "C-level", "vp": "VP", "senior_ic": "Senior individual contributor"}
+    s = special.get(str(value), str(value).replace("_", " "))
+    return s[:1].upper() + s[1:]
+
+
+def nice_max(v: float) -> float:
+    """Round up to 1, 2, 2.5 or 5 x 10^k."""
+    if v <= 0 or not math.isfinite(v):
+        return 1.0
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * exp + 1e-12:
+            return m * exp
+    return 10 * exp  # pragma: no cover
+
+
+def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """n + 1 evenly spaced values from lo to hi."""
+    return [lo + (hi - lo) * i / n for i in range(n + 1)]
+
+
+def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    """Round tick values within [lo, hi], about n intervals."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw - 1e-12)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def tick_label(v: float, percent: bool, span: float) -> str:
+    """An axis label: "12%" (percent), "1.5k", "2M", else 3 significant digits."""
+    if percent:
+        digits = 0 if span >= 0.1 else 1
+        return f"{100 * v:.{digits}f}%"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:.3g}"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of `line_chart`: points, colour, optional dash and per-point tooltips."""
+
+    name: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str
+    dash: str = ""
+    markers: bool = True
+    tips: Sequence[str] | None = None
+
+
+def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str,
+               x_max: float = 1.0, y_max: float = 1.0, diagonal: bool = False,
+               percent: bool = True, width: int = 480, height: int = 340,
+               css_class: str = "chart") -> Markup:
+    """An inline SVG line chart (axes from 0) with optional y = x reference line."""
+    ml, mr, mt, mb = 62, 14, 14, 48
+    pw, ph = width - ml - mr, height - mt - mb
+
+    def sx(x: float) -> float:
+        return ml + pw * min(max(x / x_max, 0), 1)
+
+    def sy(y: float) -> float:
+        return mt + ph * (1 - min(max(y / y_max, 0), 1))
+
+    out = [f'<svg class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" role="img" aria-label="{escape(title)}">',
+           f"<title>{escape(title)}</title>"]
+    for t in ticks(0, x_max):
+        out.append(f'<line x1="{sx(t):.1f}" y1="{mt}" x2="{sx(t):.1f}" y2="{mt + ph}" class="grid"/>')
+        out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 16}" text-anchor="middle" class="tick">'
+                   f"{tick_label(t, percent, x_max)}</text>")
+    for t in ticks(0, y_max):
+        out.append(f'<line x1="{ml}" y1="{sy(t):.1f}" x2="{ml + pw}" y2="{sy(t):.1f}" class="grid"/>')
+        out.append(f'<text x="{ml - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{tick_label(t, percent, y_max)}</text>")
+    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>')
+    if diagonal:
+        end = min(x_max, y_max)
+        out.append(f'<line x1="{sx(0):.1f}" y1="{sy(0):.1f}" x2="{sx(end):.1f}" y2="{sy(end):.1f}" '
+                   f'stroke="{COLORS["random"]}" stroke-dasharray="4 4" stroke-width="1.5"/>')
+    for s in series:
+        pts = [(x, y) for x, y in zip(s.xs, s.ys, strict=True)
+               if as_float(x) is not None and as_float(y) is not None]
+        if not pts:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
+        out.append(f'<polyline points="{path}" fill="none" stroke="{s.color}" stroke-width="2.2"'
+                   f'{dash}><title>{escape(s.name)}</title></polyline>')
+        if s.markers:
+            tips = list(s.tips) if s.tips is not None else [""] * len(pts)
+            for (x, y), tip in zip(pts, tips, strict=False):
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{s.color}">'
+                           f"<title>{escape(s.name)}: {escape(tip)}</title></circle>")
+    out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="axis">'
+               f"{escape(x_label)}</text>")
+    out.append(f'<text transform="translate(14,{mt + ph / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle" class="axis">{escape(y_label)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def bar(value: float, max_value: float, color: str, width: int = 160, height: int = 14) -> Markup:
+    """A small horizontal bar (inline SVG) for a table cell."""
+    w = 0.0 if max_value <= 0 else width * min(max(value / max_value, 0), 1)
+    return Markup(f'<svg class="bar" viewBox="0 0 {width} {height}" width="{width}" '
+                  f'height="{height}" aria-hidden="true">'
+                  f'<rect x="0" y="1" width="{width}" height="{height - 2}" fill="#eef1f5"/>'
+                  f'<rect x="0" y="1" width="{w:.1f}" height="{height - 2}" fill="{color}"/></svg>')
+
+
+def dependence_chart(df: pd.DataFrame, title: str, *, width: int = 330, height: int = 236,
+                     max_points: int = 400) -> Markup | None:
+    """value vs contribution: a scatter with a binned mean line (numeric values), or mean
+    contribution per category as bars (text values). None if nothing to draw."""
+    if df is None or df.empty or not {"value", "contribution"} <= set(df.columns):
+        return None
+    contrib = pd.to_numeric(df["contribution"], errors="coerce")
+    numeric = pd.to_numeric(df["value"], errors="coerce")
+    ml, mr, mt, mb = 46, 10, 10, 66
+    pw, ph = width - ml - mr, height - mt - mb
+    esc = escape(title)
+    head = [f'<svg class="dep" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="{esc}"><title>{esc}</title>']
+    ok_num = numeric.notna() & contrib.notna()
+    binary = ok_num.all() and set(numeric.unique()) <= {0.0, 1.0}
+    if binary:  # a yes/no flag: two bars
+        df = pd.DataFrame({"value": numeric.map({0.0: "no", 1.0: "yes"}), "contribution": contrib})
+    if not binary and ok_num.mean() >= 0.9 and numeric[ok_num].nunique() > 1:
+        x = numeric[ok_num].to_numpy(float)
+        y = contrib[ok_num].to_numpy(float)
+        lo, hi = float(x.min()), float(np.quantile(x, 0.99))
+        lo = min(lo, 0.0) if lo >= 0 and lo < 0.5 * hi else lo
+        if hi <= lo:
+            hi = float(x.max())
+        keep = x <= hi
+        x, y = x[keep], y[keep]
+        ymax = float(np.max(np.abs(y))) if len(y) else 1.0
+        ymax = nice_max(ymax * 1.05) if ymax > 0 else 1.0
+
+        def sx(v: float) -> float:
+            return ml + pw * (v - lo) / (hi - lo)
+
+        def sy(v: float) -> float:
+            return mt + ph * (1 - (v + ymax) / (2 * ymax))
+
+        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>',
+                      f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>']
+        order = np.argsort(x, kind="stable")
+        step = max(1, len(order) // max_points)
+        for i in order[::step]:
+            out.append(f'<circle cx="{sx(x[i]):.1f}" cy="{sy(y[i]):.1f}" r="2" class="pt"/>')
+        # binned mean (deciles of the value, or each distinct value when few)
+        uniq = np.unique(x)
+        if len(uniq) <= 12:
+            centers = uniq
+            means = np.array([y[x == u].mean() for u in uniq])
+        else:
+            edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
+            idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+            centers = np.array([x[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
+            means = np.array([y[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
+        path = " ".join(f"{sx(c):.1f},{sy(m):.1f}" for c, m in zip(centers, means, strict=True))
+        out.append(f'<polyline points="{path}" class="mean"/>')
+        for t in nice_ticks(lo, hi, 4):
+            out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 14}" text-anchor="middle" class="tick">'
+                       f"{tick_label(t, False, hi - lo)}</text>")
+    else:
+        vals = df["value"].astype(str).where(df["value"].notna(), "unknown")
+        g = pd.DataFrame({"v": vals, "c": contrib}).dropna().groupby("v")["c"].agg(["mean", "size"])
+        g = g.sort_values("size", ascending=False).head(8).sort_values("mean", ascending=False)
+        if g.empty:
+            return None
+        ymax = nice_max(float(g["mean"].abs().max()) * 1.05) if g["mean"].abs().max() > 0 else 1.0
+        bw = pw / len(g)
+
+        def sy(v: float) -> float:
+            return mt + ph * (1 - (v + ymax) / (2 * ymax))
+
+        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>']
+        for k, (cat, row) in enumerate(g.iterrows()):
+            y0, y1 = sorted((sy(0), sy(row["mean"])))
+            color = "#2e8b57" if row["mean"] >= 0 else "#c0392b"
+            x0 = ml + k * bw + bw * 0.15
+            out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{bw * 0.7:.1f}" '
+                       f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}"><title>'
+                       f'{escape(pretty(cat))}: {row["mean"]:+.2f} ({int(row["size"])} leads)'
+                       "</title></rect>")
+            label = pretty(cat)
+            label = label if len(label) <= 13 else label[:12] + "…"
+            out.append(f'<text x="{x0 + bw * 0.35:.1f}" y="{mt + ph + 12}" text-anchor="end" '
+                       f'transform="rotate(-35 {x0 + bw * 0.35:.1f} {mt + ph + 12})" '
+                       f'class="tick">{escape(label)}</text>')
+        out.append(f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>')
+    for t in (-ymax, 0.0, ymax):
+        label = f"{t:+.2g}" if t else "0"
+        out.append(f'<text x="{ml - 5}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{label}</text>")
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def heat_color(rate: float | None, vmax: float) -> tuple[str, str]:
+    """Background and text colour for a heat-map cell: white -> deep blue."""
+    if rate is None or vmax <= 0:
+        return "#f4f4f4", "#333"
+    t = min(max(rate / vmax, 0.0), 1.0) ** 0.7
+    lo, hi = (247, 251, 255), (8, 48, 107)
+    rgb = tuple(round(a + (b - a) * t) for a, b in zip(lo, hi, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in rgb), ("#fff" if t > 0.5 else "#1a1a1a")

@@ -1,0 +1,61 @@
+"""The report's inline SVG helpers (leadscore.report.charts)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from leadscore.report.charts import (
+    Series,
+    as_float,
+    bar,
+    dependence_chart,
+    heat_color,
+    line_chart,
+    nice_max,
+    nice_ticks,
+    tick_label,
+)
+
+
+def test_axis_helpers_round_to_readable_values():
+    assert [nice_max(v) for v in (0.37, 0.2, 3.1, 0.0, math.inf)] == [0.5, 0.2, 5.0, 1.0, 1.0]
+    assert nice_ticks(0, 1, 4) == [0, 0.25, 0.5, 0.75, 1.0]
+    assert nice_ticks(0, 12, 4) == [0, 5, 10]
+    assert [tick_label(v, False, 1) for v in (1500, 2e6, 0.1234)] == ["1.5k", "2M", "0.123"]
+    assert tick_label(0.25, True, 1.0) == "25%" and tick_label(0.025, True, 0.05) == "2.5%"
+    assert as_float("0.5") == 0.5 and as_float(None) is None and as_float(float("nan")) is None
+
+
+def test_line_chart_draws_each_series_and_escapes_text():
+    svg = line_chart([Series("a <b>", [0, 0.5, 1], [0, 0.7, 1], "#123456", tips=["x", "y", "z"]),
+                      Series("empty", [None], [None], "#000000")],
+                     title="T & t", x_label="x", y_label="y", diagonal=True)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 1 and svg.count("<circle") == 3
+    assert "a &lt;b&gt;" in svg and "<b>" not in svg and "T &amp; t" in svg
+    assert 'stroke-dasharray="4 4"' in svg  # the y = x reference
+
+
+def test_bar_is_clamped_to_its_width():
+    assert 'width="160.0"' in bar(5, 1, "#000")  # over the maximum: full width
+    assert 'width="0.0"' in bar(-1, 1, "#000") and 'width="0.0"' in bar(1, 0, "#000")
+    assert 'width="80.0"' in bar(1, 2, "#000")
+
+
+def test_dependence_chart_numeric_categorical_and_nothing():
+    numeric = pd.DataFrame({"value": range(50), "contribution": [0.01 * v for v in range(50)]})
+    svg = dependence_chart(numeric, "numeric")
+    assert 'class="mean"' in svg and svg.count('class="pt"') == 49  # above the 99th pct: cut
+    cats = pd.DataFrame({"value": ["vp", "student"] * 5, "contribution": [0.5, -0.5] * 5})
+    svg = dependence_chart(cats, "categorical")
+    assert svg.count("<rect") == 3 and "VP: +0.50 (5 leads)" in svg  # frame + two bars
+    assert dependence_chart(pd.DataFrame(), "nothing") is None
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(None, ("#f4f4f4", "#333")),
+                                                 (0.0, ("#f7fbff", "#1a1a1a")),
+                                                 (0.4, ("#08306b", "#fff"))])
+def test_heat_colour_runs_white_to_deep_blue(rate, expected):
+    assert heat_color(rate, 0.4) == expected
