@@ -7,20 +7,34 @@ stages, so there is no second copy of any logic. Every command exits non-zero on
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from leadscore.config import load_params
-from leadscore.errors import EXIT_CODES, exit_on_error
+from leadscore.errors import EXIT_CODES, InputError, exit_on_error
 from leadscore.logs import setup_logging
 
 _EXIT_TABLE = "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help=f"Predictive B2B lead scoring.\n\nExit codes (every command): {_EXIT_TABLE}.")
 log = logging.getLogger("leadscore")
+
+def command(fn: Callable) -> Callable:
+    """Register `fn` as a command whose every failure ends in a message and an exit code
+    from the one table (`leadscore.errors`), never in a traceback."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with exit_on_error(log):
+            return fn(*args, **kwargs)
+
+    return app.command()(run)
+
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
 
@@ -30,7 +44,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
-@app.command()
+@command
 def generate(
     out: Path = typer.Option(Path("data/raw/crm.duckdb"), "--out", help="DuckDB file to write."),
     n_leads: int | None = typer.Option(None, "--leads", help="Override generate.n_leads."),
@@ -39,8 +53,7 @@ def generate(
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
     from leadscore.data.synthetic import generate_crm
 
-    with exit_on_error(log):
-        p = load_params(params)
+    p = load_params(params)
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
     summary = generate_crm(cfg, p.seed, out)
     typer.echo(
@@ -49,7 +62,7 @@ def generate(
     )
 
 
-@app.command()
+@command
 def validate(
     source: Path = typer.Argument(..., help="A DuckDB file, or a folder of Parquet/CSV files."),
     kind: str = typer.Option("duckdb", "--kind", help="duckdb | parquet | csv"),
@@ -60,20 +73,19 @@ def validate(
     from leadscore.data.ingest import ingest
     from leadscore.data.validate import validate_crm
 
-    with exit_on_error(log):
-        p = load_params(params)
-        with tempfile.TemporaryDirectory() as tmp:
-            ingested = Path(tmp) / "crm.duckdb"
-            ingest(kind, source, ingested, p.ingest.free_mail_domains)
-            target = out or Path(tmp) / "validated.duckdb"
-            result = validate_crm(ingested, target, now=dt.datetime.now(dt.UTC), cfg=p.validate_)
+    p = load_params(params)
+    with tempfile.TemporaryDirectory() as tmp:
+        ingested = Path(tmp) / "crm.duckdb"
+        ingest(kind, source, ingested, p.ingest.free_mail_domains)
+        target = out or Path(tmp) / "validated.duckdb"
+        result = validate_crm(ingested, target, now=dt.datetime.now(dt.UTC), cfg=p.validate_)
     for name in ("leads", "events", "outcomes"):
         m = result.metrics[name]
         typer.echo(f"{name}: {m['rows_in']:,} rows in, {m['rows_out']:,} clean, {m['rows_quarantined']:,} quarantined")
     typer.echo(f"expectations: {result.metrics['expectations']}")
 
 
-@app.command()
+@command
 def metrics(
     path: Path = typer.Option(Path("metrics/evaluate.json"), "--path", help="evaluate stage metrics"),
 ) -> None:
@@ -82,38 +94,11 @@ def metrics(
     from leadscore.modeling.evaluate import metrics_table
 
     if not path.exists():
-        log.error("%s: not found; run `make run` (or `dvc repro evaluate`) first", path)
-        raise typer.Exit(1)
+        raise InputError(f"{path}: not found; run `make run` (or `dvc repro evaluate`) first")
     typer.echo(metrics_table(read_json(path)))
 
 
-def run_score(*, params: Path, as_of: dt.datetime | None, source_kind: str | None, source: Path | None,
-              out: Path, fmt: str | None, model: str, chunk_size: int | None, run_id: str | None,
-              metrics: Path | None = None, progress: bool = True, table: str = "scores",
-              chunk_pause_s: float = 0.0) -> int:
-    """Read params at the edge, run `leadscore.serve.batch.score_with_params`, and return the
-    exit code of `leadscore.errors` (0 ok, 1 input, 2 config/usage, 3 model, 4 guard,
-    5 internal); failures are logged the same way as by every other command."""
-    from leadscore.errors import EXIT_OK
-    from leadscore.io import write_json
-    from leadscore.serve.batch import score_with_params
-
-    try:
-        with exit_on_error(log):
-            result = score_with_params(
-                load_params(params), out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
-                source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
-                progress=progress, chunk_pause_s=chunk_pause_s)
-    except SystemExit as stop:
-        return int(stop.code)
-    if metrics is not None:
-        write_json(result.to_dict(), metrics)
-    typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} "
-               f"({result.leads_quarantined:,} quarantined) -> {result.out} [run {result.run_id}]")
-    return EXIT_OK
-
-
-@app.command()
+@command
 def score(
     as_of: dt.datetime | None = typer.Option(None, "--as-of", formats=["%Y-%m-%d"],
                                              help="Score as of this date (default: score.as_of, else the data cutoff)."),
@@ -130,13 +115,19 @@ def score(
     chunk_pause_s: float = typer.Option(0.0, "--chunk-pause-s", hidden=True, help="Testing: pause after each chunk."),
     params: Path = PARAMS,
 ) -> None:
-    """Score the live lead base. Exit codes: 0 ok, 1 bad input/validation/quarantine budget,
-    2 config or usage, 3 model missing or signature mismatch, 5 internal error."""
-    code = run_score(params=params, as_of=as_of, source_kind=source_kind, source=source, out=out,
-                     fmt=fmt, model=model, chunk_size=chunk_size, run_id=run_id, metrics=metrics,
-                     progress=progress, table=table, chunk_pause_s=chunk_pause_s)
-    if code:
-        raise typer.Exit(code)
+    """Score the live lead base (`leadscore.serve.batch.score_with_params`). Exit codes: 1 bad
+    input, validation or quarantine budget, 2 config or usage, 3 model missing or mismatched."""
+    from leadscore.io import write_json
+    from leadscore.serve.batch import score_with_params
+
+    result = score_with_params(
+        load_params(params), out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
+        source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
+        progress=progress, chunk_pause_s=chunk_pause_s)
+    if metrics is not None:
+        write_json(result.to_dict(), metrics)
+    typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} "
+               f"({result.leads_quarantined:,} quarantined) -> {result.out} [run {result.run_id}]")
 
 
 def _registry(params: Path) -> tuple[str, str]:
@@ -147,7 +138,7 @@ def _registry(params: Path) -> tuple[str, str]:
     return p.export.registered_model, p.export.alias
 
 
-@app.command()
+@command
 def promote(
     version: str = typer.Argument(..., help="Registry version to point the alias at."),
     params: Path = PARAMS,
@@ -155,24 +146,22 @@ def promote(
     """Point the registry alias (export.alias, e.g. champion) at VERSION."""
     from leadscore.serve.export import promote as do_promote
 
-    with exit_on_error(log):
-        name, alias = _registry(params)
-        previous = do_promote(name, alias, version)
+    name, alias = _registry(params)
+    previous = do_promote(name, alias, version)
     typer.echo(f"{name}@{alias} -> version {version} (was {previous})")
 
 
-@app.command()
+@command
 def rollback(params: Path = PARAMS) -> None:
     """Point the registry alias back at the version it held before the last promotion."""
     from leadscore.serve.export import rollback as do_rollback
 
-    with exit_on_error(log):
-        name, alias = _registry(params)
-        version = do_rollback(name, alias)
+    name, alias = _registry(params)
+    version = do_rollback(name, alias)
     typer.echo(f"{name}@{alias} -> version {version}")
 
 
-@app.command()
+@command
 def report(
     out: Path = typer.Option(Path("reports/report.html"), "--out", help="HTML file to write."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the file to MLflow."),
@@ -188,16 +177,15 @@ def report(
         write_report,
     )
 
-    with exit_on_error(log):
-        p = load_params(params)
-        inputs = load_report_inputs(ReportPaths.in_project(root))
-        html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
+    p = load_params(params)
+    inputs = load_report_inputs(ReportPaths.in_project(root))
+    html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
     write_report(html, out)
     if track and p.report.log_mlflow:
         log_report(out, inputs, tracking_uri=p.mlflow.tracking_uri, experiment=p.mlflow.experiment)
     typer.echo(f"wrote {out}")
 
-@app.command()
+@command
 def explain(
     lead_id: str = typer.Option(..., "--lead-id", help="The lead to explain."),
     as_of: str | None = typer.Option(None, "--as-of", help="Date (YYYY-MM-DD); default: the data cutoff."),
@@ -215,21 +203,20 @@ def explain(
     from leadscore.serve.lead import LeadError, key_values, lead_features
     from leadscore.serve.scorer import Scorer
 
-    with exit_on_error(log):
-        p = load_params(params)
-        when = None
-        if as_of is not None:
-            try:
-                when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
-            except ValueError:
-                raise LeadError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
-        for f in (catalog, grading):
-            if not f.exists():
-                raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
-        scorer = Scorer.from_model(load_model(model), load_grading(grading), load_catalog(catalog),
-                                   n_reasons=p.explain.n_reasons)
-        X, when = lead_features(crm, lead_id, when, p.features)
-        scored, why = scorer.explain(X)
+    p = load_params(params)
+    when = None
+    if as_of is not None:
+        try:
+            when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
+        except ValueError:
+            raise LeadError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+    for f in (catalog, grading):
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
+    scorer = Scorer.from_model(load_model(model), load_grading(grading), load_catalog(catalog),
+                               n_reasons=p.explain.n_reasons)
+    X, when = lead_features(crm, lead_id, when, p.features)
+    scored, why = scorer.explain(X)
     s = scored.iloc[0]
     typer.echo(f"lead {lead_id} as of {when:%Y-%m-%d}")
     typer.echo(f"  probability of {p.features.target_stage} within {p.features.horizon_days} days: "
@@ -249,7 +236,7 @@ def explain(
             typer.echo("    (nothing)")
 
 
-@app.command()
+@command
 def flat(
     mapping: Path = typer.Option(..., "--mapping", help="Mapping YAML of a flat CRM export."),
     out: Path = typer.Option(..., "--out", help="Output folder (metrics/, models/, report.html, scores.parquet)."),
@@ -263,9 +250,8 @@ def flat(
     from leadscore.flat.mapping import load_mapping
     from leadscore.flat.run import run_flat
 
-    with exit_on_error(log):
-        m = load_mapping(mapping)
-        result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
+    m = load_mapping(mapping)
+    result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
     ev = result.metrics
     typer.echo(f"{ev['split']['note']}")
     typer.echo("ROC-AUC on the test slice: " + ", ".join(

@@ -18,6 +18,8 @@ from leadscore.explain.reasons import describe_one, explain_rows, field_of, top_
 from leadscore.modeling.estimators import LightGBMClassifier
 from tests.builders import synthetic_catalog, synthetic_table
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 PARAMS = {"learning_rate": 0.2, "num_leaves": 7, "min_data_in_leaf": 10, "bagging_fraction": 0.8,
           "bagging_freq": 1, "feature_fraction": 0.8, "min_data_per_group": 5, "cat_smooth": 1.0,
           "cat_l2": 1.0}  # small categorical regularisation: the tiny model splits on seniority

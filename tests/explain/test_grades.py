@@ -23,6 +23,8 @@ from leadscore.modeling.estimators import LightGBMClassifier
 from leadscore.modeling.splits import time_split
 from tests.builders import SPLIT_KW, synthetic_catalog, synthetic_table
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 
 @pytest.fixture(scope="module")
 def setup():

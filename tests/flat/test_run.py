@@ -13,6 +13,8 @@ from leadscore.io import read_json
 from leadscore.modeling.leakage import LeakageError
 from tests.builders import bank_mapping, bank_slice_csv
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 CORE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 
 

@@ -20,6 +20,8 @@ from leadscore.modeling.splits import time_split
 from leadscore.modeling.tuning import tune_lightgbm
 from tests.builders import SPLIT_KW, synthetic_catalog, synthetic_table
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 FAST = {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20}
 
 

@@ -19,6 +19,8 @@ from leadscore.modeling.leakage import (
 from leadscore.modeling.splits import time_split
 from tests.builders import SPLIT_KW, bank_slice_table, synthetic_catalog, synthetic_table
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 
 def _probe(df, extra=(), **kw):
     cat = synthetic_catalog()

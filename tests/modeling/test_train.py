@@ -16,6 +16,8 @@ from leadscore.modeling.splits import data_window, time_split
 from leadscore.modeling.train import train_models
 from tests.builders import SPLIT_KW, synthetic_catalog, synthetic_table
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 
 def _cfg(**kw) -> TrainModelConfig:
     base = dict(min_positives=20, fallback_to_rules=False, num_threads=1, max_boost_rounds=60,

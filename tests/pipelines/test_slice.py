@@ -20,6 +20,8 @@ from pipelines import ingest as ingest_stage
 from pipelines import validate as validate_stage
 from tests.builders import CANARIES, canary_hits, strings_in
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 runner = CliRunner()
 
 

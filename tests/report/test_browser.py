@@ -20,6 +20,8 @@ import pytest
 from leadscore.report.build import build_report, write_report
 from tests.report.inputs import make_inputs
 
+pytestmark = pytest.mark.slow  # a real headless browser; `make test-fast` skips it
+
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]

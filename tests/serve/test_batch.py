@@ -13,6 +13,8 @@ from leadscore.features.build import build_features
 from leadscore.serve.batch import SCORE_COLUMNS, feature_kwargs, open_crm, read_scores, score_leads
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 
 def _score(t, out, **kw):
     args = dict(source_kind="duckdb", source=t.raw, out=out, model_uri=str(t.scorer), as_of=AS_OF,

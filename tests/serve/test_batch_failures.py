@@ -23,6 +23,8 @@ from leadscore.schema import CANARY_EMAIL
 from leadscore.serve.export import export_scorer
 from tests.builders import CANARIES, canary_hits, strings_in, write_crm
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 runner = CliRunner()
 
 

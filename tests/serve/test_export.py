@@ -17,6 +17,8 @@ from leadscore.serve.export import export_scorer, promote, rollback
 from leadscore.serve.scorer import OUTPUT_COLUMNS, Scorer
 from tests.serve.trained import AS_OF
 
+pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
+
 
 def _in_pipeline(t) -> Scorer:
     m = t.models

@@ -9,10 +9,13 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from leadscore.explain.grades import GradeCuts
 from leadscore.serve.scorer import OUTPUT_COLUMNS, Scorer
 from tests.serve.trained import AS_OF
+
+pytestmark = pytest.mark.slow  # uses the trained scorer; `make test-fast` skips it
 
 NO_MLFLOW = """
 import json, sys
