@@ -78,8 +78,8 @@ def test_stage_declares_the_code_it_runs(name):
     assert missing == [], f"dvc.yaml stage {name}: add {missing} to deps"
 
 
-def test_no_dep_points_at_a_missing_path():
+def test_no_code_dep_points_at_a_missing_path():
     for name, stage in STAGES.items():
-        for dep in stage["deps"]:
-            if "${" not in str(dep):
-                assert (ROOT / str(dep)).exists(), f"dvc.yaml stage {name}: {dep} does not exist"
+        for dep in map(str, stage["deps"]):
+            if dep.startswith(("src/", "pipelines/")):  # data deps are written by earlier stages
+                assert (ROOT / dep).exists(), f"dvc.yaml stage {name}: {dep} does not exist"
