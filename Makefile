@@ -40,11 +40,11 @@ run: setup
 
 test: setup chromium
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 # unit tests only (no LightGBM training, no whole stages, no browser): under a minute
 test-fast: setup
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n auto -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks

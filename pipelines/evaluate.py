@@ -4,10 +4,10 @@ Inputs:  the training table (Parquet; only its test slice is scored), models/rul
          models/logistic/, models/lightgbm/.
 Outputs: metrics/evaluate.json ({rules, logistic, lightgbm: {roc_auc, pr_auc, log_loss,
          brier, ece, precision_at_k, recall_at_k, lift_top_decile, *_ci}, auc_diff_ci, test,
-         rules_grades: the rules' A1-D4 grade matrix, `explain.grades.grade_matrix`),
-         plots/reliability_<model>.csv, plots/gains.csv.
-Params:  seed, features.horizon_days, split.*, evaluate.* (reps, leads_per_rep,
-         n_bootstrap, ece_bins, deciles), explain.significance, mlflow.*.
+         rules_grades: the rules' A1-D4 grade matrix, lightgbm_behaviour: the pricing-page
+         direction check), plots/reliability_<model>.csv, plots/gains.csv.
+Params:  seed, features.horizon_days, features.windows_days, split.*, evaluate.*,
+         explain.significance, mlflow.*.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from leadscore.explain.grades import format_matrix, grade_matrix
+from leadscore.explain.grades import format_matrix
 from leadscore.io import write_csv, write_json
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
-from leadscore.modeling.evaluate import evaluate_models, gains_frame, metrics_table
+from leadscore.modeling.evaluate import evaluate_test_slice, gains_frame, metrics_table
 from leadscore.modeling.splits import data_window, split_from_params
 from leadscore.stage import stage
 
@@ -44,36 +44,26 @@ def main(
         p, cfg = s.params, s.params.evaluate
         split = split_from_params(pd.read_parquet(train), p)
         test = split.test
-        rule_model = load_rules(rules)
-        probs = {"rules": rule_model.predict_proba(test)[:, 1]}
+        models = {}
         for name, folder in (("logistic", logistic), ("lightgbm", lightgbm)):
             if is_fallback(folder):
                 s.log.warning("%s: no model (fallback to the rule baseline); evaluating rules only", name)
-                continue
-            probs[name] = load_model(folder).predict_proba(test)[:, 1]
-        result = evaluate_models(test["label"], probs, period=test["as_of"].to_numpy(),
-                                 groups=test["lead_id"].to_numpy(), k=cfg.reps * cfg.leads_per_rep,
-                                 n_boot=cfg.n_bootstrap, seed=p.seed, n_bins=cfg.ece_bins,
-                                 deciles=cfg.deciles)
-        rg = rule_model.grade(test)
-        grades = grade_matrix(test["label"], rg["fit_grade"], rg["engagement_grade"], probs["rules"],
-                              alpha=p.explain.significance)
-        out = result.metrics
-        out["fallback_to_rules"] = len(probs) < 3  # a model folder held the fallback marker
-        out["rules_grades"] = grades
-        if "auc_diff_ci" in out:
-            out["auc_diff_ci_lower"], out["auc_diff_ci_upper"] = out["auc_diff_ci"]
+            else:
+                models[name] = load_model(folder)
+        result = evaluate_test_slice(
+            test, load_rules(rules), models, cfg=cfg, seed=p.seed, significance=p.explain.significance,
+            direction_features=[f"pricing_page_view_{d}d" for d in p.features.windows_days])
+        out, grades = result.metrics, result.metrics["rules_grades"]
         write_json(out, metrics)
         for name, rc in result.reliability.items():
             write_csv(rc, plots / f"reliability_{name}.csv")
-        gains = gains_frame(result.gains)
-        write_csv(gains, plots / "gains.csv")
-        s.log.info("out-of-time test metrics (95%% bootstrap CI of ROC-AUC below each row):\n%s",
-                   metrics_table(out))
+        write_csv(gains := gains_frame(result.gains), plots / "gains.csv")
+        s.log.info("out-of-time test metrics (95%% bootstrap CI of ROC-AUC below each row):\n%s\n"
+                   "pricing-page direction: %s", metrics_table(out), out.get("lightgbm_behaviour"))
         (s.log.info if grades["monotonic"] else s.log.warning)("%s", format_matrix(
             grades, "points-rule grades, out-of-time test slice: conversion rate (leads)"))
         s.track(params={"seed": p.seed, "evaluate": cfg.model_dump(), "split": p.split.model_dump()},
-                metrics={m: {k: v for k, v in out[m].items() if not k.endswith("_ci")} for m in probs}
+                metrics={m: {k: v for k, v in out[m].items() if not k.endswith("_ci")} for m in ("rules", *models)}
                 | {"auc_diff": out.get("auc_diff", float("nan"))},
                 tags=data_window(split), enabled=track,
                 dicts={"evaluate.json": out, "plots/gains.json": gains.to_dict(orient="list"),

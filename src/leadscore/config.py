@@ -236,6 +236,10 @@ class TrainModelConfig(_Section):
     # True: one feature per interaction-constraint group, so every tree splits on a single
     # feature (an additive model); exact SHAP values are then table look-ups (leadscore.explain.contributions)
     additive: bool = True
+    # features whose contribution may never fall as they grow (LightGBM monotone constraints):
+    # one more pricing-page view never lowers a lead's score, everything else the same
+    monotone_increasing: tuple[str, ...] = (
+        "pricing_page_view_7d", "pricing_page_view_30d", "pricing_page_view_90d")
     optuna: OptunaConfig = OptunaConfig()
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     calibration_folds: int = Field(5, ge=2)
@@ -252,6 +256,7 @@ class EvaluateConfig(_Section):
     n_bootstrap: int = Field(200, ge=10)
     ece_bins: int = Field(15, ge=2)
     deciles: int = Field(10, ge=2)
+    behaviour_rows: int = Field(5000, ge=1)  # test leads in the pricing-page direction check
 
 
 class ExportConfig(_Section):

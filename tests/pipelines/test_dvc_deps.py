@@ -42,29 +42,25 @@ def _dep_of(module: str) -> str | None:
     return f"src/leadscore/{parts[1]}" + ("" if folder.is_dir() else ".py")
 
 
+# code a stage runs without importing it: MLflow executes the exported model's code file
+RUNS_ALSO = {"leadscore.serve.batch": ["leadscore.serve.model_code"],
+             "leadscore.serve.export": ["leadscore.serve.model_code"]}
+
+
 def code_deps(stage_file: Path) -> set[str]:
-    """Folders / edge modules a stage runs: the import closure, where a folder dependency
-    brings in the imports of every module in it (the exported model's code is loaded by
-    MLflow, not imported, so package-level closure is the safe unit)."""
-    deps: set[str] = set()
-    todo = list(_imports(stage_file))
-    seen: set[str] = set()
+    """Folders / edge modules whose modules a stage imports, directly or through others."""
+    todo, seen = list(_imports(stage_file)), set()
     while todo:
         module = todo.pop()
         if module in seen:
             continue
         seen.add(module)
-        dep = _dep_of(module)
-        if dep is None:
-            continue
-        if dep not in deps:
-            deps.add(dep)
-            files = sorted((ROOT / dep).rglob("*.py")) if (ROOT / dep).is_dir() else [ROOT / dep]
-            for f in files:
-                todo.extend(_imports(f))
+        parts = module.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))  # parent packages run too
+        todo.extend(RUNS_ALSO.get(module, []))
         if (f := _module_file(module)) is not None:
             todo.extend(_imports(f))
-    return deps
+    return {d for m in seen if (d := _dep_of(m)) is not None}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))

@@ -121,7 +121,7 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
     cfg = TrainModelConfig(
         min_positives=m.min_positives, fallback_to_rules=False, num_threads=m.num_threads,
         max_boost_rounds=m.max_boost_rounds, learning_rate=m.learning_rate,
-        early_stopping_rounds=m.early_stopping_rounds, additive=m.additive,
+        early_stopping_rounds=m.early_stopping_rounds, additive=m.additive, monotone_increasing=(),
         optuna=OptunaConfig(n_trials=m.n_trials, timeout_s=m.timeout_s, n_startup_trials=5,
                             pruning_warmup_rounds=30),
         calibration_methods=m.calibration_methods, calibration_folds=m.calibration_folds,

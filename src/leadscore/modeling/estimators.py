@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from leadscore.errors import GuardError
+from leadscore.errors import ConfigError, GuardError
 from leadscore.features.catalog import FeatureCatalog
 from leadscore.io import atomic_path, read_json, write_json
 from leadscore.modeling.calibration import Calibrator
@@ -102,6 +102,21 @@ def additive_constraints(n_features: int) -> list[list[int]]:
     return [[i] for i in range(n_features)]
 
 
+def constraint_params(feature_names: list[str], *, additive: bool,
+                      monotone_increasing: tuple[str, ...] = ()) -> dict:
+    """LightGBM's structural constraints: single-feature trees (`additive`) and features
+    whose contribution may never fall as their value rises (`monotone_increasing`)."""
+    params: dict = {}
+    if additive:
+        params["interaction_constraints"] = additive_constraints(len(feature_names))
+    if monotone_increasing:
+        unknown = sorted(set(monotone_increasing) - set(feature_names))
+        if unknown:
+            raise ConfigError(f"train_model.monotone_increasing: {unknown} are not model features")
+        params["monotone_constraints"] = [int(n in monotone_increasing) for n in feature_names]
+    return params
+
+
 def base_lgb_params(seed: int, num_threads: int) -> dict:
     """Fixed LightGBM settings: binary log loss, deterministic, quiet."""
     return {
@@ -122,7 +137,8 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, feature_names: list[str] | None = None,
                  categorical_features: list[str] | None = None, params: dict | None = None,
                  max_boost_rounds: int = 2000, early_stopping_rounds: int = 50, seed: int = 0,
-                 num_threads: int = 1, additive: bool = False):
+                 num_threads: int = 1, additive: bool = False,
+                 monotone_increasing: tuple[str, ...] = ()):
         self.feature_names = feature_names
         self.categorical_features = categorical_features
         self.params = params
@@ -131,16 +147,16 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.num_threads = num_threads
         self.additive = additive
+        self.monotone_increasing = monotone_increasing
 
     @classmethod
     def from_catalog(cls, catalog: FeatureCatalog, **kw) -> LightGBMClassifier:
         return cls(feature_names=catalog.names, categorical_features=catalog.categorical, **kw)
 
     def _lgb_params(self) -> dict:
-        params = {**base_lgb_params(self.seed, self.num_threads), **(self.params or {})}
-        if self.additive:
-            params["interaction_constraints"] = additive_constraints(len(self.feature_names_))
-        return params
+        return {**base_lgb_params(self.seed, self.num_threads), **(self.params or {}),
+                **constraint_params(self.feature_names_, additive=self.additive,
+                                    monotone_increasing=tuple(self.monotone_increasing or ()))}
 
     def model_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """X as the booster sees it: catalog order, fixed categories (for SHAP, pred_contrib)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.config import EvaluateConfig
 from leadscore.errors import InputError
 from leadscore.modeling.metrics import (
     CORE,
@@ -74,6 +75,33 @@ def evaluate_models(
         metrics["auc_diff"] = metrics[a]["roc_auc"] - metrics[b]["roc_auc"]
         metrics["auc_diff_ci"] = ci["auc_diff"]
     return Evaluation(metrics, reliability, gains)
+
+
+def evaluate_test_slice(test: pd.DataFrame, rules, models: dict, *, cfg: EvaluateConfig, seed: int,
+                        significance: float, direction_features: list[str]) -> Evaluation:
+    """The evaluate stage on the out-of-time `test` slice: the rules (`rules`) and every model
+    in `models` ({"logistic": ..., "lightgbm": ...}, fallback-free), lead-grouped bootstrap
+    CIs, the rules' grade matrix (`rules_grades`) and, for LightGBM, the direction check of
+    `direction_features` on a seeded sample (`lightgbm_behaviour`)."""
+    from leadscore.explain.grades import grade_matrix
+    from leadscore.modeling.behaviour import direction_check
+
+    probs = {"rules": rules.predict_proba(test)[:, 1]}
+    probs |= {name: model.predict_proba(test)[:, 1] for name, model in models.items()}
+    result = evaluate_models(test["label"], probs, period=test["as_of"].to_numpy(),
+                             groups=test["lead_id"].to_numpy(), k=cfg.reps * cfg.leads_per_rep,
+                             n_boot=cfg.n_bootstrap, seed=seed, n_bins=cfg.ece_bins, deciles=cfg.deciles)
+    out = result.metrics
+    out["fallback_to_rules"] = len(probs) < 3  # a model folder held the fallback marker
+    grades = rules.grade(test)
+    out["rules_grades"] = grade_matrix(test["label"], grades["fit_grade"], grades["engagement_grade"],
+                                       probs["rules"], alpha=significance)
+    if "auc_diff_ci" in out:
+        out["auc_diff_ci_lower"], out["auc_diff_ci_upper"] = out["auc_diff_ci"]
+    if "lightgbm" in models:  # more pricing-page views must never lower a lead's score
+        sample = test.sample(min(len(test), cfg.behaviour_rows), random_state=seed)
+        out["lightgbm_behaviour"] = direction_check(models["lightgbm"], sample, direction_features)
+    return result
 
 
 def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:

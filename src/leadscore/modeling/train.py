@@ -158,7 +158,8 @@ def train_models(
     tuning, lgbm = fit_tuned_lightgbm(
         train, valid, feature_names=features, categorical_features=categorical, seed=seed,
         num_threads=cfg.num_threads, max_boost_rounds=cfg.max_boost_rounds,
-        early_stopping_rounds=cfg.early_stopping_rounds, additive=cfg.additive, label=label,
+        early_stopping_rounds=cfg.early_stopping_rounds, additive=cfg.additive,
+        monotone_increasing=tuple(cfg.monotone_increasing), label=label,
         n_trials=opt.n_trials, timeout_s=opt.timeout_s, n_startup_trials=opt.n_startup_trials,
         pruning_warmup_rounds=opt.pruning_warmup_rounds, learning_rate=cfg.learning_rate)
     logistic = LogisticClassifier(feature_names=features, categorical_features=categorical,

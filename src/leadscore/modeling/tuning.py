@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from leadscore.modeling.estimators import LightGBMClassifier, additive_constraints, base_lgb_params
+from leadscore.modeling.estimators import LightGBMClassifier, base_lgb_params, constraint_params
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,11 @@ def tune_lightgbm(
     pruning_warmup_rounds: int = 30,
     learning_rate: float = 0.05,
     additive: bool = False,
+    monotone_increasing: tuple[str, ...] = (),
 ) -> TuningResult:
     """Run the Optuna study; return the best parameters and a summary of every trial.
-    With `additive`, every trial trains single-feature trees (see `additive_constraints`)."""
+    With `additive`, every trial trains single-feature trees (`constraint_params`); the
+    features in `monotone_increasing` may only raise the score as they grow."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
@@ -104,9 +106,8 @@ def tune_lightgbm(
                                   categorical_features=categorical_features, seed=seed,
                                   num_threads=num_threads)
     train_ds, valid_ds = template.prepare_datasets(X_train, y_train, (X_valid, y_valid))
-    base = {**base_lgb_params(seed, num_threads), "learning_rate": learning_rate}
-    if additive:
-        base["interaction_constraints"] = additive_constraints(len(feature_names))
+    base = {**base_lgb_params(seed, num_threads), "learning_rate": learning_rate,
+            **constraint_params(feature_names, additive=additive, monotone_increasing=monotone_increasing)}
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base, **suggest_params(trial)}
@@ -146,6 +147,7 @@ def fit_tuned_lightgbm(
     max_boost_rounds: int,
     early_stopping_rounds: int,
     additive: bool,
+    monotone_increasing: tuple[str, ...] = (),
     label: str = "label",
     **study: Any,
 ) -> tuple[TuningResult, LightGBMClassifier]:
@@ -153,7 +155,8 @@ def fit_tuned_lightgbm(
     `tune_lightgbm`), then fit the final booster with the best parameters and early stopping."""
     shared = dict(feature_names=feature_names, categorical_features=categorical_features, seed=seed,
                   num_threads=num_threads, max_boost_rounds=max_boost_rounds,
-                  early_stopping_rounds=early_stopping_rounds, additive=additive)
+                  early_stopping_rounds=early_stopping_rounds, additive=additive,
+                  monotone_increasing=tuple(monotone_increasing))
     tuning = tune_lightgbm(X_train, X_train[label], X_valid, X_valid[label], **shared, **study)
     model = LightGBMClassifier(params=tuning.best_params, **shared)
     model.fit(X_train, X_train[label], eval_set=(X_valid, X_valid[label]))
