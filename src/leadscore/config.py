@@ -358,12 +358,31 @@ class Params(_Section):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: {len(err.errors())} invalid setting(s):"]
+def validation_message(err: ValidationError, source: str, what: str = "invalid setting(s)",
+                       unknown_key: str | None = None) -> str:
+    """One line per bad key of a pydantic error: `source: N <what>:` then `  - key: why`."""
+    lines = [f"{source}: {len(err.errors())} {what}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  - {key}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ") if unknown_key else e["msg"]
+        if unknown_key and e["type"] == "extra_forbidden":
+            msg = unknown_key
+        lines.append(f"  - {key}: {msg}")
     return "\n".join(lines)
+
+
+def read_yaml(path: str | Path, error: type[Exception], not_found: str) -> dict:
+    """A YAML file's top-level mapping ({} for an empty file); `error` names what is wrong."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {not_found}") from None
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML: {err}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping of keys at the top level")
+    return raw or {}
 
 
 def params_from_dict(raw: dict, source: str = "params") -> Params:
@@ -371,18 +390,10 @@ def params_from_dict(raw: dict, source: str = "params") -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise ConfigError(validation_message(err, source)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found (run from the project root)") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    raw = read_yaml(path, ConfigError, "file not found (run from the project root)")
     return params_from_dict(raw, source=str(path))

@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from leadscore.config import read_yaml, validation_message
 from leadscore.errors import InputError
 from leadscore.modeling.baseline import norm_value
 
@@ -209,17 +209,6 @@ class Mapping(_Strict):
         return bool(self.created_at or self.time_order)
 
 
-def _format(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: {len(err.errors())} problem(s) in the mapping:"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (see the mapping format in examples/bank_marketing/README.md)"
-        lines.append(f"  - {key}: {msg}")
-    return "\n".join(lines)
-
-
 def mapping_from_dict(raw: dict, *, base_dir: str | Path = ".", source: str = "mapping") -> Mapping:
     """Validate a mapping dict; raise `MappingError` naming every bad key."""
     if not isinstance(raw, dict):
@@ -227,16 +216,12 @@ def mapping_from_dict(raw: dict, *, base_dir: str | Path = ".", source: str = "m
     try:
         return Mapping.model_validate({**raw, "base_dir": Path(base_dir)})
     except ValidationError as err:
-        raise MappingError(_format(err, source)) from None
+        raise MappingError(validation_message(
+            err, source, "problem(s) in the mapping",
+            unknown_key="unknown key (see the mapping format in examples/bank_marketing/README.md)")) from None
 
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping YAML file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise MappingError(f"{path}: mapping file not found") from None
-    except yaml.YAMLError as err:
-        raise MappingError(f"{path}: not valid YAML: {err}") from None
-    return mapping_from_dict(raw or {}, base_dir=path.resolve().parent, source=str(path))
+    raw = read_yaml(path, MappingError, "mapping file not found")
+    return mapping_from_dict(raw, base_dir=Path(path).resolve().parent, source=str(path))
