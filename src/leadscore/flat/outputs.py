@@ -36,6 +36,7 @@ from leadscore.modeling.baseline import save_rules
 from leadscore.modeling.estimators import save_model
 from leadscore.modeling.evaluate import Evaluation, gains_frame
 from leadscore.modeling.leakage import LeakageReport
+from leadscore.serve.export import scorer_sources
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,9 @@ class FlatOutputs:
 
     def model_files(self) -> dict[str, Path]:
         """The files that make up the scorer (hashed into its model version)."""
-        lgb = self.models / "lightgbm"
-        return {"booster": lgb / "model.txt", "estimator": lgb / "estimator.json",
-                "calibrator": lgb / "calibrator.json", "grading": self.models / "grading.json",
-                "catalog": self.models / "feature_catalog.json", "rules": self.models / "rules.json"}
+        return scorer_sources(self.models / "lightgbm", grading=self.models / "grading.json",
+                              catalog=self.models / "feature_catalog.json",
+                              rules=self.models / "rules.json")
 
     def write_screen(self, screen: LeakageReport) -> None:
         write_json(screen.summary(), self.metrics / "screen.json")

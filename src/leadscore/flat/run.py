@@ -128,7 +128,6 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
         logistic_c=m.logistic_c, leakage=LeakageConfig(enabled=False))
     r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
                      seed=mapping.seed, data_window=data_window(split), calibration_groups=None,
-                     trained_at_format="%Y-%m-%d %H:%M UTC",
                      metadata={"target": mapping.target, "positive": str(mapping.positive),
                                "source_file": mapping.path.name})
     rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])

@@ -129,7 +129,6 @@ def train_models(
     metadata: dict | None = None,
     params_hash: str | None = None,
     calibration_groups: str | None = "lead_id",
-    trained_at_format: str | None = None,
     label: str = "label",
 ) -> TrainResult:
     """Positives check, leakage guards, tuned LightGBM, logistic check, calibration.
@@ -139,8 +138,7 @@ def train_models(
     `data_window` (`leadscore.modeling.splits.data_window`) and `metadata` (e.g.
     horizon_days and target_stage, or target, positive and source_file) go into every
     model's metadata, with `params_hash` when given. `calibration_groups`: the column whose
-    rows stay in one calibration fold (None: stratified folds). `trained_at_format`: a
-    strftime format for the training time in UTC (None: ISO 8601 to the second).
+    rows stay in one calibration fold (None: stratified folds).
     """
     try:
         check_positives(int(train[label].sum()), cfg.min_positives)
@@ -165,10 +163,8 @@ def train_models(
     logistic = LogisticClassifier(feature_names=features, categorical_features=categorical,
                                   C=cfg.logistic_c).fit(train, train[label])
 
-    now = dt.datetime.now(dt.UTC)
     common = {"data_window": data_window, "git_commit": git_commit(),
-              "trained_at": (now.isoformat(timespec="seconds") if trained_at_format is None
-                             else now.strftime(trained_at_format)),
+              "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "features": features, "categorical": categorical, **(metadata or {})}
     if params_hash is not None:
         common["params_hash"] = params_hash

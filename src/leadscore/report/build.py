@@ -223,6 +223,16 @@ def _date_range(window: Mapping, part: str) -> str | None:
     return str(first) if first == last else f"{first} to {last}"
 
 
+def _when(value: Any) -> str | None:
+    """An ISO timestamp as "YYYY-MM-DD HH:MM UTC" (anything else as it is)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value)).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(value)
+
+
 def _model_section(inp: ReportInputs) -> dict:
     meta = dict(inp.metadata or {})
     window = meta.get("data_window") or {}
@@ -236,7 +246,7 @@ def _model_section(inp: ReportInputs) -> dict:
         "fallback": meta.get("status") == "fallback_to_rules"
         or bool((inp.evaluate or {}).get("fallback_to_rules")),
         "kind": MODEL_NAMES.get(str(meta.get("kind", MODEL)), str(meta.get("kind", MODEL))),
-        "trained_at": str(trained) if trained else None,
+        "trained_at": _when(trained),
         "git_commit": str(meta.get("git_commit", "")) or None,
         "params_hash": str(meta.get("params_hash", "")) or None,
         "calibration": calib.get("chosen"),

@@ -90,6 +90,19 @@ def _requirements() -> list[str]:
     return out
 
 
+def scorer_sources(model_dir: str | Path, *, grading: str | Path, catalog: str | Path,
+                   rules: str | Path | None) -> dict[str, Path]:
+    """Artifact key -> the file the pipeline wrote: the trained LightGBM folder (model.txt,
+    estimator.json, calibrator.json), the grade cut points, the catalog and the rules."""
+    model_dir = Path(model_dir)
+    sources = {"booster": model_dir / "model.txt", "estimator": model_dir / "estimator.json",
+               "calibrator": model_dir / "calibrator.json", "grading": Path(grading),
+               "catalog": Path(catalog)}
+    if rules is not None:
+        sources["rules"] = Path(rules)
+    return sources
+
+
 def collect_artifacts(
     model_dir: str | Path, *, grading: str | Path, catalog: str | Path, rules: str | Path | None,
     out_dir: str | Path, git_commit: str | None = None,
@@ -101,13 +114,7 @@ def collect_artifacts(
     training metadata; `git_commit` defaults to the one recorded at training.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    sources = {
-        "booster": model_dir / "model.txt", "estimator": model_dir / "estimator.json",
-        "calibrator": model_dir / "calibrator.json", "grading": Path(grading),
-        "catalog": Path(catalog),
-    }
-    if rules is not None:
-        sources["rules"] = Path(rules)
+    sources = scorer_sources(model_dir, grading=grading, catalog=catalog, rules=rules)
     missing = [str(p) for p in sources.values() if not p.is_file()]
     if missing:
         raise ModelError(f"cannot export the scorer: missing artifact(s) {missing} "

@@ -142,7 +142,7 @@ class Scorer:
         if self.explainer.additive:  # exact: contributions + base value = log-odds
             raw = contrib.sum(axis=1) + self.explainer.expected_value()
         else:
-            raw = self.model.booster_.predict(Xm, num_iteration=self.model.best_iteration_, raw_score=True)
+            raw = self.explainer.raw_margin(Xm)
         sums = group_sums(contrib, self.feature_names, self.groups)
         grades = self.cuts.grade(sums["fit"], sums["engagement"])
         out = pd.DataFrame({
