@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from leadscore.explain.grades import format_matrix
-from leadscore.io import write_csv, write_json
+from leadscore.io import read_parquet, write_csv, write_json
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.evaluate import evaluate_test_slice, gains_frame, metrics_table
@@ -42,7 +41,7 @@ def main(
     with stage("evaluate", params) as s:
         s.require(train, rules)
         p, cfg = s.params, s.params.evaluate
-        split = split_from_params(pd.read_parquet(train), p)
+        split = split_from_params(read_parquet(train), p)
         test = split.test
         models = {}
         for name, folder in (("logistic", logistic), ("lightgbm", lightgbm)):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from leadscore.errors import ModelError
@@ -19,7 +18,7 @@ from leadscore.explain.drivers import write_dependence
 from leadscore.explain.explanation import explain_model
 from leadscore.explain.grades import format_matrix, save_grading
 from leadscore.features.catalog import load_catalog
-from leadscore.io import write_json
+from leadscore.io import read_parquet, write_json
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.splits import data_window, split_from_params
@@ -47,7 +46,7 @@ def main(
         if is_fallback(model):
             raise ModelError(f"{model}: no LightGBM model (train_model fell back to the rules): nothing to explain")
         p, cfg = s.params, s.params.explain
-        split = split_from_params(pd.read_parquet(train), p)
+        split = split_from_params(read_parquet(train), p)
         e = explain_model(split, load_model(model), load_rules(rules), load_catalog(catalog), cfg, p.seed)
         cuts, report, ex = e.cuts, e.grades, e.slice
         save_grading(cuts, grading)

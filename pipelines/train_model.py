@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from leadscore.features.catalog import load_catalog
-from leadscore.io import write_csv, write_json
+from leadscore.io import read_parquet, write_csv, write_json
 from leadscore.modeling.estimators import model_features, save_fallback, save_model
 from leadscore.modeling.splits import data_window, log_windows, split_from_params
 from leadscore.modeling.train import train_models
@@ -41,7 +40,7 @@ def main(
     with stage("train_model", params) as s:
         s.require(train, catalog)
         p = s.params
-        split = split_from_params(pd.read_parquet(train), p)
+        split = split_from_params(read_parquet(train), p)
         names, cats = model_features(split.train, load_catalog(catalog))
         log_windows(split, s.log)
         meta = {"horizon_days": p.features.horizon_days, "target_stage": p.features.target_stage}

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from leadscore.io import write_json
+from leadscore.io import read_parquet, write_json
 from leadscore.modeling.baseline import PointsRuleClassifier, rules_summary, save_rules
 from leadscore.modeling.splits import data_window, split_from_params
 from leadscore.stage import stage
@@ -33,7 +32,7 @@ def main(
     with stage("train_rules", params) as s:
         s.require(train)
         p = s.params
-        split = split_from_params(pd.read_parquet(train), p)
+        split = split_from_params(read_parquet(train), p)
         rules = PointsRuleClassifier.from_config(p.train_rules).fit(split.calib, split.calib["label"])
         summary = rules_summary(rules, split.calib)
         save_rules(rules, out)

@@ -153,3 +153,31 @@ def test_an_unexpected_error_is_internal_5_without_a_traceback(params, tmp_path,
     code, out = _run("generate", "--out", str(tmp_path / "crm.duckdb"), "--params", str(params))
     assert code == EXIT_INTERNAL
     assert "internal error" in out and "-v" in out
+
+
+def test_metrics_file_that_is_not_json_is_bad_input_1(tmp_path):
+    path = tmp_path / "evaluate.json"
+    path.write_text("")
+    code, out = _run("metrics", "--path", str(path))
+    assert code == EXIT_INPUT
+    assert "evaluate.json: not valid JSON" in out
+
+
+def test_explain_bad_as_of_is_a_usage_error_2(params):
+    code, out = _run("explain", "--lead-id", "L1", "--as-of", "31/12/2025", "--params", str(params))
+    assert code == EXIT_CONFIG
+    assert "YYYY-MM-DD" in out
+
+
+def test_stage_with_an_unreadable_training_table_is_bad_input_1(tmp_path):
+    from typer.testing import CliRunner as Runner
+
+    from pipelines.train_rules import app as train_rules
+
+    broken = tmp_path / "train.parquet"
+    broken.write_text("")
+    result = Runner().invoke(train_rules, ["--train", str(broken), "--out", str(tmp_path / "r.json"),
+                                           "--metrics", str(tmp_path / "m.json"), "--no-track"])
+    assert result.exit_code == EXIT_INPUT
+    assert "train.parquet: not a readable Parquet file" in result.output
+    assert not (tmp_path / "r.json").exists()

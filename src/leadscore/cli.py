@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from leadscore.config import load_params
-from leadscore.errors import EXIT_CODES, InputError, exit_on_error
+from leadscore.errors import EXIT_CODES, ConfigError, InputError, exit_on_error
 from leadscore.logs import setup_logging
 
 _EXIT_TABLE = "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
@@ -200,7 +200,7 @@ def explain(
     from leadscore.explain.grades import load_grading
     from leadscore.features.catalog import load_catalog
     from leadscore.modeling.estimators import load_model
-    from leadscore.serve.lead import LeadError, key_values, lead_features
+    from leadscore.serve.lead import key_values, lead_features
     from leadscore.serve.scorer import Scorer
 
     p = load_params(params)
@@ -209,7 +209,7 @@ def explain(
         try:
             when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
         except ValueError:
-            raise LeadError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+            raise ConfigError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
     for f in (catalog, grading):
         if not f.exists():
             raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")

@@ -68,7 +68,21 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file's content; a file that is not JSON is an `InputError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({safe_error_text(err)})") from None
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """A Parquet file as a frame; a missing or unreadable file is an `InputError` naming it."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found") from None
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"{path}: not a readable Parquet file ({safe_error_text(err)})") from None
 
 
 def write_csv(df: pd.DataFrame, path: str | Path, float_format: str | None = "%.6g") -> None:
