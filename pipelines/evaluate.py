@@ -1,11 +1,14 @@
 """Stage `evaluate`: rules vs logistic regression vs LightGBM on the out-of-time test slice.
 
 Inputs:  the training table (Parquet; only its test slice is scored), models/rules.json,
-         models/logistic/, models/lightgbm/.
+         models/logistic/, models/lightgbm/, metrics/train_model.json and
+         metrics/train_rules.json (validation figures: which kind ships).
 Outputs: metrics/evaluate.json ({rules, logistic, lightgbm: {roc_auc, pr_auc, log_loss,
          brier, ece, precision_at_k, recall_at_k, lift_top_decile, *_ci}, auc_diff_ci, test,
          rules_grades: the rules' A1-D4 grade matrix, lightgbm_behaviour: the pricing-page
-         direction check), plots/reliability_<model>.csv, plots/gains.csv.
+         direction check; champion: the kind chosen on the validation slice
+         (leadscore.lifecycle.choose) with its test metrics), plots/reliability_<model>.csv,
+         plots/gains.csv.
 Params:  seed, features.horizon_days, features.windows_days, split.*, evaluate.*,
          explain.significance, mlflow.*.
 """
@@ -17,7 +20,8 @@ from pathlib import Path
 import typer
 
 from leadscore.explain.grades import format_matrix
-from leadscore.io import read_parquet, write_csv, write_json
+from leadscore.io import read_json, read_parquet, write_csv, write_json
+from leadscore.lifecycle.choose import champion_entry, choose_kind, valid_aucs
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.evaluate import evaluate_test_slice, gains_frame, metrics_table
@@ -34,12 +38,14 @@ def main(
     rules: Path = typer.Option(Path("models/rules.json"), help="rule scorer"),
     logistic: Path = typer.Option(Path("models/logistic"), help="logistic model folder"),
     lightgbm: Path = typer.Option(Path("models/lightgbm"), help="LightGBM model folder"),
+    train_metrics: Path = typer.Option(Path("metrics/train_model.json"), help="validation figures of the models"),
+    rules_metrics: Path = typer.Option(Path("metrics/train_rules.json"), help="validation figures of the rules"),
     metrics: Path = typer.Option(Path("metrics/evaluate.json"), help="metrics output"),
     plots: Path = typer.Option(Path("plots"), help="folder for reliability/gains CSVs"),
     track: bool = typer.Option(True, help="log the run to MLflow"),
 ) -> None:
     with stage("evaluate", params) as s:
-        s.require(train, rules)
+        s.require(train, rules, train_metrics, rules_metrics)
         p, cfg = s.params, s.params.evaluate
         split = split_from_params(read_parquet(train), p)
         test = split.test
@@ -53,10 +59,13 @@ def main(
             test, load_rules(rules), models, cfg=cfg, seed=p.seed, significance=p.explain.significance,
             direction_features=[f"pricing_page_view_{d}d" for d in p.features.windows_days])
         out, grades = result.metrics, result.metrics["rules_grades"]
+        valid = valid_aucs(read_json(train_metrics), read_json(rules_metrics))
+        out["champion"] = champion_entry(*choose_kind(valid), valid, out)
         write_json(out, metrics)
         for name, rc in result.reliability.items():
             write_csv(rc, plots / f"reliability_{name}.csv")
         write_csv(gains := gains_frame(result.gains), plots / "gains.csv")
+        s.log.info("ships: %s", out["champion"]["why"])
         s.log.info("out-of-time test metrics (95%% bootstrap CI of ROC-AUC below each row):\n%s\n"
                    "pricing-page direction: %s", metrics_table(out), out.get("lightgbm_behaviour"))
         (s.log.info if grades["monotonic"] else s.log.warning)("%s", format_matrix(

@@ -1,7 +1,9 @@
 """Stage `explain`: grade cut points, the A1-D4 grade matrices, global drivers, examples.
 
 Inputs:  data/processed/train.parquet (calibration slice: cut points; out-of-time test slice:
-         reported), the feature catalog, models/lightgbm/, models/rules.json.
+         reported), the feature catalog, models/{lightgbm,logistic}/, models/rules.json,
+         metrics/evaluate.json (the kind that ships: its model is explained; LightGBM when the
+         rules ship, for the report's drivers).
 Outputs: models/grading.json, metrics/grades.json (grade matrices of the model and the rules),
          reports/drivers.json, plots/dependence*.csv, reports/examples.json.
 Params:  seed, features.horizon_days, split.*, explain.*, mlflow.*.
@@ -18,7 +20,8 @@ from leadscore.explain.drivers import write_dependence
 from leadscore.explain.explanation import explain_model
 from leadscore.explain.grades import format_matrix, save_grading
 from leadscore.features.catalog import load_catalog
-from leadscore.io import read_parquet, write_json
+from leadscore.io import read_json, read_parquet, write_json
+from leadscore.lifecycle.choose import explained_kind
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.splits import data_window, split_from_params
@@ -32,7 +35,9 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
     train: Path = typer.Option(Path("data/processed/train.parquet"), help="training table"),
     catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), help="feature catalog"),
-    model: Path = typer.Option(Path("models/lightgbm"), help="LightGBM model folder"),
+    models: Path = typer.Option(Path("models"), help="folder holding lightgbm/ and logistic/"),
+    evaluation: Path = typer.Option(Path("metrics/evaluate.json"), "--evaluate",
+                                    help="evaluation (its champion entry: which kind ships)"),
     rules: Path = typer.Option(Path("models/rules.json"), help="rule scorer"),
     grading: Path = typer.Option(Path("models/grading.json"), help="grade cut points (output)"),
     grades: Path = typer.Option(Path("metrics/grades.json"), help="grade matrices (output)"),
@@ -42,21 +47,24 @@ def main(
     track: bool = typer.Option(True, help="log the run to MLflow"),
 ) -> None:
     with stage("explain", params) as s:
-        s.require(train, catalog, rules)
+        s.require(train, catalog, rules, evaluation)
+        kind = explained_kind(read_json(evaluation))
+        model = models / kind
         if is_fallback(model):
-            raise ModelError(f"{model}: no LightGBM model (train_model fell back to the rules): nothing to explain")
+            raise ModelError(f"{model}: no model (train_model fell back to the rules): nothing to explain")
         p, cfg = s.params, s.params.explain
         split = split_from_params(read_parquet(train), p)
-        e = explain_model(split, load_model(model), load_rules(rules), load_catalog(catalog), cfg, p.seed)
+        e = explain_model(split, load_model(model), load_rules(rules), load_catalog(catalog), cfg,
+                          p.seed, name=kind)
         cuts, report, ex = e.cuts, e.grades, e.slice
         save_grading(cuts, grading)
         write_json(report, grades)
-        write_json(ex.summary("test"), drivers)
+        write_json(ex.summary("test", model=kind), drivers)
         write_json(e.examples, examples)
         write_dependence(ex.dependence, plots)
         s.log.info("grade cut points (calibration slice %s..%s): fit %s, engagement %s", *cuts.calib_window,
                    [round(c, 4) for c in cuts.fit_cuts], [round(c, 4) for c in cuts.engagement_cuts])
-        for key, title in (("lightgbm", "LightGBM grades"), ("rules", "points-rule grades")):
+        for key, title in ((kind, f"{kind} grades"), ("rules", "points-rule grades")):
             s.log.info("%s", format_matrix(report[key], f"{title}, out-of-time test slice: conversion rate (leads)"))
         ex.log_summary(s.log)
         s.log.info("explain done in %.1fs", s.seconds())

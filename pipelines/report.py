@@ -4,7 +4,9 @@ Inputs:  metrics/evaluate.json, plots/gains.csv, plots/reliability_<model>.csv,
          models/lightgbm/ (metadata.json, importance.csv), models/rules.json,
          reports/validation.json, metrics/validate.json, data/processed/feature_catalog.json,
          metrics/features.json, and from the explain stage metrics/grades.json,
-         reports/drivers.json, reports/examples.json, plots/dependence_<field>.csv.
+         reports/drivers.json, reports/examples.json, plots/dependence_<field>.csv, and
+         the model lifecycle's metrics/backtest.json (backtest stage), reports/gate.json and
+         reports/changes.json (gate stage).
          A missing input becomes a "not available" note in its section, not a failure.
 Outputs: reports/report.html; with `report.log_mlflow`, a new MLflow run named `report`
          holding the file as the artifact report/report.html.
@@ -48,6 +50,9 @@ def main(
     grades: Path = typer.Option(_D.grades, help="grade matrices (explain stage)"),
     drivers: Path = typer.Option(_D.drivers, help="global drivers (explain stage)"),
     examples: Path = typer.Option(_D.examples, help="example leads (explain stage)"),
+    backtest: Path = typer.Option(_D.backtest, help="backtest metrics (backtest stage)"),
+    gate: Path = typer.Option(_D.gate, help="promotion gate report (gate stage)"),
+    changes: Path = typer.Option(_D.changes, help="what changed, champion vs challenger"),
     track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
 ) -> None:
     with stage("report", params) as s:
@@ -55,7 +60,8 @@ def main(
         inputs = load_report_inputs(ReportPaths(
             evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
             validation=validation, validate_metrics=validate_metrics, catalog=catalog,
-            features=features, grades=grades, drivers=drivers, examples=examples))
+            features=features, grades=grades, drivers=drivers, examples=examples,
+            backtest=backtest, gate=gate, changes=changes))
         write_report(build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC)), out)
         s.log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
         if track and p.report.log_mlflow:

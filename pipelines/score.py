@@ -1,7 +1,8 @@
 """Stage `score`: score the (synthetic) live lead base as of the data cutoff.
 
 Inputs:  the CRM source `ingest.path` (kind `ingest.source`; read through leadscore.io with
-         personal data dropped inside DuckDB), the exported scorer models/scorer/.
+         personal data dropped inside DuckDB), the champion models/champion/ (the registry's
+         `champion` alias, copied by the gate stage; promote and rollback change it).
 Outputs: data/scores/ (scores.parquet: the score contract; scores.quarantine.parquet:
          quarantined leads with reasons; .scores.parquet.runs/<run_id>/manifest.json),
          metrics/score.json.
@@ -26,7 +27,8 @@ app = typer.Typer(add_completion=False)
 @app.command()
 def main(
     params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
-    model: str = typer.Option("models/scorer", help="MLflow model path or models:/ URI"),
+    model: str = typer.Option("models/champion", help="MLflow model path or models:/ URI "
+                              "(default: the champion's local copy, written by the gate stage)"),
     out: Path = typer.Option(Path("data/scores/scores.parquet"), help="score output"),
     metrics: Path = typer.Option(Path("metrics/score.json"), help="summary"),
 ) -> None:

@@ -1,14 +1,15 @@
-"""Stage `train_model`: leakage probe, Optuna-tuned LightGBM, calibration, logistic check.
+"""Stage `train_model`: leakage probe, Optuna-tuned LightGBM, recency settings, calibration,
+logistic check, and the refit of both models on every row mature before the test slice.
 
 Inputs:  the training table (Parquet) and the feature catalog (JSON), stage `features`.
 Outputs: models/lightgbm/ (model.txt LightGBM text model, estimator.json, calibrator.json,
          metadata.json, importance.csv, tuning.json), models/logistic/ (model.json,
          calibrator.json, metadata.json), metrics/train_model.json. With too few positives
          and train_model.fallback_to_rules, both folders hold only a fallback marker.
-Params:  seed, features.horizon_days, split.*, train_model.* (min_positives,
-         fallback_to_rules, num_threads, boosting rounds, additive (single-feature trees,
-         for fast exact explanations), optuna budget, calibration,
-         logistic_c, leakage thresholds), mlflow.*.
+Params:  seed, features.horizon_days, split.* (cutoff: the retrain date), train_model.*
+         (min_positives, fallback_to_rules, num_threads, boosting rounds, additive
+         (single-feature trees, for fast exact explanations), optuna budget, calibration,
+         logistic_c, leakage thresholds, recency candidates, refit), mlflow.*.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def main(
         split = split_from_params(read_parquet(train), p)
         names, cats = model_features(split.train, load_catalog(catalog))
         log_windows(split, s.log)
+        s.log.info("mature before the test slice (the refit's rows): %d rows", len(split.mature))
         meta = {"horizon_days": p.features.horizon_days, "target_stage": p.features.target_stage}
         r = train_models(split.train, split.valid, split.calib, features=names, categorical=cats,
                          cfg=p.train_model, seed=p.seed, data_window=data_window(split),
-                         params_hash=params_hash(p), metadata=meta)
+                         refit_rows=split.mature, params_hash=params_hash(p), metadata=meta)
         if r.fallback:
             for folder in (out, logistic_out):
                 save_fallback(folder, r.reason)
@@ -62,7 +64,7 @@ def main(
         write_json(summary, metrics)
         s.log.info("train_model done in %.1fs; top features by gain: %s", summary["seconds"],
                    ", ".join(importance["feature"].head(5)))
-        s.track(params={"seed": p.seed, "split": p.split.model_dump(),
+        s.track(params={"seed": p.seed, "split": p.split.model_dump(mode="json"),
                         "train_model": p.train_model.model_dump(mode="json"),
                         "features.horizon_days": p.features.horizon_days,
                         "best": r.tuning.best_params},

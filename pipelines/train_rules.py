@@ -15,6 +15,7 @@ import typer
 
 from leadscore.io import read_parquet, write_json
 from leadscore.modeling.baseline import PointsRuleClassifier, rules_summary, save_rules
+from leadscore.modeling.metrics import core_metrics
 from leadscore.modeling.splits import data_window, split_from_params
 from leadscore.stage import stage
 
@@ -34,7 +35,8 @@ def main(
         p = s.params
         split = split_from_params(read_parquet(train), p)
         rules = PointsRuleClassifier.from_config(p.train_rules).fit(split.calib, split.calib["label"])
-        summary = rules_summary(rules, split.calib)
+        summary = {**rules_summary(rules, split.calib),
+                   "valid": core_metrics(split.valid["label"], rules.predict_proba(split.valid)[:, 1])}
         save_rules(rules, out)
         write_json(summary, metrics)
         s.log.info("rules: calibration slice %d rows, ROC-AUC %.4f, %.1f%% MQL (converting %.1f%%)",
@@ -42,7 +44,7 @@ def main(
                    100 * (summary["mql_conversion"] or 0))
         s.track(params={"train_rules": p.train_rules.model_dump(), "split": p.split.model_dump(),
                         "seed": p.seed},
-                metrics={"calib": summary["calib"], "mql_share": summary["mql_share"]},
+                metrics={"calib": summary["calib"], "valid": summary["valid"], "mql_share": summary["mql_share"]},
                 tags=data_window(split), artifacts={"model": out}, dicts={"summary.json": summary},
                 enabled=track)
 

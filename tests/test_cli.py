@@ -3,6 +3,8 @@ to the same numbers, and no failure prints a traceback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -64,8 +66,11 @@ def test_exit_codes_are_distinct_and_cover_0_to_5():
     ["score", "--out", "{tmp}/s.parquet"],
     ["report", "--out", "{tmp}/r.html", "--no-track"],
     ["explain", "--lead-id", "L1"],
-    ["promote", "1"],
+    ["promote"],
     ["rollback"],
+    ["history"],
+    ["retrain", "--crm", "{tmp}/nothing.duckdb"],
+    ["backtest", "--train", "{tmp}/nothing.parquet"],
 ])
 def test_every_command_exits_2_on_a_bad_params_file(command, bad_params, tmp_path):
     args = [a.format(tmp=tmp_path) for a in command]
@@ -120,7 +125,7 @@ def test_score_missing_model_is_model_error_3(params, tmp_path):
 
 @pytest.mark.slow  # MLflow's SQLite store set-up takes a few seconds
 def test_promote_unknown_version_and_rollback_without_history_are_model_errors_3(params):
-    assert _run("promote", "99", "--params", str(params))[0] == EXIT_MODEL
+    assert _run("promote", "--version", "99", "--params", str(params))[0] == EXIT_MODEL
     assert _run("rollback", "--params", str(params))[0] == EXIT_MODEL
 
 
@@ -181,3 +186,24 @@ def test_stage_with_an_unreadable_training_table_is_bad_input_1(tmp_path):
     assert result.exit_code == EXIT_INPUT
     assert "train.parquet: not a readable Parquet file" in result.output
     assert not (tmp_path / "r.json").exists()
+
+
+def _store(tmp_path) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(f"mlflow:\n  tracking_uri: sqlite:///{tmp_path / 'mlruns.db'}\n")
+    return p
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["promote", "--force"], EXIT_CONFIG, "--reason"),
+    (["promote", "--train", "{tmp}/none.parquet"], EXIT_MODEL, "retrain first"),
+    (["rollback"], EXIT_MODEL, "nothing to roll back"),
+    (["retrain", "--crm", "{tmp}/none.duckdb"], EXIT_INPUT, "none.duckdb"),
+    (["retrain", "--cutoff", "31/12/2025"], EXIT_CONFIG, "cutoff"),
+    (["backtest", "--train", "{tmp}/none.parquet"], EXIT_INPUT, "none.parquet"),
+])
+def test_lifecycle_commands_fail_with_a_clear_message_and_code(args, code, says, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    got, out = _run(*[a.format(tmp=tmp_path) for a in args], "--params", str(_store(tmp_path)))
+    assert got == code, out
+    assert says in out

@@ -48,14 +48,19 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 def generate(
     out: Path = typer.Option(Path("data/raw/crm.duckdb"), "--out", help="DuckDB file to write."),
     n_leads: int | None = typer.Option(None, "--leads", help="Override generate.n_leads."),
+    next_quarters: int = typer.Option(0, "--next-quarter", min=0, max=8,
+                                      help="Continue the CRM by N quarters after generate.end with shifted "
+                                           "behaviour (a new channel, a case-study campaign, a seasonal dip); "
+                                           "the history stays identical."),
     params: Path = PARAMS,
 ) -> None:
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
-    from leadscore.data.synthetic import generate_crm
+    from leadscore.data.synthetic import generate_crm, generate_next_quarter
 
     p = load_params(params)
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
-    summary = generate_crm(cfg, p.seed, out)
+    summary = (generate_next_quarter(cfg, p.seed, out, quarters=next_quarters) if next_quarters
+               else generate_crm(cfg, p.seed, out))
     typer.echo(
         f"wrote {out}: {summary['leads']:,} leads, {summary['events']:,} events, "
         f"{summary['outcomes']:,} outcomes"
@@ -107,7 +112,7 @@ def score(
     out: Path = typer.Option(..., "--out", help="Output file (.parquet, .csv or .duckdb)."),
     fmt: str | None = typer.Option(None, "--format", help="parquet | csv | duckdb (default: from --out)"),
     table: str = typer.Option("scores", "--table", help="Table name for --format duckdb."),
-    model: str = typer.Option("models/scorer", "--model", help="MLflow model folder or models:/leadscore@champion"),
+    model: str | None = typer.Option(None, "--model", help="MLflow model folder or models:/ URI (default: the champion alias, models:/<export.registered_model>@<export.champion_alias>)."),
     chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help="Leads per chunk (default: score.chunk_size)."),
     run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: hash of as_of, model, input)."),
     metrics: Path | None = typer.Option(None, "--metrics", help="Write a JSON summary here."),
@@ -120,8 +125,12 @@ def score(
     from leadscore.io import write_json
     from leadscore.serve.batch import score_with_params
 
+    p = load_params(params)
+    if model is None:
+        _registry(params)
+        model = f"models:/{p.export.registered_model}@{p.export.champion_alias}"
     result = score_with_params(
-        load_params(params), out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
+        p, out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
         source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
         progress=progress, chunk_pause_s=chunk_pause_s)
     if metrics is not None:
@@ -130,35 +139,135 @@ def score(
                f"({result.leads_quarantined:,} quarantined) -> {result.out} [run {result.run_id}]")
 
 
-def _registry(params: Path) -> tuple[str, str]:
+def _registry(params: Path):
+    """The params, with MLflow pointed at their tracking store."""
     from leadscore.tracking import setup_mlflow
 
     p = load_params(params)
     setup_mlflow(p.mlflow.tracking_uri, p.mlflow.experiment)
-    return p.export.registered_model, p.export.alias
+    return p
+
+
+CHAMPION_COPY = typer.Option(Path("models/champion"), "--champion-out",
+                             help="Refresh this local copy of the champion (what `dvc repro` scores).")
 
 
 @command
 def promote(
-    version: str = typer.Argument(..., help="Registry version to point the alias at."),
+    version: str | None = typer.Option(None, "--version", help="Registry version to gate (default: the challenger alias)."),
+    force: bool = typer.Option(False, "--force", help="Promote even if a check fails (needs --reason)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why the gate is overridden (recorded in the registry)."),
+    train: Path = typer.Option(Path("data/processed/train.parquet"), "--train", help="Training table (the window: its test slice)."),
+    rules: Path = typer.Option(Path("models/rules.json"), "--rules", help="Rule baseline."),
+    report: Path = typer.Option(Path("reports/gate.json"), "--report", help="Write the gate report here."),
+    champion_out: Path = CHAMPION_COPY,
     params: Path = PARAMS,
 ) -> None:
-    """Point the registry alias (export.alias, e.g. champion) at VERSION."""
-    from leadscore.serve.export import promote as do_promote
+    """Gate the challenger against the champion; only a pass (or --force --reason) moves the
+    champion alias. Exit 4 when the gate refuses."""
+    from leadscore.errors import GuardError
+    from leadscore.io import read_parquet, write_json
+    from leadscore.lifecycle.gate import format_gate
+    from leadscore.lifecycle.promotion import challenger_from_registry, publish_champion, run_gate
+    from leadscore.modeling.baseline import load_rules
+    from leadscore.modeling.splits import split_from_params
 
-    name, alias = _registry(params)
-    previous = do_promote(name, alias, version)
-    typer.echo(f"{name}@{alias} -> version {version} (was {previous})")
+    if force and not (reason and reason.strip()):
+        raise ConfigError('--force needs --reason "why the gate is overridden"')
+    p = _registry(params)
+    with tempfile.TemporaryDirectory(prefix="leadscore-promote-") as tmp:
+        challenger, ref = challenger_from_registry(p.export.registered_model, p.export.challenger_alias,
+                                                   Path(tmp) / "challenger", version)
+        for path in (train, rules):
+            if not path.exists():
+                raise InputError(f"{path}: not found (run `make run` or `leadscore retrain` first)")
+        window = split_from_params(read_parquet(train), p).test
+        doc, _, _ = run_gate(window, challenger, ref, load_rules(rules), gate=p.gate, export=p.export,
+                             seed=p.seed, workdir=Path(tmp), force_reason=reason if force else None)
+    write_json(doc, report)
+    typer.echo(format_gate(doc))
+    if doc["promoted"]:
+        publish_champion(p.export, champion_out)
+    elif doc["decision"].startswith("refused"):
+        raise GuardError(f"the gate refused version {ref.registry_version}: "
+                         + ", ".join(c["name"] for c in doc["checks"] if not c["passed"])
+                         + (" (rolled back earlier)" if "rolled back" in doc["decision"] else "")
+                         + f"; see {report}")
 
 
 @command
-def rollback(params: Path = PARAMS) -> None:
-    """Point the registry alias back at the version it held before the last promotion."""
-    from leadscore.serve.export import rollback as do_rollback
+def rollback(
+    reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the registry)."),
+    champion_out: Path = CHAMPION_COPY,
+    params: Path = PARAMS,
+) -> None:
+    """Move the champion alias one step back in its history (a second rollback goes one
+    step further; the version left behind is never promoted again by the gate alone)."""
+    from leadscore.lifecycle.promotion import publish_champion
+    from leadscore.lifecycle.registry import rollback as do_rollback
 
-    name, alias = _registry(params)
-    version = do_rollback(name, alias)
-    typer.echo(f"{name}@{alias} -> version {version}")
+    p = _registry(params)
+    version = do_rollback(p.export.registered_model, p.export.champion_alias, reason=reason)
+    publish_champion(p.export, champion_out)
+    typer.echo(f"{p.export.registered_model}@{p.export.champion_alias} -> version {version}")
+
+
+@command
+def history(params: Path = PARAMS) -> None:
+    """Every move of the champion alias: when, who, which version, why."""
+    from leadscore.lifecycle.registry import alias_log
+
+    p = _registry(params)
+    entries = alias_log(p.export.registered_model, p.export.champion_alias)
+    if not entries:
+        typer.echo("no champion moves recorded yet")
+    for e in entries:
+        typer.echo(f"{e['at']}  {e['action']:<8} version {e['version']} (was {e['previous']}) "
+                   f"by {e['by']}: {e['reason'] or ''}")
+
+
+@command
+def retrain(
+    cutoff: dt.datetime | None = typer.Option(None, "--cutoff", formats=["%Y-%m-%d"],
+                                              help="Use only data up to this date (default: features.data_cutoff, else all)."),
+    crm: Path = typer.Option(Path("data/interim/validated.duckdb"), "--crm", help="Validated CRM (DuckDB)."),
+    out: Path = typer.Option(Path("models/retrain"), "--out", help="Folder for every artifact of this retrain."),
+    params: Path = PARAMS,
+) -> None:
+    """Train a challenger on the newest mature data and register it as `challenger`. Never
+    moves `champion`: run `leadscore promote` next."""
+    from leadscore.lifecycle.retrain import retrain as do_retrain
+
+    p = _registry(params)
+    if not crm.exists():
+        raise InputError(f"{crm}: not found (run `dvc repro validate` or `leadscore validate --out`)")
+    r = do_retrain(crm, p, out, cutoff=cutoff.date() if cutoff else None)
+    e = r.export
+    typer.echo(f"challenger: {e['kind']} model {e['model_version']} -> {e['registered_model']} "
+               f"version {e['registry_version']} @{e['alias']} ({r.why})")
+
+
+@command
+def backtest(
+    train: Path = typer.Option(Path("data/processed/train.parquet"), "--train", help="Training table."),
+    catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), "--catalog", help="Feature catalog."),
+    out: Path | None = typer.Option(None, "--out", help="Write metrics/backtest.json-style JSON here."),
+    params: Path = PARAMS,
+) -> None:
+    """Rolling-origin backtest of the rules, the logistic check and LightGBM (fold after fold,
+    the same training procedure; backtest.* in params.yaml)."""
+    from leadscore.features.catalog import load_catalog
+    from leadscore.io import read_parquet, write_json
+    from leadscore.lifecycle.backtest import backtest_from_params, format_backtest
+
+    p = load_params(params)
+    for path in (train, catalog):
+        if not path.exists():
+            raise InputError(f"{path}: not found (run `dvc repro features` first)")
+    result = backtest_from_params(p, read_parquet(train), load_catalog(catalog))
+    typer.echo(format_backtest(result))
+    if out is not None:
+        write_json(result.to_dict(), out)
 
 
 @command

@@ -101,7 +101,9 @@ class FeaturesConfig(_Section):
     as_of_start: dt.date = dt.date(2024, 4, 1)
     as_of_end: dt.date | None = None  # None: the last schedule date before the data cutoff
     as_of_every_months: int = Field(1, ge=1, le=12)
-    data_cutoff: dt.date | None = None  # None: the latest timestamp in the data
+    # the retrain date: nothing recorded after this day is used, and only rows whose label
+    # matured by then train (`leadscore retrain --cutoff`); None: the latest timestamp in the data
+    data_cutoff: dt.date | None = None
     horizon_days: int = Field(90, ge=1)
     target_stage: Literal["mql", "sql", "opportunity", "won"] = "opportunity"
     max_lead_age_days: int = Field(365, ge=1)  # older open leads are stale, not scored
@@ -224,6 +226,25 @@ class LeakageConfig(_Section):
     max_rows: int = Field(100_000, ge=100)  # row sample for the probe (speed)
 
 
+class RecencyConfig(_Section):
+    """Candidate training settings, chosen on the valid slice (pre-test data only): the
+    training window in months (None: all history) and the sample-weight half-life in days
+    (None: every row weighs the same)."""
+
+    window_months: tuple[int | None, ...] = (None, 6)
+    half_life_days: tuple[float | None, ...] = (None, 180.0)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RecencyConfig:
+        if not self.window_months or not self.half_life_days:
+            raise ValueError("recency candidates must not be empty (use [null] for the default)")
+        if any(w is not None and w < 1 for w in self.window_months):
+            raise ValueError("window_months must be >= 1 or null")
+        if any(h is not None and h <= 0 for h in self.half_life_days):
+            raise ValueError("half_life_days must be > 0 or null")
+        return self
+
+
 class TrainModelConfig(_Section):
     """LightGBM + calibration and the logistic-regression check (stage `train_model`)."""
 
@@ -245,6 +266,24 @@ class TrainModelConfig(_Section):
     calibration_folds: int = Field(5, ge=2)
     logistic_c: float = Field(0.1, gt=0)  # inverse L2 strength
     leakage: LeakageConfig = LeakageConfig()
+    recency: RecencyConfig = RecencyConfig()
+    # True: the shipped models are refitted on every row mature before the test slice
+    refit: bool = True
+
+
+class BacktestConfig(_Section):
+    """Rolling-origin backtest (stage `backtest`): `folds` consecutive test periods of
+    `fold_months` each, ending with the latest as_of month; inside each fold the same split
+    (valid/calib months below, embargo as in `split`), settings choice and refit as training.
+    LightGBM uses the fixed `lightgbm_params` (tuning per fold would cost ~10x)."""
+
+    folds: int = Field(4, ge=2)
+    fold_months: int = Field(2, ge=1)
+    valid_months: int = Field(1, ge=1)
+    calib_months: int = Field(1, ge=1)
+    lightgbm_params: dict[str, float] = Field(default_factory=lambda: {
+        "num_leaves": 15, "min_data_in_leaf": 100, "feature_fraction": 0.9,
+        "bagging_fraction": 0.9, "lambda_l2": 1.0})
 
 
 class EvaluateConfig(_Section):
@@ -260,13 +299,37 @@ class EvaluateConfig(_Section):
 
 
 class ExportConfig(_Section):
-    """The exported MLflow scorer (stage `export`): where it is registered and under which
-    alias. The model is written to models/scorer either way; `register_model: false` skips the
-    registry (e.g. on a machine without the tracking store)."""
+    """The exported MLflow scorer (stage `export`): where it is registered and its aliases.
+    Every export sets `challenger_alias`; only the gate (or a forced promotion) moves
+    `champion_alias`. The model is written to models/scorer either way; `register_model:
+    false` skips the registry (then there is no champion to gate against or score)."""
 
-    registered_model: str = Field("leadscore", min_length=1)
-    alias: str = Field("champion", min_length=1)
+    registered_model: str = Field("leadscore", pattern=r"^[A-Za-z0-9_.-]+$")
+    challenger_alias: str = Field("challenger", pattern=r"^[A-Za-z0-9_-]+$")
+    champion_alias: str = Field("champion", pattern=r"^[A-Za-z0-9_-]+$")
     register_model: bool = True
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ExportConfig:
+        if self.challenger_alias == self.champion_alias:
+            raise ValueError("challenger_alias and champion_alias must differ")
+        return self
+
+
+class GateConfig(_Section):
+    """The promotion gate (stage `gate`, command `leadscore promote`): champion and
+    challenger on the same, most recent mature window (the test slice). Every check must
+    pass; `promote: false` only reports. Experiments (`dvc exp run`) never promote."""
+
+    auc_tolerance: float = Field(0.01, ge=0)  # lower 95% CI bound of AUC diff >= -tolerance
+    max_ece: float = Field(0.02, gt=0)
+    max_calibration_in_the_large: float = Field(0.15, gt=0)  # |mean predicted / observed - 1|
+    segments: tuple[str, ...] = ("source", "country", "industry", "company_size_band")
+    segment_min_positives: int = Field(100, ge=1)
+    segment_auc_tolerance: float = Field(0.03, ge=0)
+    n_bootstrap: int = Field(200, ge=10)
+    significance: float = Field(0.05, gt=0, lt=0.5)  # grade-order break test
+    promote: bool = True
 
 
 class ScoreConfig(_Section):
@@ -349,8 +412,10 @@ class Params(_Section):
     train_rules: TrainRulesConfig = TrainRulesConfig()
     train_model: TrainModelConfig = TrainModelConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    backtest: BacktestConfig = BacktestConfig()
     explain: ExplainConfig = ExplainConfig()
     export: ExportConfig = ExportConfig()
+    gate: GateConfig = GateConfig()
     score: ScoreConfig = ScoreConfig()
     report: ReportConfig = ReportConfig()
     mlflow: MlflowConfig = MlflowConfig()

@@ -47,6 +47,26 @@ def test_flat_run_writes_metrics_report_and_scores(bank_run):
     assert scores["slice"].value_counts()["test"] == 600
     model = read_json(out / "models" / "lightgbm" / "metadata.json")
     assert "duration" not in model["features"]
+    # what ships was chosen on the valid slice; the entry carries its test figures
+    champion, valid = ev["champion"], ev["champion"]["valid_roc_auc"]
+    assert champion["chosen_on"] == "valid" and champion["name"] == max(valid, key=valid.get)
+    assert champion["roc_auc"] == ev[champion["name"]]["roc_auc"]
+    assert model["refit"]["rows"] == 2400  # every pre-test row (train, valid, calib)
+
+
+def test_flat_mode_ships_the_rules_when_they_win_on_validation(tmp_path, monkeypatch):
+    import numpy as np
+
+    from leadscore.flat import run as flat_run
+
+    m = bank_mapping(screen={"on_flag": "drop"}, time_order=None)
+    monkeypatch.setattr(flat_run, "choose_kind", lambda valid: ("rules", "forced by the test"))
+    result = run_flat(m, tmp_path)
+    assert result.metrics["champion"]["name"] == "rules"
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    # the rules scorer: grades are the rule bands and reasons carry rule points
+    np.testing.assert_array_equal(scores["grade"], scores["rule_grade"])
+    assert all(r["code"] for rs in scores["reasons"] for r in rs)
 
 
 def test_screen_refuses_duration_by_default(tmp_path):

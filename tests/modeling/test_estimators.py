@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -110,3 +111,30 @@ def test_additive_model_has_single_feature_trees_and_survives_save_load(split, t
     again = load_model(tmp_path / "lgb")
     assert again.model.additive is True
     np.testing.assert_array_equal(again.decision_function(split.test), m.decision_function(split.test))
+
+
+def _flipped(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Old rows: conversion rises with x; new rows (the second half): it falls with x."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, n)
+    new = np.arange(n) >= n // 2
+    y = np.where(new, x < 0.5, x > 0.5).astype(int)
+    return pd.DataFrame({"x": x, "new": new}), y
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LightGBMClassifier(feature_names=["x"], params=FAST, max_boost_rounds=30),
+    lambda: LogisticClassifier(feature_names=["x"], C=1.0),
+], ids=["lightgbm", "logistic"])
+def test_sample_weight_makes_the_heavy_rows_win(make):
+    X, y = _flipped()
+    new = X["new"].to_numpy()
+    w = np.where(new, 1.0, 0.01)
+    fitted = make().fit(X, y, sample_weight=w)
+    assert roc_auc_score(y[new], fitted.predict_proba(X[new])[:, 1]) > 0.9
+    flipped = make().fit(X, y, sample_weight=w[::-1])  # old rows heavy: the old direction
+    assert roc_auc_score(y[~new], flipped.predict_proba(X[~new])[:, 1]) > 0.9
+    with pytest.raises(ValueError, match="sample_weight"):
+        make().fit(X, y, sample_weight=w[:10])
+    with pytest.raises(ValueError, match="sample_weight"):
+        make().fit(X, y, sample_weight=-w)

@@ -82,6 +82,16 @@ def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
     meta = json.loads((p / "lightgbm" / "metadata.json").read_text())
     trained = dt.datetime.fromisoformat(meta["trained_at"])
     assert abs((dt.datetime.now(dt.UTC) - trained).total_seconds()) < 3600  # the report shows it
+    # the shipped models are refitted on the rows mature before the test slice, never on it
+    summary = json.loads((p / "train_model.json").read_text())
+    test_first = summary["windows"]["test"]["as_of_first"]
+    for name in ("lightgbm", "logistic"):
+        refit = summary[name]["refit"]
+        assert refit["rows"] > summary["windows"]["train"]["rows"]
+        assert refit["as_of_last"] < test_first
+        assert summary[name]["settings"] == json.loads(
+            (p / name / "metadata.json").read_text())["settings"]
+    assert meta["refit"]["rounds"] >= 1
     r = runner.invoke(evaluate_stage.app, [
         "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
         "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),

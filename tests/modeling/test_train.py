@@ -1,19 +1,23 @@
-"""`train_models`: the positives fallback, the leakage guards, and a normal run's models."""
+"""`train_models`: the positives fallback, the leakage guards, a normal run's models, the
+recency settings and the refit (which never sees the test slice)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from leadscore.config import LeakageConfig, OptunaConfig, TrainModelConfig
+from leadscore.config import LeakageConfig, OptunaConfig, RecencyConfig, TrainModelConfig
 from leadscore.modeling.estimators import (
     LightGBMClassifier,
     LogisticClassifier,
     TooFewPositivesError,
 )
 from leadscore.modeling.leakage import LeakageError
+from leadscore.modeling.metrics import core_metrics
+from leadscore.modeling.recency import Settings, settings_rows
 from leadscore.modeling.splits import data_window, time_split
-from leadscore.modeling.train import train_models
+from leadscore.modeling.train import LightGBMRecipe, train_models
 from tests.builders import SPLIT_KW, synthetic_catalog, synthetic_table
 
 pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it
@@ -79,9 +83,13 @@ def test_normal_run_returns_calibrated_models_with_metadata(split):
         assert meta["features"] == synthetic_catalog().names
         assert set(result.metrics[key]) == {"valid", "calib", "calibration"}
         assert result.metrics[key]["valid"]["roc_auc"] > 0.8
+        assert {"settings", "settings_candidates", "refit"} <= set(meta)
+        assert meta["refit"] is None  # no refit rows given: the train-slice model ships
+        assert model is result.fits[key].model
     assert {"best_iteration", "best_params"} <= set(result.lightgbm.metadata)
     summary = result.summary()
     assert summary["features"] == len(synthetic_catalog().names) and summary["leakage"] is None
+    assert {"settings", "candidates", "skipped", "train_rows", "refit"} <= set(summary["lightgbm"])
     assert set(result.run_metrics()) == {"lightgbm", "logistic", "optuna_trials", "best_iteration"}
 
 
@@ -92,3 +100,86 @@ def test_guards_on_clean_features_report_probe_and_screen(split):
     assert leakage["refused"] == [] and leakage["probe"]["flagged"] == []
     assert set(leakage["univariate_auc"]) == set(synthetic_catalog().names)
     assert {"model_oot_auc", "model_random_auc", "messages", "top_features"} <= set(leakage["probe"])
+
+
+@pytest.fixture(scope="module")
+def refitted(split):
+    """A run with the refit on the mature rows, recording the rows of every fit."""
+    seen: list[pd.DataFrame] = []
+    lgb_prepare, logit_fit = LightGBMClassifier.prepare_datasets, LogisticClassifier.fit
+
+    def prepare(self, X, y, eval_set=None, sample_weight=None):
+        seen.extend([X] + ([eval_set[0]] if eval_set is not None else []))
+        return lgb_prepare(self, X, y, eval_set, sample_weight=sample_weight)
+
+    def fit(self, X, y, sample_weight=None):
+        seen.append(X)
+        return logit_fit(self, X, y, sample_weight=sample_weight)
+
+    cfg = _cfg(recency=RecencyConfig(window_months=(None, 3), half_life_days=(None, 60.0)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LightGBMClassifier, "prepare_datasets", prepare)
+        mp.setattr(LogisticClassifier, "fit", fit)
+        result = _train(split, cfg, refit_rows=split.mature)
+    return result, seen
+
+
+def test_refit_never_sees_the_test_slice(split, refitted):
+    result, seen = refitted
+    test_ids = set(split.test["lead_id"])
+    assert seen and all(not set(X["lead_id"]) & test_ids for X in seen)
+    calib_ids = set(split.calib["lead_id"])
+    assert any(set(X["lead_id"]) & calib_ids for X in seen)  # the refit trained on calib rows
+    for fit in result.fits.values():
+        rows, _ = settings_rows(split.mature, fit.choice.settings)
+        assert fit.refit_info["rows"] == len(rows)
+        assert fit.refit_info["as_of_last"] < split.windows["test"]["as_of_first"]
+
+
+def test_refit_keeps_the_calibrator_and_scales_the_rounds(split, refitted):
+    result, _ = refitted
+    lgb = result.fits["lightgbm"]
+    assert result.lightgbm is lgb.refit and lgb.refit.calibrator is lgb.model.calibrator
+    pre_rounds = lgb.model.model.best_iteration_
+    expected = max(1, round(pre_rounds * lgb.refit_info["rows"] / lgb.choice.train_rows))
+    assert lgb.refit_info["rounds"] == expected == result.lightgbm.model.best_iteration_
+    assert LightGBMRecipe(["x"], [], {}, 0).refit_rounds(lgb.model.model, 300, 100) == 3 * pre_rounds
+    assert result.logistic is result.fits["logistic"].refit
+    assert result.run_metrics()["refit"]["lightgbm"]["rounds"] == expected
+    meta = result.lightgbm.metadata
+    assert meta["refit"] == lgb.refit_info and meta["best_iteration"] == pre_rounds
+
+
+def test_valid_and_calib_metrics_come_from_the_train_slice_models(split, refitted):
+    result, _ = refitted
+    for key, fit in result.fits.items():
+        for name in ("valid", "calib"):
+            part = split[name]
+            pre = core_metrics(part["label"], fit.model.predict_proba(part)[:, 1])
+            assert result.metrics[key][name] == pre
+        shipped = core_metrics(split.valid["label"], fit.refit.predict_proba(split.valid)[:, 1])
+        assert shipped != result.metrics[key]["valid"]
+
+
+def test_settings_are_chosen_and_reported_per_model(refitted):
+    result, _ = refitted
+    for key in ("lightgbm", "logistic"):
+        block = result.summary()[key]
+        table = block["candidates"]
+        # the train slice has 4 months: the 3-month window differs from all history
+        assert len(table) == 4 and sum(c["chosen"] for c in table) == 1
+        best = min(table, key=lambda c: c["valid_log_loss"])
+        assert best["chosen"]
+        assert block["settings"] == {"window_months": best["window_months"],
+                                     "half_life_days": best["half_life_days"]}
+        assert Settings(**block["settings"]) == result.fits[key].choice.settings
+        assert result.models[key].metadata["settings_candidates"] == table
+
+
+def test_refit_off_ships_the_train_slice_models(split):
+    cfg = _cfg(refit=False, recency=RecencyConfig(window_months=(None,), half_life_days=(None,)))
+    result = _train(split, cfg, refit_rows=split.mature)
+    for fit in result.fits.values():
+        assert fit.refit is None and fit.refit_info is None and fit.shipped is fit.model
+    assert result.lightgbm is result.fits["lightgbm"].model
+    assert "refit" not in result.run_metrics()

@@ -9,6 +9,8 @@ the report must not read.
 from __future__ import annotations
 
 import json
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,29 @@ import pandas as pd
 from leadscore.report.build import GRADES, ReportInputs, ReportPaths
 
 PII_STRINGS: tuple[str, ...] = ("ann.lee@acme-corp.com", "Ann Lee", "+1 555 0100")
+
+
+def visible_text(html: str) -> str:
+    """The page's visible text (no style or SVG titles), whitespace collapsed."""
+    class P(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.skip += tag in ("style", "title")
+
+        def handle_endtag(self, tag):
+            self.skip -= tag in ("style", "title")
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    p = P()
+    p.feed(html)
+    return re.sub(r"\s+", " ", " ".join(p.parts))
 
 # model conversion rate per grade: falls along both axes except C2 > B2 (one planted break)
 _RATES = {"A1": 0.41, "A2": 0.30, "A3": 0.22, "A4": 0.15, "B1": 0.25, "B2": 0.123, "B3": 0.09,
@@ -186,10 +211,119 @@ def features() -> dict:
             "as_of_last": "2025-10-01", "features": 63, "base_rate": 0.0489}
 
 
-def make_inputs(*, new: bool = True) -> ReportInputs:
+_FOLD_AUC = {  # per fold: rules, logistic, lightgbm, logistic_no_refit, lightgbm_no_refit
+    "2025-03-01": (0.691, 0.781, 0.792, 0.776, 0.785),
+    "2025-04-01": (0.702, 0.779, 0.801, 0.775, 0.796),
+    "2025-05-01": (0.688, 0.785, 0.797, 0.781, 0.790),
+    "2025-06-01": (0.695, 0.772, 0.806, 0.774, 0.799),
+}
+
+
+def backtest() -> dict:
+    """metrics/backtest.json (docs/lifecycle.md): four folds; refit wins for LightGBM only."""
+    folds = []
+    for i, (cutoff, aucs) in enumerate(_FOLD_AUC.items(), 1):
+        models = {k: {"roc_auc": a, "pr_auc": a / 4, "ece": 0.004} for k, a in zip(
+            ("rules", "logistic", "lightgbm", "logistic_no_refit", "lightgbm_no_refit"), aucs,
+            strict=True)}
+        folds.append({"fold": i, "cutoff": cutoff, "test_as_of_first": cutoff,
+                      "test_as_of_last": cutoff, "train_rows": 100_000 + i, "test_rows": 20_000,
+                      "test_positives": 900 + i, "models": models,
+                      "settings": {"lightgbm": {"window_months": None, "half_life_days": 180}},
+                      "operator": PII_STRINGS[1]})
+    summary = {"rules": {"roc_auc": {"mean": 0.694, "ci_low": 0.684, "ci_high": 0.704}},
+               "logistic": {"roc_auc": {"mean": 0.779, "ci_low": 0.771, "ci_high": 0.787}},
+               "lightgbm": {"roc_auc": {"mean": 0.799, "ci_low": 0.7912, "ci_high": 0.8068},
+                            "pr_auc": {"mean": 0.2, "ci_low": 0.19, "ci_high": 0.21}},
+               "lightgbm_no_refit": {"roc_auc": {"mean": 0.7925, "ci_low": 0.785, "ci_high": 0.80}}}
+    refit = {"lightgbm": {"mean_auc_gain": 0.0065, "folds_won": 4, "wins": True},
+             "logistic": {"mean_auc_gain": -0.0002, "folds_won": 1, "wins": False}}
+    return {"folds": folds, "summary": summary, "refit": refit, "seconds": 12.5}
+
+
+def gate() -> dict:
+    """reports/gate.json: the LightGBM challenger refused against a points-rules champion
+    (it does not beat the rules: AUC 0.69 vs 0.70) and fails calibration too."""
+    return {
+        "passed": False, "promoted": False, "decision": "refused",
+        "window": {"as_of_first": "2025-08-01", "as_of_last": "2025-10-01", "rows": 61763,
+                   "positives": 2544},
+        "champion": {"registry_version": "3", "model_version": "ab12cd34ef56ab12cd34",
+                     "kind": "rules"},
+        "challenger": {"registry_version": "4", "model_version": "cd34ef56ab12cd34ef56",
+                       "kind": "lightgbm", "email": PII_STRINGS[0]},
+        "checks": [
+            {"name": "auc_not_worse", "figures": {"challenger": 0.6912, "champion": 0.7013,
+                                                  "diff": -0.0101, "ci_low": -0.0093,
+                                                  "ci_high": 0.004},
+             "tolerance": {"min_ci_low": -0.01}, "passed": True,
+             "detail": "ROC-AUC 0.691 vs the champion's 0.701"},
+            {"name": "calibration", "figures": {"ece": 0.0312, "mean_predicted": 0.048,
+                                                "observed_rate": 0.0412,
+                                                "calibration_in_the_large": 0.165},
+             "tolerance": {"max_ece": 0.02, "max_calibration_in_the_large": 0.15},
+             "passed": False, "detail": "expected calibration error 0.0312 (at most 0.02)"},
+            {"name": "grade_order", "figures": {"violations": 2, "significant_violations": 0,
+                                                "breaks": []},
+             "tolerance": {"significance": 0.05}, "passed": True,
+             "detail": "the grades keep their order: better grades convert more"},
+            {"name": "segments", "figures": {
+                "judged": 7, "failed": [], "not_in_window": [],
+                "worst": {"segment": "industry", "value": "retail", "positives": 120,
+                          "challenger": 0.66, "champion": 0.68, "diff": -0.02}},
+             "tolerance": {"max_auc_drop": 0.03, "min_positives": 100}, "passed": True,
+             "detail": "no segment fell by more than 0.03 in ROC-AUC"},
+            {"name": "beats_rules", "figures": {"challenger": 0.6912, "rules": 0.7013,
+                                                "diff": -0.0101, "ci_low": -0.0093,
+                                                "ci_high": 0.004},
+             "tolerance": {"min_ci_low": 0.0}, "passed": False,
+             "detail": "the model does not clearly beat the rules, so the rules stay"},
+        ],
+        "forced": None,
+    }
+
+
+def changes() -> dict:
+    """reports/changes.json: LightGBM (registry 3) against LightGBM (registry 4)."""
+    grades = list(GRADES)
+    counts = [[0] * 16 for _ in grades]
+    for i in range(16):
+        counts[i][i] = 100 + i
+    counts[grades.index("B2")][grades.index("A1")] = 37  # the planted move
+    counts[grades.index("A1")][grades.index("C3")] = 5
+    mix_a = {g: 1 / 16 for g in grades}
+    mix_b = mix_a | {"A1": 0.0825, "B2": 0.0425}
+    reasons = [{"code": "pricing_page_view_30d+", "text": "Viewed the pricing page 6 times in the "
+                "last 30 days", "contribution": 0.83, "email": PII_STRINGS[0]},
+               {"code": "free_mail-", "text": "Uses a free e-mail address", "contribution": -0.31}]
+    return {
+        "champion": {"model_version": "ab12cd34ef56ab12", "kind": "lightgbm", "registry_version": "3"},
+        "challenger": {"model_version": "cd34ef56ab12cd34", "kind": "lightgbm",
+                       "registry_version": "4"},
+        "rows": sum(map(sum, counts)),
+        "drivers": [
+            {"feature": "pricing_page_view_30d", "label": "Pricing-page views (30 days)",
+             "champion": 0.12, "challenger": 0.19, "change": 0.07},
+            {"feature": "seniority", "label": "Seniority", "champion": 0.31, "challenger": 0.26,
+             "change": -0.05},
+            {"feature": "webinar_attended_90d", "label": "Webinars attended (90 days)",
+             "champion": 0.0, "challenger": 0.02, "change": 0.02},
+        ],
+        "grade_mix": {"champion": mix_a, "challenger": mix_b},
+        "migration": {"grades": grades, "counts": counts},
+        "movers": [{"lead_id": "L00000777", "from": "B2", "to": "A1", "steps": 2,
+                    "champion_probability": 0.081, "challenger_probability": 0.245,
+                    "reasons": reasons, "name": PII_STRINGS[1], "phone": PII_STRINGS[2]}],
+    }
+
+
+def make_inputs(*, new: bool = True, lifecycle: bool = True) -> ReportInputs:
     """All inputs; with `new=False`, without the explain stage's (grades, drivers, examples,
-    dependence)."""
+    dependence); with `lifecycle=False`, without backtest, gate and what changed (the
+    sections still shown, as not available)."""
     return ReportInputs(
+        backtest=backtest() if lifecycle else None, gate=gate() if lifecycle else None,
+        changes=changes() if lifecycle else None,
         evaluate=evaluate(), gains=gains(), reliability=reliability(), metadata=metadata(),
         importance=importance(), rules=rules(), validation=validation(),
         validate_metrics=validate_metrics(), catalog=catalog(), features=features(),
@@ -197,9 +331,9 @@ def make_inputs(*, new: bool = True) -> ReportInputs:
         dependence=dependence() if new else {}, examples=examples() if new else None)
 
 
-def write_inputs(folder: Path, *, new: bool = True) -> ReportPaths:
+def write_inputs(folder: Path, *, new: bool = True, lifecycle: bool = True) -> ReportPaths:
     """Write the fixture inputs under `folder`; return the paths to read them from."""
-    inp = make_inputs(new=new)
+    inp = make_inputs(new=new, lifecycle=lifecycle)
     paths = ReportPaths.in_project(folder)
 
     def js(obj: object, path: Path) -> None:
@@ -210,7 +344,9 @@ def write_inputs(folder: Path, *, new: bool = True) -> ReportPaths:
                       (inp.rules, paths.rules), (inp.validation, paths.validation),
                       (inp.validate_metrics, paths.validate_metrics), (inp.catalog, paths.catalog),
                       (inp.features, paths.features), (inp.grades, paths.grades),
-                      (inp.drivers, paths.drivers), (inp.examples, paths.examples)):
+                      (inp.drivers, paths.drivers), (inp.examples, paths.examples),
+                      (inp.backtest, paths.backtest), (inp.gate, paths.gate),
+                      (inp.changes, paths.changes)):
         if obj is not None:
             js(obj, path)
     paths.plots.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ VISIBLE = ["#model", "#headline", "#grades", "#charts", "#drivers", "#examples",
            "#checks", "#metrics-table", "#grades-model table.heat", "#grades-rules table.heat",
            "#chart-gains svg", "#chart-calibration svg", "#drivers-table",
            "#dependence-pricing_page_view svg", "#examples-table", "#points-table",
-           "#checks-table"]
+           "#checks-table", "#backtest", "#backtest-chart svg", "#backtest-table", "#gate",
+           "#gate-decision", "#gate-checks", "#changes", "#changes-drivers", "#changes-mix",
+           "#migration-table", "#changes-movers"]
 
 
 def _chromium() -> str:
@@ -88,6 +90,10 @@ def test_report_renders_in_headless_chromium(tmp_path):
             assert page.locator("svg.dep").count() == 3
             assert page.locator("#grades-model td.cell").count() == 16
             assert "12.3%" in page.locator('#grades-model td[data-grade="B2"]').inner_text()
+            assert page.locator("#backtest-chart svg polyline").count() == 5
+            assert page.locator("#gate-checks tr.failed").count() == 2
+            assert page.locator("#migration-table td").count() == 256
+            assert page.locator('#migration-table td[data-cell="B2-A1"]').inner_text() == "37"
             headline = page.locator(".headline p.big").inner_text()
             assert "61% of conversions" in headline and "43%" in headline
             # the heat map fits the page: no horizontal scrolling at 1200 px

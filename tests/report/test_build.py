@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import pytest
 from typer.testing import CliRunner
@@ -12,8 +11,10 @@ from leadscore.config import ReportConfig, params_from_dict
 from leadscore.errors import InputError
 from leadscore.report.build import ReportInputs, ReportPaths, build_report, load_report_inputs
 from tests.report.inputs import PII_STRINGS, make_inputs, write_inputs
+from tests.report.inputs import visible_text as _text
 
-SECTIONS = ("model", "headline", "grades", "charts", "drivers", "examples", "points", "checks")
+SECTIONS = ("model", "headline", "grades", "charts", "drivers", "examples", "points", "backtest",
+            "gate", "changes", "checks")
 
 
 @pytest.fixture(scope="module")
@@ -26,29 +27,6 @@ def html_no_new() -> str:
     return build_report(make_inputs(new=False), ReportConfig())
 
 
-def _text(html: str) -> str:
-    """Visible text with whitespace collapsed."""
-    class P(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.parts: list[str] = []
-            self.skip = 0
-
-        def handle_starttag(self, tag, attrs):
-            self.skip += tag in ("style", "title")
-
-        def handle_endtag(self, tag):
-            self.skip -= tag in ("style", "title")
-
-        def handle_data(self, data):
-            if not self.skip:
-                self.parts.append(data)
-
-    p = P()
-    p.feed(html)
-    return re.sub(r"\s+", " ", " ".join(p.parts))
-
-
 def _cell(html: str, grade: str, figure: str) -> str:
     block = html.split(f'id="{figure}"', 1)[1].split("</figure>", 1)[0]
     return re.sub(r"\s+", " ", block.split(f'data-grade="{grade}"', 1)[1].split("</td>", 1)[0])
@@ -57,6 +35,9 @@ def _cell(html: str, grade: str, figure: str) -> str:
 def test_all_sections_present(html):
     for s in SECTIONS:
         assert f'<section id="{s}">' in html
+        assert f'href="#{s}"' in html  # in the table of contents
+    order = [html.index(f'<section id="{s}">') for s in SECTIONS]
+    assert order == sorted(order)
     assert html.startswith("<!DOCTYPE html>")
     assert "Generated 2026-01-02 03:04 UTC" in html
 
@@ -227,6 +208,9 @@ def test_report_paths_have_no_defaults(tmp_path):
     paths = ReportPaths.in_project(tmp_path)
     assert paths.grades == tmp_path / "metrics/grades.json"
     assert paths.catalog == tmp_path / "data/processed/feature_catalog.json"
+    assert paths.backtest == tmp_path / "metrics/backtest.json"
+    assert paths.gate == tmp_path / "reports/gate.json"
+    assert paths.changes == tmp_path / "reports/changes.json"
     assert all(str(v).startswith(str(tmp_path)) for v in paths.__dict__.values())
 
 
@@ -255,12 +239,14 @@ def test_stage_writes_the_file(tmp_path, monkeypatch):
                      ("validation", paths.validation), ("validate-metrics", paths.validate_metrics),
                      ("catalog", paths.catalog), ("features", paths.features),
                      ("grades", paths.grades), ("drivers", paths.drivers),
-                     ("examples", paths.examples)):
+                     ("examples", paths.examples), ("backtest", paths.backtest),
+                     ("gate", paths.gate), ("changes", paths.changes)):
         args += [f"--{opt}", str(val)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = out.read_text()
     assert "12.3%" in _cell(doc, "B2", "grades-model")
+    assert 'id="backtest-chart"' in doc and 'id="gate-checks"' in doc and 'id="migration-table"' in doc
     # an unreadable input: the stage names it and exits 1 (InputError), writing nothing new
     paths.grades.write_text("{not json")
     out.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from leadscore.report.charts import (
     Series,
     as_float,
     bar,
+    date_chart,
     dependence_chart,
     heat_color,
     line_chart,
@@ -59,3 +61,17 @@ def test_dependence_chart_numeric_categorical_and_nothing():
                                                  (0.4, ("#08306b", "#fff"))])
 def test_heat_colour_runs_white_to_deep_blue(rate, expected):
     assert heat_color(rate, 0.4) == expected
+
+
+def test_date_chart_spans_the_data_and_labels_the_dates():
+    svg = date_chart([Series("AUC <m>", ["2025-03-01", "2025-04-01", "bad", "2025-05-15"],
+                             [0.71, 0.74, 0.9, None], "#123456", tips=["a", "b", "c", "d"])],
+                     title="t", y_label="ROC AUC")
+    assert svg.count("<circle") == 2  # a bad date and a missing value are skipped, with their tips
+    assert "AUC &lt;m&gt;: a" in svg and "AUC &lt;m&gt;: b" in svg and ": c" not in svg
+    assert "Mar 2025" in svg and "Apr 2025" in svg
+    ticks = [float(t) for t in re.findall(r'class="tick">(0\.\d+)</text>', svg)]
+    assert ticks[0] <= 0.71 and ticks[-1] >= 0.74 and ticks[0] > 0.5  # not from 0
+    one = date_chart([Series("one", ["2025-06-15"], [0.8], "#000000")], title="t", y_label="y")
+    assert one.count("<circle") == 1 and "2025-06-15" in one  # not a month start: the full date
+    assert date_chart([Series("none", ["x"], [0.5], "#000000")], title="t", y_label="y") is None

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serve.trained import Trained, build_trained
+from tests.serve.trained import Kinds, Trained, build_kinds, build_trained
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Trained:
     return build_trained(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def kinds(trained, tmp_path_factory) -> Kinds:
+    """The logistic and the rules scorer next to the LightGBM one, exported."""
+    return build_kinds(trained, tmp_path_factory.mktemp("kinds"))

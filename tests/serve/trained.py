@@ -1,6 +1,9 @@
 """A tiny trained scorer for the export and scoring tests: a small synthetic CRM (with the
 canary PII), ingested, its training table, a small additive LightGBM, calibrator, grade cut
-points, rules and catalog, exported as an MLflow model (no registry). Built once per session."""
+points, rules and catalog, exported as an MLflow model (no registry). Built once per session.
+
+`build_kinds` adds the two other kinds of scorer on the same data: the logistic regression
+(its calibrator and cut points learned on its own contributions) and the rules alone."""
 
 from __future__ import annotations
 
@@ -16,12 +19,18 @@ from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig, Train
 from leadscore.data.ingest import ingest
 from leadscore.data.synthetic import generate_crm
 from leadscore.explain.contributions import Explainer, group_sums
-from leadscore.explain.grades import fit_grade_cuts, save_grading
+from leadscore.explain.grades import GradeCuts, fit_grade_cuts, save_grading
 from leadscore.features.build import feature_catalog, training_table
 from leadscore.features.catalog import FeatureCatalog, save_catalog
-from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
+from leadscore.modeling.baseline import PointsRuleClassifier, load_rules, save_rules
 from leadscore.modeling.calibration import Calibrator
-from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, save_model
+from leadscore.modeling.estimators import (
+    CalibratedModel,
+    LightGBMClassifier,
+    LogisticClassifier,
+    load_model,
+    save_model,
+)
 from leadscore.serve.batch import feature_kwargs
 from leadscore.serve.export import export_scorer
 
@@ -76,3 +85,36 @@ def build_trained(root: Path) -> Trained:
                   rules=models / "rules.json", out=scorer)
     assert np.isfinite(raw_score).all()
     return Trained(root, raw, crm, models, scorer, cat, table)
+
+
+@dataclass(frozen=True)
+class Kinds:
+    """Exported scorers of each kind, and the in-memory objects they were made from."""
+
+    scorers: dict[str, Path]  # kind -> exported MLflow model folder
+    logistic: CalibratedModel
+    logistic_cuts: GradeCuts  # learned on the logistic contributions
+    rules: PointsRuleClassifier
+    lightgbm: CalibratedModel
+
+
+def build_kinds(t: Trained, root: Path) -> Kinds:
+    table, cat, m = t.table, t.catalog, t.models
+    est = LogisticClassifier.from_catalog(cat).fit(table, table["label"])
+    calibrator = Calibrator("sigmoid").fit(est.decision_function(table), table["label"].to_numpy())
+    ex = Explainer.for_model(est)
+    groups = {g: cat.group(g) for g in ("fit", "engagement")}
+    sums = group_sums(ex.contributions(table, raw=True), ex.feature_names, groups)
+    cuts = fit_grade_cuts(sums["fit"], sums["engagement"], fit_features=groups["fit"],
+                          engagement_features=groups["engagement"])
+    meta = {"data_window": {"train_as_of_first": "2024-04-01"}, "git_commit": "test",
+            "params_hash": "test", "kind": "logistic"}
+    logistic = CalibratedModel(est, calibrator, meta)
+    save_model(logistic, root / "logistic")
+    save_grading(cuts, root / "grading_logistic.json")
+    scorers = {"lightgbm": t.scorer, "logistic": root / "scorer_logistic", "rules": root / "scorer_rules"}
+    export_scorer(root / "logistic", grading=root / "grading_logistic.json",
+                  catalog=m / "feature_catalog.json", rules=m / "rules.json", out=scorers["logistic"])
+    export_scorer(kind="rules", catalog=m / "feature_catalog.json", rules=m / "rules.json",
+                  out=scorers["rules"])
+    return Kinds(scorers, logistic, cuts, load_rules(m / "rules.json"), load_model(m / "lightgbm"))

@@ -18,16 +18,23 @@ logged twice with a new `event_id`; firmographics are often missing.
 Everything is vectorised with numpy per chunk of leads; each chunk has its own RNG stream
 (``SeedSequence(seed, spawn_key=(chunk,))``), so the output depends only on config and seed.
 Nothing is recorded at or after midnight starting ``cfg.end`` (the data cutoff).
+
+`generate_next_quarter` continues the same CRM past ``cfg.end`` by whole quarters with shifted
+behaviour (`QuarterShift`: a new lead source, a case-study campaign, a slow quarter), to
+simulate a quarterly retrain. Every row before ``cfg.end`` is exactly `generate_crm`'s row:
+the hidden story of each lead (bursts, latent funnel, unsubscribe times) is carried on with
+RNG streams of its own, so the history does not depend on the continuation.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -269,24 +276,29 @@ class Calendar:
 
     start: np.datetime64  # midnight of cfg.start
     n_days: int  # days in [start, cutoff)
-    day_w: np.ndarray  # seasonal activity weight per day, max 1
+    day_w: np.ndarray  # seasonal activity weight per day, max 1 (may run past the cutoff)
 
     @property
     def cutoff(self) -> float:
         return float(self.n_days)
 
 
-def make_calendar(cfg: GenerateConfig) -> Calendar:
-    """Seasonal weights (month x weekday x holidays) for each day in [start, end)."""
-    start = np.datetime64(cfg.start, "D")
-    n_days = (cfg.end - cfg.start).days
+def _raw_day_weights(start: np.datetime64, n_days: int) -> np.ndarray:
+    """Unnormalised seasonal weights (month x weekday x holidays) of n_days days from start."""
     days = start + np.arange(n_days)
     month = days.astype("datetime64[M]").astype(np.int64) % 12
     dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
     dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     w = MONTH_W[month] * DOW_W[dow]
     holiday = ((month == 11) & (dom >= 20)) | ((month == 0) & (dom == 1))
-    w = np.where(holiday, w * HOLIDAY_W, w)
+    return np.where(holiday, w * HOLIDAY_W, w)
+
+
+def make_calendar(cfg: GenerateConfig) -> Calendar:
+    """Seasonal weights (month x weekday x holidays) for each day in [start, end)."""
+    start = np.datetime64(cfg.start, "D")
+    n_days = (cfg.end - cfg.start).days
+    w = _raw_day_weights(start, n_days)
     return Calendar(start=start.astype("datetime64[us]"), n_days=n_days, day_w=w / w.max())
 
 
@@ -333,9 +345,14 @@ def _id_strings(prefix: str, ids: np.ndarray, width: int) -> pa.Array:
     return _join(prefix, digits)
 
 
-def _sample_times(rng: np.random.Generator, n: int, cal: Calendar) -> np.ndarray:
-    """Lead creation times (days since start) following seasonality and office hours."""
-    day = rng.choice(cal.n_days, size=n, p=cal.day_w / cal.day_w.sum())
+def _sample_times(
+    rng: np.random.Generator, n: int, cal: Calendar, days: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Lead creation times (days since start) following seasonality and office hours, on the
+    days [lo, hi) of the calendar (default: all of it)."""
+    lo, hi = days if days is not None else (0, cal.n_days)
+    w = cal.day_w[lo:hi]
+    day = lo + rng.choice(hi - lo, size=n, p=w / w.sum())
     hour = rng.choice(24, size=n, p=HOUR_W / HOUR_W.sum())
     return day + (hour + rng.random(n)) / 24.0
 
@@ -459,6 +476,18 @@ def _null_rate(target: float, junk_share: float, junk_rate: float) -> float:
     return float(np.clip((target - junk_share * junk_rate) / max(1 - junk_share, 1e-9), 0, 1))
 
 
+@dataclass(frozen=True)
+class SourceModel:
+    """Lead sources: names, mix per lead kind (rows: normal, student, junk), fit effect."""
+
+    names: tuple[str, ...]
+    p: np.ndarray
+    fit: np.ndarray
+
+
+HISTORY_SOURCES = SourceModel(SOURCES, SOURCE_P, SOURCE_FIT)
+
+
 def _leads(
     rng: np.random.Generator,
     cfg: GenerateConfig,
@@ -466,8 +495,12 @@ def _leads(
     first_index: int,
     n: int,
     canary: int | None,
+    *,
+    sources: SourceModel = HISTORY_SOURCES,
+    days: tuple[int, int] | None = None,
 ) -> Leads:
-    """Leads of one chunk; `canary` is the chunk-local position of the canary lead, if here."""
+    """Leads of one chunk; `canary` is the chunk-local position of the canary lead, if here.
+    `days` limits creation to calendar days [lo, hi) (default: the whole calendar)."""
     u = rng.random((12, n))
     kind = np.where(u[0] < cfg.junk_share, KIND_JUNK, KIND_NORMAL)
     sen = rng.choice(len(SENIORITY), size=n, p=SENIORITY_P)
@@ -477,7 +510,7 @@ def _leads(
         sen[canary] = SENIORITY.index("manager")
     dept = rng.choice(len(DEPARTMENTS), size=n, p=DEPARTMENT_P)
     junk = kind == KIND_JUNK
-    created = _sample_times(rng, n, cal)
+    created = _sample_times(rng, n, cal, days)
     if canary is not None:
         created[canary] = min(30.5, cal.cutoff / 4)
 
@@ -495,7 +528,7 @@ def _leads(
     source = np.empty(n, dtype=np.int64)
     for k in (KIND_NORMAL, KIND_STUDENT, KIND_JUNK):
         m = kind == k
-        source[m] = rng.choice(len(SOURCES), size=int(m.sum()), p=SOURCE_P[k])
+        source[m] = rng.choice(len(sources.names), size=int(m.sum()), p=sources.p[k])
 
     email, first, last, free = _people(rng, n, junk, company, comp_a, comp_b, first_index // 3)
     band = np.searchsorted(SIZE_EDGES, size, side="right") - 1
@@ -505,7 +538,7 @@ def _leads(
         + SIZE_FIT[band]
         + INDUSTRY_FIT[industry]
         + COUNTRY_FIT[country]
-        + SOURCE_FIT[source]
+        + sources.fit[source]
         - 0.4 * free
         + rng.normal(0, 0.5, size=n)
     )
@@ -545,7 +578,7 @@ def _leads(
             "annual_revenue": pa.array(np.round(revenue, -3), pa.float64(), mask=null_rev),
             "industry": _strings(INDUSTRIES, pa.array(industry, mask=null_ind)),
             "country": _strings(COUNTRIES, pa.array(country, mask=null_cty)),
-            "source": _strings(SOURCES, source),
+            "source": _strings(sources.names, source),
             "bant_budget": pa.array(budget, pa.bool_(), mask=~bant_known),
             "bant_timeline": _strings(TIMELINES, pa.array(timeline, mask=~timeline_known)),
         }
@@ -584,7 +617,10 @@ def _bursts(rng: np.random.Generator, leads: Leads) -> Bursts:
 
 @dataclass
 class Funnel:
-    """Per-lead stage times in days (inf = never) and the won amount."""
+    """Per-lead stage times in days (inf = never) and the won amount, plus the latent draws
+    the next-quarter continuation reuses: per burst whether it converts (`conv`), when
+    (`cand`) and when a non-converting burst marketing-qualifies the lead (`qual_t`, inf =
+    never); per lead the uniforms `u` (8 x n) and the gamma part of the time to close."""
 
     mql: np.ndarray
     sql: np.ndarray
@@ -593,16 +629,56 @@ class Funnel:
     lost: np.ndarray
     recycled: np.ndarray
     amount: np.ndarray
+    conv: np.ndarray
+    cand: np.ndarray
+    qual_t: np.ndarray
+    u: np.ndarray
+    close_g: np.ndarray
 
 
-def _funnel(rng: np.random.Generator, leads: Leads, b: Bursts) -> Funnel:
+Logit = Callable[[np.ndarray], np.ndarray]  # candidate opportunity times -> extra log-odds
+
+
+def _decide(
+    rng: np.random.Generator,
+    fit_b: np.ndarray,
+    start: np.ndarray,
+    strength: np.ndarray,
+    offset: float,
+    extra: Logit | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(converts, candidate opportunity time) per burst: log-odds offset + fit + strength,
+    plus `extra(cand)` (the content a burst showed before its candidate time)."""
+    u = rng.random(len(start))
+    cand = start + 1.0 + rng.gamma(2.0, 7.0, len(start))
+    logit = offset + fit_b + 1.3 * np.log(strength)
+    if extra is not None:
+        logit = logit + extra(cand)
+    return u < _sigmoid(logit), cand
+
+
+def _qualify(
+    rng: np.random.Generator, start: np.ndarray, strength: np.ndarray, conv: np.ndarray
+) -> np.ndarray:
+    """When a non-converting burst marketing-qualifies its lead (inf = never)."""
+    qual = ~conv & (rng.random(len(start)) < _sigmoid(-1.0 + 1.5 * np.log(strength)))
+    qual_t = np.full(len(start), np.inf)
+    qual_t[qual] = start[qual] + rng.exponential(4.0, int(qual.sum()))
+    return qual_t
+
+
+def _funnel(
+    rng: np.random.Generator,
+    leads: Leads,
+    b: Bursts,
+    *,
+    offset: float = CONVERSION_OFFSET,
+    extra: Logit | None = None,
+) -> Funnel:
     """Opportunity from fit x burst strength; mql/sql before it; won/lost after; recycling."""
     n = len(leads.kind)
     inf = np.full(n, np.inf)
-    fit_b = leads.fit[b.lead]
-    p = _sigmoid(CONVERSION_OFFSET + fit_b + 1.3 * np.log(b.strength))
-    conv = rng.random(len(p)) < p
-    cand = b.start + 1.0 + rng.gamma(2.0, 7.0, len(p))
+    conv, cand = _decide(rng, leads.fit[b.lead], b.start, b.strength, offset, extra)
     opp = inf.copy()
     np.minimum.at(opp, b.lead[conv], cand[conv])
     # the burst that produced the opportunity (for mql/sql timing)
@@ -616,9 +692,10 @@ def _funnel(rng: np.random.Generator, leads: Leads, b: Bursts) -> Funnel:
     sql = np.where(has_opp, mql_o + u[1] * (t_o - mql_o), np.inf)
 
     # marketing-qualified without converting: strong bursts, or naive scoring of busy leads
-    qual = ~conv & (rng.random(len(p)) < _sigmoid(-1.0 + 1.5 * np.log(b.strength)))
+    qual_t = _qualify(rng, b.start, b.strength, conv)
+    qual = np.isfinite(qual_t)
     mql_b = inf.copy()
-    np.minimum.at(mql_b, b.lead[qual], b.start[qual] + rng.exponential(4.0, int(qual.sum())))
+    np.minimum.at(mql_b, b.lead[qual], qual_t[qual])
     naive = (leads.kind != KIND_NORMAL) & (u[2] < 0.12 * np.minimum(leads.activity, 3))
     mql_naive = np.where(naive, leads.created + rng.exponential(30.0, n), np.inf)
     mql = np.where(has_opp, mql_o, np.minimum(mql_b, mql_naive))
@@ -632,20 +709,32 @@ def _funnel(rng: np.random.Generator, leads: Leads, b: Bursts) -> Funnel:
         np.inf,
     )
 
-    close = opp + 14.0 + rng.gamma(2.0, 25.0, n)
-    is_won = u[5] < _sigmoid(-0.7 + 0.6 * np.clip(leads.fit, -3, 3))
-    won = np.where(has_opp & is_won, close, np.inf)
-    lost = np.where(has_opp & ~is_won, close, np.inf)
+    close_g = rng.gamma(2.0, 25.0, n)
+    close = opp + 14.0 + close_g
+    won, lost = _close(leads.fit, u, has_opp, close)
     amount = np.round(rng.lognormal(np.log(15_000) + 0.35 * np.log(leads.size / 100), 0.6), -2)
-    return Funnel(mql=mql, sql=sql, opp=opp, won=won, lost=lost, recycled=recycled, amount=amount)
+    return Funnel(
+        mql=mql, sql=sql, opp=opp, won=won, lost=lost, recycled=recycled, amount=amount,
+        conv=conv, cand=cand, qual_t=qual_t, u=u, close_g=close_g,
+    )  # fmt: skip
 
 
-def _outcomes(f: Funnel, lead_ids: pa.Array, cal: Calendar) -> pa.Table:
-    """Stage rows recorded before the cutoff, sorted by lead and time."""
+def _close(
+    fit: np.ndarray, u: np.ndarray, has_opp: np.ndarray, close: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(won, lost) times: an opportunity closes at `close`, won with a fit-driven chance."""
+    is_won = u[5] < _sigmoid(-0.7 + 0.6 * np.clip(fit, -3, 3))
+    return np.where(has_opp & is_won, close, np.inf), np.where(has_opp & ~is_won, close, np.inf)
+
+
+def _outcomes(
+    f: Funnel, lead_ids: pa.Array, start: np.datetime64, hi: float, lo: float = -np.inf
+) -> pa.Table:
+    """Stage rows recorded in [lo, hi) (days since `start`), sorted by lead and time."""
     names = ("mql", "sql", "opportunity", "won", "lost", "recycled")
     times = np.stack([f.mql, f.sql, f.opp, f.won, f.lost, f.recycled])
     codes = np.array([_ST[s] for s in names])
-    ok = times < cal.cutoff
+    ok = (times >= lo) & (times < hi)
     stage_i, lead = np.nonzero(ok)
     t = times[stage_i, lead]
     sec = np.floor(t * SEC_PER_DAY).astype(np.int64)
@@ -656,7 +745,7 @@ def _outcomes(f: Funnel, lead_ids: pa.Array, cal: Calendar) -> pa.Table:
         {
             "lead_id": lead_ids.take(pa.array(lead)),
             "stage": _strings(STAGES, codes[stage_i]),
-            "stage_at": pa.array(cal.start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
+            "stage_at": pa.array(start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
             "amount": pa.array(f.amount[lead], pa.float64(), mask=~is_won),
         }
     )
@@ -693,6 +782,14 @@ def _process(
     return _Ev(lead[src], t0[src] + off, et, ct)
 
 
+_NURTURE_BY_KIND = (  # (lead kind, event mix, intensity multiplier)
+    (KIND_NORMAL, NURTURE_MIX, 1.0),
+    (KIND_STUDENT, STUDENT_MIX, 1.0),
+    (KIND_JUNK, JUNK_MIX, 1.8),
+)
+_TRIGGERS = (("demo_request", 0.7, 2.0), ("pricing_page_view", 0.5, 4.0))  # (event, p, lag days)
+
+
 def _events(
     rng: np.random.Generator,
     cfg: GenerateConfig,
@@ -701,18 +798,15 @@ def _events(
     b: Bursts,
     f: Funnel,
     canary: int | None,
-) -> list[_Ev]:
+) -> tuple[list[_Ev], np.ndarray, np.ndarray]:
+    """Every event process of a chunk (before thinning), and the (unsubscribe, bounce) times."""
     n = len(leads.kind)
     idx = np.arange(n)
     scale = cfg.events_per_lead / EVENT_SCALE_REFERENCE / _mean_keep(cal)
     act = leads.activity * scale
     life = np.maximum(cal.cutoff - leads.created, 0.0)
     parts: list[_Ev] = []
-    for k, mix, mult in (
-        (KIND_NORMAL, NURTURE_MIX, 1.0),
-        (KIND_STUDENT, STUDENT_MIX, 1.0),
-        (KIND_JUNK, JUNK_MIX, 1.8),
-    ):
+    for k, mix, mult in _NURTURE_BY_KIND:
         m = leads.kind == k
         parts.append(
             _process(
@@ -754,7 +848,7 @@ def _events(
     )
 
     # the trigger right before an opportunity: a demo request and/or pricing-page view
-    for et, p, lag in (("demo_request", 0.7, 2.0), ("pricing_page_view", 0.5, 4.0)):
+    for et, p, lag in _TRIGGERS:
         sel = o[rng.random(len(o)) < p]
         t = np.maximum(f.opp[sel] - rng.exponential(lag, len(sel)), leads.created[sel])
         parts.append(
@@ -762,27 +856,8 @@ def _events(
         )
 
     # unsubscribes and bounces: after them, no more email opens/clicks
-    normal = leads.kind != KIND_JUNK
-    unsub = np.where(
-        rng.random(n) < np.where(normal, 0.08, 0.02), leads.created + rng.random(n) * 400, np.inf
-    )
-    bounce_p = np.where(normal, 0.01, 0.6)
-    bounce = np.where(
-        rng.random(n) < bounce_p,
-        leads.created + rng.exponential(np.where(normal, 200.0, 2.0)),
-        np.inf,
-    )
-    for et, t in (("unsubscribe", unsub), ("email_bounce", bounce)):
-        sel = idx[np.isfinite(t)]
-        parts.append(
-            _Ev(
-                sel,
-                t[sel],
-                np.full(len(sel), _ET[et], np.int8),
-                np.full(len(sel), -1, np.int8),
-                False,
-            )
-        )
+    unsub, bounce = _stops(rng, leads)
+    parts += _stop_events(unsub, bounce)
     stop = np.minimum(unsub, bounce)
 
     if canary is not None:  # a few events for the canary lead
@@ -800,7 +875,42 @@ def _events(
                 False,
             )
         )
-    return [_suppress(p, stop) for p in parts]
+    return [_suppress(p, stop) for p in parts], unsub, bounce
+
+
+def _stops(rng: np.random.Generator, leads: Leads) -> tuple[np.ndarray, np.ndarray]:
+    """(unsubscribe, bounce) time per lead, inf = never."""
+    n = len(leads.kind)
+    normal = leads.kind != KIND_JUNK
+    unsub = np.where(
+        rng.random(n) < np.where(normal, 0.08, 0.02), leads.created + rng.random(n) * 400, np.inf
+    )
+    bounce_p = np.where(normal, 0.01, 0.6)
+    bounce = np.where(
+        rng.random(n) < bounce_p,
+        leads.created + rng.exponential(np.where(normal, 200.0, 2.0)),
+        np.inf,
+    )
+    return unsub, bounce
+
+
+def _stop_events(
+    unsub: np.ndarray, bounce: np.ndarray, lo: float = -np.inf, hi: float = np.inf
+) -> list[_Ev]:
+    """Unsubscribe and bounce events at their times in [lo, hi) (never thinned)."""
+    parts = []
+    for et, t in (("unsubscribe", unsub), ("email_bounce", bounce)):
+        sel = np.flatnonzero(np.isfinite(t) & (t >= lo) & (t < hi))
+        parts.append(
+            _Ev(
+                sel,
+                t[sel],
+                np.full(len(sel), _ET[et], np.int8),
+                np.full(len(sel), -1, np.int8),
+                False,
+            )
+        )
+    return parts
 
 
 def _suppress(ev: _Ev, stop: np.ndarray) -> _Ev:
@@ -827,8 +937,23 @@ def _event_table(
     lead_ids: pa.Array,
     chunk: int,
 ) -> tuple[pa.Table, int]:
-    """Concatenate, double-log a share of events, sort by lead and time, assign ids."""
-    parts = [_thin(rng, p, cal) for p in parts]
+    """Thin, concatenate, double-log a share of events, sort by lead and time, assign ids."""
+    return _assemble_events(
+        rng, cfg, cal.start, [_thin(rng, p, cal) for p in parts], lead_ids, chunk
+    )
+
+
+def _assemble_events(
+    rng: np.random.Generator,
+    cfg: GenerateConfig,
+    start: np.datetime64,
+    parts: list[_Ev],
+    lead_ids: pa.Array,
+    chunk: int,
+    first_id: int = 0,
+) -> tuple[pa.Table, int]:
+    """Concatenate kept events, double-log a share, sort by lead and time, assign ids
+    E<chunk>-<first_id + i>."""
     lead = np.concatenate([p.lead for p in parts]).astype(np.int64)
     sec = np.floor(np.concatenate([p.t for p in parts]) * SEC_PER_DAY).astype(np.int64)
     et = np.concatenate([p.et for p in parts])
@@ -839,15 +964,15 @@ def _event_table(
     lead, sec, et, ct = lead[order], sec[order], et[order], ct[order]
     ids = _join(
         f"E{chunk:04d}-",
-        pc.utf8_lpad(pc.cast(pa.array(np.arange(len(lead))), pa.string()), width=9, padding="0"),
+        pc.utf8_lpad(
+            pc.cast(pa.array(first_id + np.arange(len(lead))), pa.string()), width=9, padding="0"
+        ),
     )
     table = pa.table(
         {
             "event_id": ids,
             "lead_id": lead_ids.take(pa.array(lead)),
-            "occurred_at": pa.array(
-                cal.start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")
-            ),
+            "occurred_at": pa.array(start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
             "event_type": _strings(EVENT_TYPES, et),
             "content_type": _strings(CONTENT_TYPES, pa.array(ct, mask=ct < 0)),
         }
@@ -869,10 +994,31 @@ def _canary_index(cfg: GenerateConfig, seed: int) -> int:
     return int(rng.integers(cfg.n_leads))
 
 
+@dataclass
+class _ChunkState:
+    """The hidden story of one chunk's leads, kept to continue them past the cutoff."""
+
+    leads: Leads
+    bursts: Bursts
+    funnel: Funnel
+    unsub: np.ndarray
+    bounce: np.ndarray
+    lead_ids: pa.Array
+    n_events: int  # event rows written for the chunk (the continuation numbers on from here)
+
+
 def chunk_tables(
     cfg: GenerateConfig, seed: int, chunk: int
 ) -> tuple[dict[str, pa.Table], dict[str, int]]:
     """Arrow tables (leads, events, outcomes) of one chunk, plus counters for the summary."""
+    tables, stats, _ = _simulate_chunk(cfg, seed, chunk)
+    return tables, stats
+
+
+def _simulate_chunk(
+    cfg: GenerateConfig, seed: int, chunk: int
+) -> tuple[dict[str, pa.Table], dict[str, int], _ChunkState]:
+    """`chunk_tables`, plus the chunk's hidden state."""
     first, last = _chunk_bounds(cfg)[chunk]
     cal = make_calendar(cfg)
     rng = np.random.default_rng(np.random.SeedSequence(seed % 2**64, spawn_key=(chunk,)))
@@ -882,17 +1028,17 @@ def chunk_tables(
     bursts = _bursts(rng, leads)
     funnel = _funnel(rng, leads, bursts)
     lead_ids = leads.table.column("lead_id").combine_chunks()
-    events, n_dup = _event_table(
-        rng, cfg, cal, _events(rng, cfg, cal, leads, bursts, funnel, canary), lead_ids, chunk
-    )
-    outcomes = _outcomes(funnel, lead_ids, cal)
+    parts, unsub, bounce = _events(rng, cfg, cal, leads, bursts, funnel, canary)
+    events, n_dup = _event_table(rng, cfg, cal, parts, lead_ids, chunk)
+    outcomes = _outcomes(funnel, lead_ids, cal.start, cal.cutoff)
     stats = {
         "duplicate_events": n_dup,
         "junk_leads": int((leads.kind == KIND_JUNK).sum()),
         "student_leads": int((leads.kind == KIND_STUDENT).sum()),
         "intent_bursts": len(bursts.lead),
     }
-    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats
+    state = _ChunkState(leads, bursts, funnel, unsub, bounce, lead_ids, len(events))
+    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats, state
 
 
 _PANDAS_TYPES = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
@@ -1042,4 +1188,527 @@ def generate_crm(cfg: GenerateConfig, seed: int, path: str | Path) -> dict[str, 
         finally:
             con.close()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The next quarter: the same CRM continued past cfg.end, with shifted behaviour
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QuarterShift:
+    """How behaviour changes after `cfg.end` in `generate_next_quarter`.
+
+    The defaults are a slow quarter with a new channel and a case-study campaign; `NO_SHIFT`
+    continues the history's behaviour unchanged.
+
+    new_source: a lead source that first appears after the cutoff (None: none). It takes
+        `new_source_share` of the new normal and student leads (junk never comes through it)
+        and adds `new_source_fit` to their fit log-odds (the history's best, referral, adds 0.6).
+    case_study_lift, whitepaper_lift: the campaign. Log-odds added to a conversion decided
+        after the cutoff when the lead downloaded a case study (whitepaper) in the
+        CAMPAIGN_LOOKBACK_DAYS before the candidate opportunity time, from the cutoff on.
+    conversion_shift: log-odds added to every conversion decided after the cutoff (the
+        history's base is CONVERSION_OFFSET).
+    lead_volume: new leads per day relative to the history's seasonal rate for those days.
+    activity: event intensity after the cutoff relative to the history (every lead).
+    """
+
+    new_source: str | None = "partner_referral"
+    new_source_share: float = 0.15
+    new_source_fit: float = 1.2
+    case_study_lift: float = 2.0
+    whitepaper_lift: float = -1.5
+    conversion_shift: float = -1.0
+    lead_volume: float = 0.6
+    activity: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.new_source is not None and (
+            not self.new_source.strip() or self.new_source in SOURCES
+        ):
+            raise ValueError(
+                f"QuarterShift.new_source must be a new, non-empty source name, not "
+                f"{self.new_source!r} (the history's sources: {', '.join(SOURCES)})"
+            )
+        if not 0.0 <= self.new_source_share < 1.0:
+            raise ValueError(
+                f"QuarterShift.new_source_share must be in [0, 1), not {self.new_source_share}"
+            )
+        for name in ("lead_volume", "activity"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"QuarterShift.{name} must be > 0, not {getattr(self, name)}")
+
+    def sources(self) -> SourceModel:
+        """The source mix of leads created after the cutoff."""
+        if self.new_source is None:
+            return HISTORY_SOURCES
+        share = np.array([self.new_source_share, self.new_source_share, 0.0])
+        return SourceModel(
+            names=(*SOURCES, self.new_source),
+            p=np.column_stack([SOURCE_P * (1.0 - share)[:, None], share]),
+            fit=np.append(SOURCE_FIT, self.new_source_fit),
+        )
+
+
+DEFAULT_SHIFT = QuarterShift()
+NO_SHIFT = QuarterShift(
+    new_source=None,
+    new_source_share=0.0,
+    case_study_lift=0.0,
+    whitepaper_lift=0.0,
+    conversion_shift=0.0,
+    lead_volume=1.0,
+    activity=1.0,
+)
+CAMPAIGN_LOOKBACK_DAYS = 30.0  # a download counts for conversions up to this many days later
+_TAIL_DAYS = 400  # seasonal weights past the new end (burst events decide conversions there)
+_NEXT_KEY = 2**31 + 1  # RNG stream tags of the continuation (2**31 is the canary's)
+_NEW_LEADS_KEY = 2**31 + 2
+
+
+def next_quarter_end(cfg: GenerateConfig, quarters: int = 1) -> dt.date:
+    """The new data cutoff of `generate_next_quarter`: cfg.end plus 3 x `quarters` months,
+    clamped to the month's last day (2025-11-30 + 1 quarter = 2026-02-28)."""
+    if quarters < 1:
+        raise ValueError(f"quarters must be >= 1, not {quarters}")
+    m = cfg.end.year * 12 + cfg.end.month - 1 + 3 * quarters
+    year, month = m // 12, m % 12 + 1
+    return dt.date(year, month, min(cfg.end.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The continuation [c0, c1) in days since cfg.start, and what its processes share."""
+
+    cal: Calendar  # cutoff c1; day_w runs _TAIL_DAYS past it, normalised like the history's
+    c0: int  # the history's cutoff
+    c1: int  # the new end
+    scale: float  # event intensity: the history's, times shift.activity
+    shift: QuarterShift
+
+
+def _window(cfg: GenerateConfig, new_end: dt.date, shift: QuarterShift) -> _Window:
+    hist = make_calendar(cfg)
+    start = np.datetime64(cfg.start, "D")
+    c1 = (new_end - cfg.start).days
+    raw_max = _raw_day_weights(start, hist.n_days).max()
+    w = np.minimum(_raw_day_weights(start, c1 + _TAIL_DAYS) / raw_max, 1.0)
+    scale = cfg.events_per_lead / EVENT_SCALE_REFERENCE / _mean_keep(hist) * shift.activity
+    return _Window(Calendar(hist.start, c1, w), hist.n_days, c1, scale, shift)
+
+
+def _decaying(
+    rng: np.random.Generator,
+    lead: np.ndarray,
+    t0: np.ndarray,
+    mean: np.ndarray,
+    decay: np.ndarray,
+    lo: float,
+    hi: float,
+    mix: Mix,
+) -> tuple[_Ev, np.ndarray]:
+    """The part in [lo, hi) of processes of `mean` expected events decaying exponentially
+    (mean lifetime `decay`) from t0, drawn directly (truncated exponential); also the source
+    row of every event."""
+    s_lo = np.exp(-np.maximum(lo - t0, 0.0) / decay)
+    s_hi = np.exp(-np.maximum(hi - t0, 0.0) / decay)
+    src = np.repeat(np.arange(len(t0)), rng.poisson(mean * (s_lo - s_hi)))
+    a, b = s_lo[src], s_hi[src]
+    t = t0[src] - decay[src] * np.log(a - rng.random(len(src)) * (a - b))
+    et, ct = _draw_mix(rng, len(src), mix)
+    return _Ev(lead[src], np.maximum(t, lo), et, ct), src
+
+
+def _uniform(
+    rng: np.random.Generator,
+    lead: np.ndarray,
+    rate: np.ndarray,
+    t_from: np.ndarray,
+    hi: float,
+    mix: Mix,
+) -> _Ev:
+    """Events at `rate` per day, uniform over [t_from, hi)."""
+    span = np.maximum(hi - t_from, 0.0)
+    src = np.repeat(np.arange(len(t_from)), rng.poisson(rate * span))
+    et, ct = _draw_mix(rng, len(src), mix)
+    return _Ev(lead[src], t_from[src] + rng.random(len(src)) * span[src], et, ct)
+
+
+def _keep_mask(rng: np.random.Generator, t: np.ndarray, day_w: np.ndarray) -> np.ndarray:
+    """Seasonal thinning by the weight of each event's day and hour (no cutoff)."""
+    day = np.clip(t, 0, len(day_w) - 1).astype(np.int64)
+    hour = ((t - np.floor(t)) * 24).astype(np.int64)
+    return rng.random(len(t)) < day_w[day] * HOUR_W[hour] / HOUR_W.max()
+
+
+def _subset(ev: _Ev, keep: np.ndarray, thin: bool) -> _Ev:
+    return _Ev(ev.lead[keep], ev.t[keep], ev.et[keep], ev.ct[keep], thin)
+
+
+def _burst_window(rng: np.random.Generator, win: _Window, b: Bursts, sel: np.ndarray) -> _Ev:
+    """Thinned events from c0 on (past c1 too: they feed conversion decisions) of bursts `sel`."""
+    ev, _ = _decaying(
+        rng,
+        b.lead[sel],
+        b.start[sel],
+        win.scale * BURST_EVENTS_PER_STRENGTH * b.strength[sel],
+        b.decay[sel],
+        win.c0,
+        np.inf,
+        BURST_MIX,
+    )
+    return _subset(ev, _keep_mask(rng, ev.t, win.cal.day_w), False)
+
+
+def _content_effect(win: _Window, parts: list[_Ev], lead: np.ndarray) -> Logit:
+    """Extra log-odds of conversions decided after c0 (`lead`: each decision's lead): the
+    campaign's case-study (whitepaper) lift when the lead downloaded one in the
+    CAMPAIGN_LOOKBACK_DAYS before the candidate opportunity time, counting from c0 on (the
+    campaign's content is new). `parts` are the events drawn so far (thinned)."""
+    ev_lead = np.concatenate([p.lead for p in parts]).astype(np.float64)
+    ev_t = np.concatenate([p.t for p in parts])
+    ev_ct = np.concatenate([p.ct for p in parts])
+    span = 2.0 ** np.ceil(np.log2(max(win.cal.day_w.size, 2)))  # > every time: key = lead, t
+    keys = {
+        value: np.sort((ev_lead * span + ev_t)[ev_ct == _CT[content]])
+        for content, value in (
+            ("case_study", win.shift.case_study_lift),
+            ("whitepaper", win.shift.whitepaper_lift),
+        )
+        if value != 0.0
+    }
+
+    def extra(cand: np.ndarray) -> np.ndarray:
+        lift = np.zeros(len(cand))
+        base = lead.astype(np.float64) * span
+        lo = base + np.maximum(cand - CAMPAIGN_LOOKBACK_DAYS, win.c0)
+        hi = base + cand
+        for value, k in keys.items():
+            seen = np.searchsorted(k, hi) > np.searchsorted(k, lo)
+            lift += value * seen
+        return lift
+
+    return extra
+
+
+def _continue_funnel(
+    rng: np.random.Generator,
+    leads: Leads,
+    b: Bursts,
+    f: Funnel,
+    nb: np.ndarray,
+    conv_n: np.ndarray,
+    cand_n: np.ndarray,
+    qual_n: np.ndarray,
+    c0: float,
+) -> tuple[Funnel, int]:
+    """The funnel with the bursts `nb` (those starting at or after c0) decided anew.
+
+    A lead whose opportunity (time, so burst) is unchanged keeps its whole latent story. For
+    the others ("changed"), every stage recorded before c0 stays as it is and the rest is
+    drawn at or after c0, so the history is never contradicted: with an opportunity, mql
+    and sql are the recorded ones or fall in [c0, opportunity]; without one (only a burst
+    from c0 on had converted, so nothing of the lead was recorded), qualification restarts
+    from the bursts' qualification times at or after c0. Returns (funnel, changed leads).
+    """
+    n = len(leads.kind)
+    conv, cand, qual_t = f.conv.copy(), f.cand.copy(), f.qual_t.copy()
+    conv[nb], cand[nb], qual_t[nb] = conv_n, cand_n, qual_n
+    opp = np.full(n, np.inf)
+    np.minimum.at(opp, b.lead[conv], cand[conv])
+    hit = conv & (cand == opp[b.lead])
+    t_b = np.full(n, np.inf)
+    t_b[b.lead[hit]] = b.start[hit]
+    has = np.isfinite(opp)
+    affected = np.zeros(n, bool)
+    affected[b.lead[nb]] = True
+    changed = affected & (opp != f.opp)
+    u = f.u
+
+    h_mql = np.where(f.mql < c0, f.mql, np.inf)  # recorded in the history
+    h_sql = np.where(f.sql < c0, f.sql, np.inf)
+    t_o = np.where(has, opp, c0)
+    lo = np.maximum(np.where(has, t_b, c0), c0)
+    mql_o = np.where(np.isfinite(h_mql), h_mql, lo + u[0] * 0.6 * (t_o - lo))
+    lo = np.maximum(mql_o, c0)
+    sql_o = np.where(np.isfinite(h_sql), h_sql, lo + u[1] * (t_o - lo))
+
+    q = qual_t >= c0  # inf (never) included, harmless for a minimum
+    mql_b = np.full(n, np.inf)
+    np.minimum.at(mql_b, b.lead[q], qual_t[q])
+    sql_b = np.where(np.isfinite(mql_b) & (u[3] < 0.25), mql_b + rng.exponential(10.0, n), np.inf)
+    rec_b = np.where(
+        np.isfinite(mql_b) & (u[4] < 0.55),
+        np.where(np.isfinite(sql_b), sql_b, mql_b) + 20 + rng.exponential(60.0, n),
+        np.inf,
+    )
+    won, lost = _close(leads.fit, u, has, opp + 14.0 + f.close_g)
+
+    def pick(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+        return np.where(changed, new, old)
+
+    funnel = Funnel(
+        mql=pick(np.where(has, mql_o, mql_b), f.mql),
+        sql=pick(np.where(has, sql_o, sql_b), f.sql),
+        opp=pick(opp, f.opp),
+        won=pick(won, f.won),
+        lost=pick(lost, f.lost),
+        recycled=pick(np.where(has, np.inf, rec_b), f.recycled),
+        amount=f.amount,
+        conv=conv,
+        cand=cand,
+        qual_t=qual_t,
+        u=u,
+        close_g=f.close_g,
+    )
+    return funnel, int(changed.sum())
+
+
+def _background(rng: np.random.Generator, win: _Window, leads: Leads) -> list[_Ev]:
+    """Thinned nurture and newsletter events in [c0, c1): the processes continued (or
+    started) past c0. They come first because the campaign's conversions look at them."""
+    n = len(leads.kind)
+    idx = np.arange(n)
+    act = leads.activity * win.scale
+    parts = []
+    for k, mix, mult in _NURTURE_BY_KIND:
+        m = leads.kind == k
+        parts.append(
+            _decaying(
+                rng,
+                idx[m],
+                leads.created[m],
+                act[m] * mult * NURTURE_PER_DAY * NURTURE_DECAY_DAYS,
+                np.full(int(m.sum()), NURTURE_DECAY_DAYS),
+                win.c0,
+                win.c1,
+                mix,
+            )[0]
+        )
+    floor_from = np.maximum(leads.created, win.c0)
+    parts.append(_uniform(rng, idx, act * FLOOR_PER_DAY, floor_from, win.c1, FLOOR_MIX))
+    return [_subset(p, _keep_mask(rng, p.t, win.cal.day_w), False) for p in parts]
+
+
+def _continue_events(
+    rng: np.random.Generator,
+    win: _Window,
+    leads: Leads,
+    early: list[_Ev],
+    opp: np.ndarray,
+    unsub: np.ndarray,
+    bounce: np.ndarray,
+) -> list[_Ev]:
+    """Every event in [c0, c1): the `early` ones (background and burst events, thinned), the
+    post-opportunity process continued (or started) past c0, a demo request and/or
+    pricing-page view before each opportunity in the window (never before c0),
+    unsubscribes and bounces; no email opens or clicks after an unsubscribe or bounce."""
+    idx = np.arange(len(leads.kind))
+    parts = list(early)
+    o = idx[opp < win.c1]
+    parts.append(
+        _decaying(
+            rng,
+            o,
+            opp[o],
+            win.scale * POST_EVENTS * np.sqrt(leads.activity[o] + 0.5),
+            np.full(len(o), POST_DECAY_DAYS),
+            win.c0,
+            win.c1,
+            POST_MIX,
+        )[0]
+    )
+    o = idx[(opp >= win.c0) & (opp < win.c1)]
+    for et, p, lag in _TRIGGERS:
+        sel = o[rng.random(len(o)) < p]
+        t = np.maximum(opp[sel] - rng.exponential(lag, len(sel)), leads.created[sel])
+        # a trigger cannot enter the frozen history: spread it over [c0, opportunity) instead
+        t = np.where(t < win.c0, win.c0 + rng.random(len(sel)) * (opp[sel] - win.c0), t)
+        parts.append(
+            _Ev(sel, t, np.full(len(sel), _ET[et], np.int8), np.full(len(sel), -1, np.int8), False)
+        )
+    parts += _stop_events(unsub, bounce, win.c0, win.c1)
+    stop = np.minimum(unsub, bounce)
+    out = []
+    for part in parts:
+        ev = _suppress(part, stop)
+        keep = (ev.t >= win.c0) & (ev.t < win.c1)
+        if ev.thin:
+            keep &= _keep_mask(rng, ev.t, win.cal.day_w)
+        out.append(_subset(ev, keep, False))
+    return out
+
+
+def _continue_chunk(
+    cfg: GenerateConfig, seed: int, chunk: int, state: _ChunkState, win: _Window
+) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """Events and outcomes in [c0, c1) of one history chunk's leads."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed % 2**64, spawn_key=(chunk, _NEXT_KEY)))
+    leads, b, shift = state.leads, state.bursts, win.shift
+    nb = np.flatnonzero(b.start >= win.c0)
+    early = [
+        *_background(rng, win, leads),
+        _burst_window(rng, win, b, np.flatnonzero(b.start < win.c1)),
+    ]
+    conv_n, cand_n = _decide(
+        rng,
+        leads.fit[b.lead[nb]],
+        b.start[nb],
+        b.strength[nb],
+        CONVERSION_OFFSET + shift.conversion_shift,
+        _content_effect(win, early, b.lead[nb]),
+    )
+    qual_n = _qualify(rng, b.start[nb], b.strength[nb], conv_n)
+    funnel, n_changed = _continue_funnel(
+        rng, leads, b, state.funnel, nb, conv_n, cand_n, qual_n, win.c0
+    )
+    parts = _continue_events(rng, win, leads, early, funnel.opp, state.unsub, state.bounce)
+    events, n_dup = _assemble_events(
+        rng, cfg, win.cal.start, parts, state.lead_ids, chunk, state.n_events
+    )
+    outcomes = _outcomes(funnel, state.lead_ids, win.cal.start, win.c1, win.c0)
+    return {"events": events, "outcomes": outcomes}, {
+        "duplicate_events": n_dup,
+        "changed_leads": n_changed,
+    }
+
+
+def _new_leads_chunk(
+    cfg: GenerateConfig, seed: int, part: int, first: int, n: int, chunk: int, win: _Window
+) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """Leads created in [c0, c1) (their ids from `first` on), with their events and outcomes
+    up to c1; every conversion follows the shifted behaviour."""
+    rng = np.random.default_rng(
+        np.random.SeedSequence(seed % 2**64, spawn_key=(_NEW_LEADS_KEY, part))
+    )
+    shift = win.shift
+    leads = _leads(
+        rng, cfg, win.cal, first, n, None, sources=shift.sources(), days=(win.c0, win.c1)
+    )
+    b = _bursts(rng, leads)
+    early = [
+        *_background(rng, win, leads),
+        _burst_window(rng, win, b, np.flatnonzero(b.start < win.c1)),
+    ]
+    funnel = _funnel(
+        rng,
+        leads,
+        b,
+        offset=CONVERSION_OFFSET + shift.conversion_shift,
+        extra=_content_effect(win, early, b.lead),
+    )
+    unsub, bounce = _stops(rng, leads)
+    lead_ids = leads.table.column("lead_id").combine_chunks()
+    parts = _continue_events(rng, win, leads, early, funnel.opp, unsub, bounce)
+    events, n_dup = _assemble_events(rng, cfg, win.cal.start, parts, lead_ids, chunk)
+    outcomes = _outcomes(funnel, lead_ids, win.cal.start, win.c1, win.c0)
+    stats = {
+        "duplicate_events": n_dup,
+        "junk_leads": int((leads.kind == KIND_JUNK).sum()),
+        "student_leads": int((leads.kind == KIND_STUDENT).sum()),
+        "intent_bursts": len(b.lead),
+    }
+    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats
+
+
+def next_quarter_leads(
+    cfg: GenerateConfig, shift: QuarterShift = DEFAULT_SHIFT, *, quarters: int = 1
+) -> int:
+    """How many leads `generate_next_quarter` creates after cfg.end: the history's seasonal
+    rate for those days times `shift.lead_volume`."""
+    win = _window(cfg, next_quarter_end(cfg, quarters), shift)
+    hist_w = make_calendar(cfg).day_w.sum()
+    return round(cfg.n_leads * win.cal.day_w[win.c0 : win.c1].sum() / hist_w * shift.lead_volume)
+
+
+def generate_next_quarter(
+    cfg: GenerateConfig,
+    seed: int,
+    path: str | Path,
+    *,
+    quarters: int = 1,
+    shift: QuarterShift = DEFAULT_SHIFT,
+) -> dict[str, Any]:
+    """Write the CRM of `generate_crm(cfg, seed)` continued by `quarters` quarters, atomically.
+
+    The file covers cfg.start .. new_end = cfg.end + 3 x `quarters` months; nothing is
+    recorded at or after midnight starting new_end. Every row up to cfg.end is the row
+    `generate_crm(cfg, seed, ...)` writes (same ids, same values; inserted first, in the same
+    order): the history is re-simulated chunk by chunk and its hidden story (fit, activity,
+    intent bursts, latent funnel, unsubscribe and bounce times) is carried on.
+
+    After cfg.end, with RNG streams of their own:
+
+    * existing leads keep their nurture, newsletter, burst and post-opportunity processes
+      (their parts past cfg.end, drawn as truncated exponentials, which is exact for
+      Poisson processes); their unsubscribes, bounces, opportunities, wins and losses that
+      were already latent happen on schedule, and may convert in the new quarter;
+    * every intent burst starting at or after cfg.end decides its conversion under `shift`
+      (base-rate shift; case-study and whitepaper lifts from the lead's downloads since
+      cfg.end, those drawn up to the new end); a burst that started before keeps its
+      decision, so opportunities of bursts already under way still land;
+    * new leads arrive at the history's seasonal rate times `shift.lead_volume`, some
+      through `shift.new_source`;
+    * event intensity is scaled by `shift.activity`.
+
+    Outcomes stay consistent: a lead whose opportunity changes keeps every stage already
+    recorded, and its new stages are ordered mql <= sql <= opportunity <= won/lost, none
+    before cfg.end. Note that `quarters=2` is one draw over six months, not `quarters=1`
+    continued. Returns `generate_crm`'s summary over the whole window, plus `history_end`,
+    `quarters`, the `shift` and counts of the continuation (`next_quarter`).
+    """
+    t0 = time.perf_counter()
+    new_end = next_quarter_end(cfg, quarters)
+    win = _window(cfg, new_end, shift)
+    n_new = next_quarter_leads(cfg, shift, quarters=quarters)
+    hist_chunks = len(_chunk_bounds(cfg))
+    stats: dict[str, int] = {}
+    added = {"leads": 0, "events": 0, "outcomes": 0, "changed_leads": 0}
+
+    def count(chunk_stats: dict[str, int]) -> None:
+        for k, v in chunk_stats.items():
+            if k == "changed_leads":
+                added[k] += v
+            else:
+                stats[k] = stats.get(k, 0) + v
+
+    with atomic_path(path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            _create_tables(con)
+            later: list[dict[str, pa.Table]] = []  # inserted after the history, kept small
+            for chunk in range(hist_chunks):
+                tables, chunk_stats, state = _simulate_chunk(cfg, seed, chunk)
+                for name, data in tables.items():
+                    _insert(con, name, data)
+                count(chunk_stats)
+                cont, cont_stats = _continue_chunk(cfg, seed, chunk, state, win)
+                later.append(cont)
+                count(cont_stats)
+                del tables, state
+            later_chunks = [
+                (part, a, min(a + cfg.chunk_leads, n_new))
+                for part, a in enumerate(range(0, n_new, cfg.chunk_leads))
+            ]
+            for part, a, b in later_chunks:
+                tables, chunk_stats = _new_leads_chunk(
+                    cfg, seed, part, cfg.n_leads + a, b - a, hist_chunks + part, win
+                )
+                later.append(tables)
+                count(chunk_stats)
+            for tables in later:
+                for name, data in tables.items():
+                    _insert(con, name, data)
+                    added[name] += data.num_rows
+            summary = _summary(con, cfg.model_copy(update={"end": new_end}), stats)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    summary.update(
+        history_end=str(cfg.end),
+        quarters=quarters,
+        shift=asdict(shift),
+        next_quarter=added,
+        seconds=round(time.perf_counter() - t0, 2),
+    )
     return summary

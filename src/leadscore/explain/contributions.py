@@ -26,6 +26,9 @@ Two paths:
 
 `Explainer.for_model` takes a `LightGBMClassifier` or a `CalibratedModel` around one and
 builds its input exactly as the model does (`model_frame`: catalog order, fixed categories).
+For the logistic-regression model (`LogisticClassifier`, or a `CalibratedModel` around one)
+it returns a `leadscore.explain.linear.LinearExplainer`: the same interface, exact because
+that model's log-odds are linear in its transformed inputs.
 `feature_groups` lists the fit and engagement features a model uses, `group_sums` adds up
 each group's contributions (the fit and engagement scores of the grade), and
 `check_additivity` verifies ``contributions + base value == log-odds`` on a slice (the
@@ -40,6 +43,8 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from leadscore.explain.linear import LinearExplainer, is_logistic
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +212,16 @@ class Explainer:
             self.base_value = None  # from pred_contrib's last column, on first use
 
     @classmethod
-    def for_model(cls, model, **kw) -> Explainer:
-        """For a `LightGBMClassifier` or a `CalibratedModel` wrapping one."""
+    def for_model(cls, model, **kw) -> Explainer | LinearExplainer:
+        """For a `LightGBMClassifier`, a `LogisticClassifier` (a
+        `leadscore.explain.linear.LinearExplainer`, the same interface) or a `CalibratedModel`
+        wrapping either. `kw` goes to the LightGBM explainer."""
         inner = getattr(model, "model", model)
+        if is_logistic(inner):
+            return LinearExplainer(inner)
         if not hasattr(inner, "booster_"):
-            raise TypeError(f"{type(inner).__name__} is not a fitted LightGBM model: only "
-                            "LightGBM contributions are explained")
+            raise TypeError(f"{type(inner).__name__} is not a fitted LightGBM or logistic model: "
+                            "only their contributions are explained")
         return cls(inner.booster_, inner.best_iteration_, inner.feature_names_, model=inner, **kw)
 
     @property

@@ -31,17 +31,18 @@ class Explanation:
     cuts: GradeCuts
     scorer: Scorer  # the model with its cut points (no rules, no version)
     scored: pd.DataFrame  # the test slice's score columns (same row order as split.test)
-    grades: dict[str, dict]  # {"lightgbm": grade matrix, "rules": grade matrix}
+    grades: dict[str, dict]  # {model name: grade matrix, "rules": grade matrix}
     slice: SliceExplanation  # contributions, additivity, drivers, dependence data
     examples: dict  # {grade: [example lead]}
 
 
 def explain_model(split: Split, model: CalibratedModel, rules, catalog: FeatureCatalog,
-                  cfg: ExplainConfig, seed: int) -> Explanation:
+                  cfg: ExplainConfig, seed: int, *, name: str = "lightgbm") -> Explanation:
     """Cut points on `split.calib`; grades, matrices, drivers and examples on `split.test`.
 
-    `model` is a calibrated LightGBM model; `rules` a fitted points-rule classifier (its own
-    point bands give its grades; its calibrated probability is the matrix's `predicted`).
+    `model` is a calibrated LightGBM or logistic model (its grade matrix is keyed `name`);
+    `rules` a fitted points-rule classifier (its own point bands give its grades; its
+    calibrated probability is the matrix's `predicted`).
     """
     test = split.test
     explainer = Explainer.for_model(model)
@@ -54,7 +55,7 @@ def explain_model(split: Split, model: CalibratedModel, rules, catalog: FeatureC
     scored, _ = scorer.explain(test, reasons=False)
     y, rule_grades = test["label"].to_numpy(), rules.grade(test)
     grades = {
-        "lightgbm": grade_matrix(y, scored["fit_grade"], scored["engagement_grade"],
+        name: grade_matrix(y, scored["fit_grade"], scored["engagement_grade"],
                                  scored["probability"], alpha=cfg.significance),
         "rules": grade_matrix(y, rule_grades["fit_grade"], rule_grades["engagement_grade"],
                               rules.predict_proba(test)[:, 1], alpha=cfg.significance),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,9 +228,16 @@ class Reasons:
 
 
 def explain_rows(contrib: np.ndarray, X: pd.DataFrame, catalog: FeatureCatalog,
-                 feature_names: list[str], k: int = 3) -> Reasons:
+                 feature_names: list[str], k: int = 3, *,
+                 texts: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Reasons:
     """Top-k positive and negative reasons for every row of `X` (raw feature values, the
-    same rows as `contrib`, whose columns are `feature_names`)."""
+    same rows as `contrib`, whose columns are `feature_names`: features, or other items such
+    as the lines of a points table). A reason's text is `texts(name, rows)` (one sentence
+    per row position in `rows`); by default the catalog's sentence for the feature's value
+    (`describe`)."""
+    if texts is None:
+        def texts(name: str, rows: np.ndarray) -> np.ndarray:
+            return describe(catalog[name], X[name].to_numpy()[rows])
     if len(X) != len(contrib):
         raise ValueError(f"{len(X)} rows of features but {len(contrib)} rows of contributions")
     idx, val = top_reasons(contrib, k)
@@ -242,6 +250,6 @@ def explain_rows(contrib: np.ndarray, X: pd.DataFrame, catalog: FeatureCatalog,
     for run in runs:
         name = feature_names[flat[run[0]]]
         rows, slots = np.divmod(run, idx.shape[1])
-        text[rows, slots] = describe(catalog[name], X[name].to_numpy()[rows])
+        text[rows, slots] = texts(name, rows)
         code[rows, slots] = np.where(val[rows, slots] > 0, f"{name}+", f"{name}-")
     return Reasons(idx, val, code, text)

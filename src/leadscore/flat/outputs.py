@@ -69,9 +69,10 @@ class FlatOutputs:
     def report(self) -> Path:
         return self.root / "report.html"
 
-    def model_files(self) -> dict[str, Path]:
-        """The files that make up the scorer (hashed into its model version)."""
-        return scorer_sources(self.models / "lightgbm", grading=self.models / "grading.json",
+    def model_files(self, kind: str = "lightgbm") -> dict[str, Path]:
+        """The files that make up the `kind` scorer (hashed into its model version)."""
+        return scorer_sources(None if kind == "rules" else self.models / kind, kind=kind,
+                              grading=None if kind == "rules" else self.models / "grading.json",
                               catalog=self.models / "feature_catalog.json",
                               rules=self.models / "rules.json")
 

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from leadscore.flat.mapping import Mapping, parse_condition
-from leadscore.modeling.baseline import PointsRuleClassifier, norm_value
+from leadscore.modeling.baseline import (
+    PointsRuleClassifier,
+    RuleItem,
+    norm_value,
+    points_text,
+    words_of,
+)
 from leadscore.modeling.names import snake
 
 
@@ -78,16 +84,23 @@ class FlatRuleClassifier(PointsRuleClassifier):
             done |= hit
         return pts
 
-    def points(self, X: pd.DataFrame) -> pd.DataFrame:
-        fit = np.zeros(len(X))
-        for col, table in (self.fit_rules or {}).items():
-            fit += self._table_points(X, col, table)
-        eng = np.zeros(len(X))
+    def items(self) -> list[RuleItem]:
+        """One item per rule column (fit, then engagement), named after the column."""
+        cap = points_text(self.max_points_per_activity)
+        out = [RuleItem(col, "fit", col, f"{words_of(col)}: points by value")
+               for col in self.fit_rules or {}]
+        out += [RuleItem(col, "engagement", col, f"{words_of(col)}: points by value (at most {cap})")
+                for col in self.engagement_rules or {}]
+        return out
+
+    def _entries(self, X: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
+        """(group, column, points per row) for every rule column; engagement capped."""
         cap = float(self.max_points_per_activity)
-        for col, table in (self.engagement_rules or {}).items():
-            eng += np.minimum(self._table_points(X, col, table), cap)
-        return pd.DataFrame({"fit_points": fit, "engagement_points": eng,
-                             "total_points": fit + eng}, index=X.index)
+        out = [("fit", col, self._table_points(X, col, table))
+               for col, table in (self.fit_rules or {}).items()]
+        out += [("engagement", col, np.minimum(self._table_points(X, col, table), cap))
+                for col, table in (self.engagement_rules or {}).items()]
+        return out
 
     def to_dict(self) -> dict:
         d = super().to_dict()

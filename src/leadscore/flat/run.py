@@ -42,6 +42,7 @@ from leadscore.flat.mapping import Mapping
 from leadscore.flat.outputs import FlatOutputs
 from leadscore.flat.rules import FlatRuleClassifier
 from leadscore.flat.table import FlatTable, flat_split, load_flat
+from leadscore.lifecycle.choose import champion_entry, choose_kind
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, LogisticClassifier
 from leadscore.modeling.evaluate import Evaluation, evaluate_models, metrics_table
 from leadscore.modeling.leakage import LeakageReport, check_leakage, screen_columns
@@ -66,7 +67,15 @@ class FlatModels:
     categorical: list[str]
     best_params: dict
     best_iteration: int
+    kind: str = "lightgbm"  # what ships: chosen on the valid slice (leadscore.lifecycle.choose)
+    why: str = ""
+    valid_auc: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+
+    @property
+    def explained(self) -> CalibratedModel:
+        """The model the explanation describes: the shipped one, LightGBM when the rules ship."""
+        return self.logistic if self.kind == "logistic" else self.lightgbm
 
 
 @dataclass
@@ -112,7 +121,8 @@ def kept_catalog(catalog: FeatureCatalog, drop: list[str]) -> FeatureCatalog:
 
 def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: FeatureCatalog) -> FlatModels:
     """Rules (calibrated on calib), tuned LightGBM and the logistic check, both calibrated
-    on the calib slice."""
+    on the calib slice and refitted on every pre-test row; the kind that ships is chosen on
+    the valid slice (before the test slice is looked at)."""
     m = mapping.model
     tr, va, ca = split.train, split.valid, split.calib
     # Flat mode's training: no fallback to the rules, no leakage guards inside (the screen ran
@@ -128,14 +138,21 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
         logistic_c=m.logistic_c, leakage=LeakageConfig(enabled=False))
     r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
                      seed=mapping.seed, data_window=data_window(split), calibration_groups=None,
+                     refit_rows=pd.concat([tr, va, ca], ignore_index=True),
                      metadata={"target": mapping.target, "positive": str(mapping.positive),
                                "source_file": mapping.path.name})
     rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
-    summary = {"tuning": r.tuning.summary(),
-               **{k: {"valid": r.metrics[k]["valid"], "calibration": r.metrics[k]["calibration"]}
+    valid = {"rules": float(roc_auc_score(va["label"], rules.predict_proba(va)[:, 1])),
+             **{k: r.metrics[k]["valid"]["roc_auc"] for k in ("logistic", "lightgbm")}}
+    kind, why = choose_kind(valid)
+    log.info("ships: %s", why)
+    summary = {"tuning": r.tuning.summary(), "ships": {"kind": kind, "why": why, "valid_roc_auc": valid},
+               **{k: {"valid": r.metrics[k]["valid"], "calibration": r.metrics[k]["calibration"],
+                      "settings": r.summary()[k].get("settings"), "refit": r.summary()[k].get("refit")}
                   for k in ("lightgbm", "logistic")}}
     return FlatModels(rules, r.lightgbm, r.logistic, r.features, r.categorical,
-                      r.tuning.best_params, r.lightgbm.model.best_iteration_, summary)
+                      r.tuning.best_params, r.fits["lightgbm"].model.model.best_iteration_, kind, why,
+                      valid, summary)
 
 
 def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCatalog, *,
@@ -196,14 +213,16 @@ def evaluate_flat(models: FlatModels, split: Split, mapping: Mapping, info: dict
     m["test"]["k_note"] = "K = the top 10% of test rows"
     m["calibration_slice_base_rate"] = split.windows["calib"]["base_rate"]
     m["screen"] = {"refused": screen.refused, "allowed": screen.allowed, "dropped": dropped}
+    m["champion"] = champion_entry(models.kind, models.why, models.valid_auc, m)
     return ev
 
 
 def score_rows(split: Split, models: FlatModels, explanation: Explanation, catalog: FeatureCatalog,
                version: str) -> pd.DataFrame:
     """Every row of the file (all slices, in file order): the score contract + `slice`."""
-    scorer = Scorer.from_model(models.lightgbm, explanation.cuts, catalog, models.rules,
-                               {"model_version": version})
+    version_info = {"model_version": version, "kind": models.kind}
+    scorer = (Scorer.from_rules(models.rules, catalog, version=version_info) if models.kind == "rules"
+              else Scorer.from_model(models.explained, explanation.cuts, catalog, models.rules, version_info))
     rows = pd.concat([split[s].assign(slice=s) for s in ("train", "valid", "calib", "test")],
                      ignore_index=True).sort_values("row", kind="stable", ignore_index=True)
     scored = scorer.score(rows)
@@ -244,17 +263,19 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
     catalog = kept_catalog(table.catalog, dropped)
     models = train_flat(table, split, mapping, catalog)
     ev = evaluate_flat(models, split, mapping, info, screen, dropped)
-    explanation = explain_model(split, models.lightgbm, models.rules, catalog, ExplainConfig(), mapping.seed)
+    explained = "logistic" if models.kind == "logistic" else "lightgbm"
+    explanation = explain_model(split, models.explained, models.rules, catalog, ExplainConfig(),
+                                mapping.seed, name=explained)
     ev.metrics["rules_grades"] = explanation.grades["rules"]
 
     outputs.write_models(models, explanation, catalog)
-    version = model_version(outputs.model_files())
+    version = model_version(outputs.model_files(models.kind))
     scores = score_rows(split, models, explanation, catalog, version)
     outputs.write_results(scores=scores, metrics=ev.metrics, evaluation=ev, explanation=explanation,
                           train_summary={"cleaning": table.log, "source_names": table.source_names,
                                          "split": info, **models.summary})
     log.info("test metrics (%s):\n%s", info["note"], metrics_table(ev.metrics))
-    log.info("%s", format_matrix(explanation.grades["lightgbm"], "LightGBM grades on the test slice"))
+    log.info("%s", format_matrix(explanation.grades[explained], f"{explained} grades on the test slice"))
 
     cv = None
     if cv_folds:

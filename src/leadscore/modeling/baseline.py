@@ -17,7 +17,10 @@ like the model:
   (`engagement_bands`: the minimum for 1, 2, 3);
 - **MQL** when the total reaches `mql_threshold` (`predict`);
 - **probability**: the only learned state, an isotonic (monotone) map from total points to
-  conversion rate, fitted on the calibration slice (`fit`, `predict_proba`).
+  conversion rate, fitted on the calibration slice (`fit`, `predict_proba`);
+- **items**: the lines of the table (`items`, one `RuleItem` per column, named after it) and
+  each lead's points per line (`item_points`; they add up to its points), so a rules scorer
+  can give reasons in points (`leadscore.serve.scorer.Scorer`, kind "rules").
 
 Columns named in the table but absent from the data score 0 and are listed in
 `missing_features_` (a warning is logged). Saved as JSON (`save_rules` / `load_rules`).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,28 @@ ENGAGEMENT_DIGITS = ("1", "2", "3", "4")
 def norm_value(value: object) -> str:
     """Case/punctuation-insensitive key: 'Financial Services' == 'financial_services'."""
     return re.sub(r"[^0-9a-z+]+", "_", str(value).strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class RuleItem:
+    """One line of the points table (`PointsRuleClassifier.items`): `name` (the column it
+    reads, e.g. "pricing_page_view_90d" or "seniority"), its `group` ("fit" or
+    "engagement") and a `label` saying how it earns points (no lead data)."""
+
+    name: str
+    group: str
+    column: str
+    label: str
+
+
+def words_of(name: str) -> str:
+    """A column name in words: pricing_page_view -> Pricing page view."""
+    s = str(name).replace("_", " ").strip()
+    return s[:1].upper() + s[1:]
+
+
+def points_text(v: float) -> str:
+    return f"{float(v):g}"
 
 
 def _band(points: np.ndarray, bands: dict, labels: tuple[str, ...]) -> np.ndarray:
@@ -119,8 +145,40 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
             + list(self.engagement_negative_points or {}),
         }
 
-    def points(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Fit, engagement and total points per row (index of X)."""
+    def items(self) -> list[RuleItem]:
+        """The lines of the points table, in table order: one item per column (fit value
+        tables, fit flags, engagement events, content types, decayed engagement, engagement
+        flags). An item is named after its column (`column@group` if a column were in both
+        groups); a column listed twice in one group is one item."""
+        w, cap = self.window_days, points_text(self.max_points_per_activity)
+        entries: list[tuple[str, str, str]] = []  # (group, column, label)
+        for col in self.fit_points or {}:
+            entries.append(("fit", col, f"{words_of(col)}: points by value"))
+        for col, pts in (self.fit_negative_points or {}).items():
+            entries.append(("fit", col, f"{words_of(col)}: {points_text(pts)} points"))
+        for event, pts in (self.engagement_points or {}).items():
+            entries.append(("engagement", f"{event}_{w}d", f"{words_of(event)}, last {w} days: "
+                            f"{points_text(pts)} points each (at most {cap})"))
+        for ctype, pts in (self.content_points or {}).items():
+            entries.append(("engagement", f"download_{ctype}_{w}d", f"{words_of(ctype)} downloads, "
+                            f"last {w} days: {points_text(pts)} points each (at most {cap})"))
+        if self.decayed_points:
+            entries.append(("engagement", "engagement_decayed", f"Decayed engagement: "
+                            f"{points_text(self.decayed_points)} points per unit (at most {cap})"))
+        for col, pts in (self.engagement_negative_points or {}).items():
+            entries.append(("engagement", col, f"{words_of(col)}: {points_text(pts)} points"))
+        groups_of: dict[str, set[str]] = {}
+        for group, col, _ in entries:
+            groups_of.setdefault(col, set()).add(group)
+        out: dict[tuple[str, str], RuleItem] = {}
+        for group, col, label in entries:
+            if (group, col) not in out:
+                name = col if len(groups_of[col]) == 1 else f"{col}@{group}"
+                out[(group, col)] = RuleItem(name, group, col, label)
+        return list(out.values())
+
+    def _entries(self, X: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
+        """(group, column, points per row) for every line of the points table, in order."""
         n = len(X)
         cap = float(self.max_points_per_activity)
         w = self.window_days
@@ -130,30 +188,62 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
                 return np.zeros(n)
             return pd.to_numeric(X[col], errors="coerce").fillna(0).to_numpy(dtype=float)
 
-        fit = np.zeros(n)
+        out: list[tuple[str, str, np.ndarray]] = []
         for col, table in (self.fit_points or {}).items():
             if col in X:
                 lookup = {norm_value(k): float(v) for k, v in table.items()}
-                fit += X[col].map(lambda v, lk=lookup: lk.get(norm_value(v), 0.0)).to_numpy(dtype=float)
+                out.append(("fit", col, X[col].map(lambda v, lk=lookup: lk.get(norm_value(v), 0.0)
+                                                   ).to_numpy(dtype=float)))
+            else:
+                out.append(("fit", col, np.zeros(n)))
         for col, pts in (self.fit_negative_points or {}).items():
-            fit += float(pts) * (num(col) > 0)
-
-        eng = np.zeros(n)
+            out.append(("fit", col, float(pts) * (num(col) > 0)))
         for event, pts in (self.engagement_points or {}).items():
-            eng += np.minimum(float(pts) * num(f"{event}_{w}d"), cap)
+            out.append(("engagement", f"{event}_{w}d", np.minimum(float(pts) * num(f"{event}_{w}d"), cap)))
         for ctype, pts in (self.content_points or {}).items():
-            eng += np.minimum(float(pts) * num(f"download_{ctype}_{w}d"), cap)
+            col = f"download_{ctype}_{w}d"
+            out.append(("engagement", col, np.minimum(float(pts) * num(col), cap)))
         if self.decayed_points:
-            eng += np.minimum(float(self.decayed_points) * num("engagement_decayed"), cap)
+            out.append(("engagement", "engagement_decayed",
+                        np.minimum(float(self.decayed_points) * num("engagement_decayed"), cap)))
         for col, pts in (self.engagement_negative_points or {}).items():
-            eng += float(pts) * (num(col) > 0)
-        return pd.DataFrame({"fit_points": fit, "engagement_points": eng,
-                             "total_points": fit + eng}, index=X.index)
+            out.append(("engagement", col, float(pts) * (num(col) > 0)))
+        return out
+
+    def breakdown(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`points(X)` and `item_points(X)` from one pass over the points table."""
+        entries = self._entries(X)
+        fit, eng = np.zeros(len(X)), np.zeros(len(X))
+        names = {(i.group, i.column): i.name for i in self.items()}
+        per_item: dict[str, np.ndarray] = {}
+        for group, col, pts in entries:
+            if group == "fit":
+                fit += pts
+            else:
+                eng += pts
+            name = names[(group, col)]
+            per_item[name] = per_item[name] + pts if name in per_item else pts
+        totals = pd.DataFrame({"fit_points": fit, "engagement_points": eng,
+                               "total_points": fit + eng}, index=X.index)
+        items = pd.DataFrame(per_item, index=X.index, columns=list(per_item), dtype="float64")
+        return totals, items
+
+    def points(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Fit, engagement and total points per row (index of X)."""
+        return self.breakdown(X)[0]
+
+    def item_points(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Points per row (index of X) and item (columns: `items()` names, table order);
+        a row's items add up to its total points, the fit items to its fit points."""
+        return self.breakdown(X)[1]
 
     def grade(self, X: pd.DataFrame) -> pd.DataFrame:
         """fit_grade (A-D), engagement_grade (1-4), rule_grade (e.g. "A1"), rule_points."""
+        return self.grade_points(self.points(X))
+
+    def grade_points(self, pts: pd.DataFrame) -> pd.DataFrame:
+        """`grade` from the output of `points` (its fit, engagement and total points)."""
         self._validate()
-        pts = self.points(X)
         fit_bands = self.fit_bands or {"A": 40, "B": 25, "C": 10}
         eng_bands = self.engagement_bands or {"1": 40, "2": 20, "3": 5}
         letter = _band(pts["fit_points"].to_numpy(), fit_bands, FIT_LETTERS)
@@ -161,7 +251,7 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
                       {str(k): v for k, v in eng_bands.items()}, ENGAGEMENT_DIGITS)
         return pd.DataFrame({"fit_grade": letter, "engagement_grade": digit,
                              "rule_grade": np.char.add(letter.astype(str), digit.astype(str)),
-                             "rule_points": pts["total_points"].to_numpy()}, index=X.index)
+                             "rule_points": pts["total_points"].to_numpy()}, index=pts.index)
 
     # ---- the estimator ---------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y) -> PointsRuleClassifier:

@@ -163,9 +163,11 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         numeric = [c for c in self.feature_names_ if c not in self.categories_]
         return to_model_frame(X, numeric, self.categories_, self.feature_names_)
 
-    def prepare_datasets(self, X: pd.DataFrame, y, eval_set=None) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+    def prepare_datasets(self, X: pd.DataFrame, y, eval_set=None,
+                         sample_weight=None) -> tuple[lgb.Dataset, lgb.Dataset | None]:
         """Fix the feature order and categories from `X`; return LightGBM datasets (train,
-        valid or None). The tuner builds them once and reuses them across trials."""
+        with `sample_weight` when given; valid or None, unweighted). The tuner builds them
+        once and reuses them across trials."""
         names = list(self.feature_names or [c for c in X.columns])
         cats = list(self.categorical_features or [])
         _check_columns(X, names)
@@ -176,8 +178,9 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats if c in names
         }
-        train = lgb.Dataset(self.model_frame(X), label=y, categorical_feature=list(self.categories_),
-                            free_raw_data=False)
+        weight = None if sample_weight is None else _check_weights(sample_weight, len(y))
+        train = lgb.Dataset(self.model_frame(X), label=y, weight=weight,
+                            categorical_feature=list(self.categories_), free_raw_data=False)
         valid = None
         if eval_set is not None:
             Xv, yv = eval_set
@@ -186,9 +189,11 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         return train, valid
 
     def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None,
-            callbacks: list | None = None) -> LightGBMClassifier:
-        """Train; with `eval_set` (the validation slice) stop early on its log loss."""
-        train, valid = self.prepare_datasets(X, y, eval_set)
+            callbacks: list | None = None, sample_weight=None) -> LightGBMClassifier:
+        """Train (rows weighted by `sample_weight` when given); with `eval_set` (the
+        validation slice, unweighted) stop early on its log loss, else boost
+        `max_boost_rounds` rounds."""
+        train, valid = self.prepare_datasets(X, y, eval_set, sample_weight=sample_weight)
         valid_sets = [valid] if valid is not None else []
         cbs = list(callbacks or [])
         if valid is not None:
@@ -236,6 +241,15 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         return est
 
 
+def _check_weights(sample_weight, n: int) -> np.ndarray:
+    w = np.asarray(sample_weight, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has shape {w.shape}; expected ({n},)")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight must be finite, non-negative and not all zero")
+    return w
+
+
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
@@ -260,7 +274,9 @@ class LogisticClassifier(ClassifierMixin, BaseEstimator):
         cats = [c for c in (self.categorical_features or []) if c in names]
         return [c for c in names if c not in cats], cats
 
-    def fit(self, X: pd.DataFrame, y) -> LogisticClassifier:
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> LogisticClassifier:
+        """Fit the pipeline; `sample_weight` weighs the rows in the regression (imputation
+        and scaling statistics stay unweighted)."""
         num, cat = self._split_cols(X)
         _check_columns(X, num + cat)
         y = np.asarray(y).astype(int)
@@ -275,7 +291,9 @@ class LogisticClassifier(ClassifierMixin, BaseEstimator):
         ])
         self.pipeline_ = Pipeline([
             ("pre", pre), ("lr", LogisticRegression(C=self.C, max_iter=self.max_iter))])
-        self.pipeline_.fit(self._inputs(X, num, cat), y)
+        fit_kw = ({} if sample_weight is None
+                  else {"lr__sample_weight": _check_weights(sample_weight, len(y))})
+        self.pipeline_.fit(self._inputs(X, num, cat), y, **fit_kw)
         self.numeric_, self.categorical_ = num, cat
         self.classes_ = np.array([0, 1])
         return self

@@ -26,13 +26,24 @@ leak into it, and a third gap would cost the training slice another quarter of d
 top of the month gap every row is purged whose label window reaches into the next
 protected slice (as_of + horizon_days > start of the slice), which covers short months
 (a 3-month gap from 1 February is only 89 days) and non-monthly schedules.
+
+**cutoff** (`features.data_cutoff`, the retrain date: the one name for "the data ends
+here"): before splitting, `split_from_params` drops every row whose label had not matured by
+the end of that day (as_of + horizon_days > cutoff), so a retrain sees only what was known on
+its date, whichever table it is given; None keeps every row (the end of the data).
+
+**mature** (`Split.mature`): every row whose label matured before the test slice starts
+(as_of + horizon_days <= test start): train, the first embargo, valid, calib and the
+already-mature start of the second embargo. The refit trains on these rows; the test slice
+is never among them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -55,6 +66,8 @@ class Split:
     test: pd.DataFrame
     windows: dict[str, dict]
     embargo_months: int
+    # rows whose label matured before the test slice (the refit's rows); empty when unknown
+    mature: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in SLICES:
@@ -65,6 +78,16 @@ class Split:
 def embargo_for(horizon_days: int, embargo_months: int | None = None) -> int:
     """Months of gap: the configured value, or ceil(horizon_days / 30)."""
     return math.ceil(horizon_days / 30) if embargo_months is None else embargo_months
+
+
+def mature_rows(df: pd.DataFrame, by: dt.date | pd.Timestamp | str | None, *, horizon_days: int,
+                as_of_col: str = "as_of") -> pd.DataFrame:
+    """The rows whose label matured by `by` (as_of + horizon_days <= by); None keeps all."""
+    if by is None:
+        return df
+    as_of = pd.to_datetime(df[as_of_col])
+    keep = as_of + pd.Timedelta(days=horizon_days) <= pd.Timestamp(by)
+    return df.loc[keep].reset_index(drop=True)
 
 
 def _month(ts: pd.Timestamp) -> pd.Timestamp:
@@ -132,12 +155,21 @@ def time_split(
             "rows": int(len(part)),
             "positives": int(part[label_col].sum()) if label_col in part else None,
         }
-    return Split(**slices, windows=windows, embargo_months=gap)
+    mature = df.loc[(as_of < test_start) & (as_of + horizon <= test_start)].reset_index(drop=True)
+    return Split(**slices, windows=windows, embargo_months=gap, mature=mature)
 
 
 def split_from_params(df: pd.DataFrame, params) -> Split:
-    """`time_split` with the `split` section and features.horizon_days of a `Params`."""
-    return time_split(df, horizon_days=params.features.horizon_days, **params.split.model_dump())
+    """`time_split` with the `split` section and features.horizon_days of a `Params`, after
+    dropping the rows not yet mature at `features.data_cutoff` (None: keep all)."""
+    horizon = params.features.horizon_days
+    kw = params.split.model_dump()
+    cutoff = params.features.cutoff_datetime
+    kept = mature_rows(df, cutoff, horizon_days=horizon)
+    if cutoff is not None and kept.empty:
+        raise SplitError(f"features.data_cutoff {params.features.data_cutoff}: no row of the training table has a label "
+                         f"mature by then (as_of + {horizon} days <= cutoff); use a later cutoff")
+    return time_split(kept, horizon_days=horizon, **kw)
 
 
 def data_window(split: Split) -> dict[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -135,29 +134,3 @@ def tune_lightgbm(
                         n_trials=len(study.trials), n_pruned=n_pruned, seconds=seconds,
                         trials=trials)
 
-
-def fit_tuned_lightgbm(
-    X_train: pd.DataFrame,
-    X_valid: pd.DataFrame,
-    *,
-    feature_names: list[str],
-    categorical_features: list[str],
-    seed: int,
-    num_threads: int,
-    max_boost_rounds: int,
-    early_stopping_rounds: int,
-    additive: bool,
-    monotone_increasing: tuple[str, ...] = (),
-    label: str = "label",
-    **study: Any,
-) -> tuple[TuningResult, LightGBMClassifier]:
-    """Tune on the valid slice (`study`: n_trials, timeout_s, learning_rate, ... of
-    `tune_lightgbm`), then fit the final booster with the best parameters and early stopping."""
-    shared = dict(feature_names=feature_names, categorical_features=categorical_features, seed=seed,
-                  num_threads=num_threads, max_boost_rounds=max_boost_rounds,
-                  early_stopping_rounds=early_stopping_rounds, additive=additive,
-                  monotone_increasing=tuple(monotone_increasing))
-    tuning = tune_lightgbm(X_train, X_train[label], X_valid, X_valid[label], **shared, **study)
-    model = LightGBMClassifier(params=tuning.best_params, **shared)
-    model.fit(X_train, X_train[label], eval_set=(X_valid, X_valid[label]))
-    return tuning, model

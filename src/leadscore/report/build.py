@@ -17,7 +17,10 @@ at `top_share`, AUC and top-K in words); the A1-D4 grade matrix for the model an
 with the monotonicity result (both `leadscore.explain.grades.grade_matrix` output);
 calibration and cumulative-gains charts; the top drivers (plain labels, directions, small
 dependence charts); example leads per grade with reasons; the rule points table beside what
-the model learned; a summary of the data checks.
+the model learned; the model lifecycle (`leadscore.report.lifecycle`: the backtest over time,
+the promotion gate's decision and checks, what changed between champion and challenger); a
+summary of the data checks. `ReportPaths` without lifecycle paths (flat mode) leaves the
+lifecycle sections out.
 """
 
 from __future__ import annotations
@@ -49,17 +52,13 @@ from leadscore.report.charts import (
     nice_max,
     pretty,
 )
+from leadscore.report.formatting import GRADES, MODEL_NAMES, count, fmt, pct
+from leadscore.report.lifecycle import backtest_section, changes_section, gate_section
 
 log = logging.getLogger(__name__)
 
 MODEL = "lightgbm"
 MODELS: tuple[str, ...] = ("lightgbm", "logistic", "rules")
-MODEL_NAMES: dict[str, str] = {
-    "lightgbm": "Predictive model (LightGBM)",
-    "logistic": "Check model (logistic regression)",
-    "rules": "Points rules (today's baseline)",
-}
-GRADES: tuple[str, ...] = tuple(f"{a}{d}" for a in LETTERS for d in DIGITS)
 _WINDOW = re.compile(r"^(?P<base>.+)_(?P<days>\d+)d$")
 _LABEL_WINDOW = re.compile(r",? *(in the )?last \d+ days$", re.IGNORECASE)
 
@@ -85,6 +84,10 @@ class ReportInputs:
     drivers: Mapping | None = None  # reports/drivers.json
     dependence: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # field -> frame
     examples: Mapping | None = None  # reports/examples.json
+    backtest: Mapping | None = None  # metrics/backtest.json
+    gate: Mapping | None = None  # reports/gate.json
+    changes: Mapping | None = None  # reports/changes.json
+    lifecycle: bool = True  # False: leave out the backtest, gate and what-changed sections
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,10 @@ class ReportPaths:
     grades: Path  # grade matrices (explain stage)
     drivers: Path  # global drivers (explain stage)
     examples: Path  # example leads (explain stage)
+    # the model lifecycle; None: no such stage here (flat mode), the sections are left out
+    backtest: Path | None = None  # backtest metrics (backtest stage)
+    gate: Path | None = None  # promotion gate report (gate stage)
+    changes: Path | None = None  # what changed, champion vs challenger (gate stage)
 
     @classmethod
     def in_project(cls, root: str | Path) -> ReportPaths:
@@ -115,10 +122,14 @@ class ReportPaths:
                    validate_metrics=root / "metrics/validate.json",
                    catalog=root / "data/processed/feature_catalog.json",
                    features=root / "metrics/features.json", grades=root / "metrics/grades.json",
-                   drivers=root / "reports/drivers.json", examples=root / "reports/examples.json")
+                   drivers=root / "reports/drivers.json", examples=root / "reports/examples.json",
+                   backtest=root / "metrics/backtest.json", gate=root / "reports/gate.json",
+                   changes=root / "reports/changes.json")
 
 
-def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
+def _read(path: Path | None, reader: Callable[[Path], Any]) -> Any:
+    if path is None:
+        return None
     if not path.exists():
         log.warning("report: %s not found; its section will say it is not available", path)
         return None
@@ -156,26 +167,14 @@ def load_report_inputs(paths: ReportPaths) -> ReportInputs:
         drivers=_read(paths.drivers, read_json),
         dependence=dependence,
         examples=_read(paths.examples, read_json),
+        backtest=_read(paths.backtest, read_json),
+        gate=_read(paths.gate, read_json),
+        changes=_read(paths.changes, read_json),
+        lifecycle=any(p is not None for p in (paths.backtest, paths.gate, paths.changes)),
     )
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def pct(v: Any, digits: int = 1) -> str:
-    """0.2543 -> "25.4%"; missing -> "n/a"."""
-    f = as_float(v)
-    return "n/a" if f is None else f"{100 * f:.{digits}f}%"
-
-
-def fmt(v: Any, digits: int = 2) -> str:
-    f = as_float(v)
-    return "n/a" if f is None else f"{f:.{digits}f}"
-
-
-def count(v: Any) -> str:
-    f = as_float(v)
-    return "n/a" if f is None else f"{int(round(f)):,}"
 
 
 def _ci(ci: Any, formatter: Callable[[Any], str] = fmt) -> str:
@@ -670,6 +669,10 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "examples": _examples_section(inputs, cfg),
         "points": _points_section(inputs, cfg),
         "checks": _checks_section(inputs),
+        "lifecycle": inputs.lifecycle,
+        "backtest": backtest_section(inputs.backtest),
+        "gate": gate_section(inputs.gate),
+        "changes": changes_section(inputs.changes),
     }
     return _env().get_template("report.html.j2").render(**context)
 

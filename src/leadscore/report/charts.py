@@ -1,10 +1,12 @@
-"""Inline SVG charts for the report: line charts, table-cell bars, dependence charts,
-and the heat-map colours. No scripts, no external references: every chart is an SVG string
-(`markupsafe.Markup`) that the template pastes in as is; text in it is escaped here.
+"""Inline SVG charts for the report: line charts (over shares, or over dates), table-cell
+bars, dependence charts, and the heat-map colours. No scripts, no external references: every
+chart is an SVG string (`markupsafe.Markup`) that the template pastes in as is; text in it is
+escaped here.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,6 +134,87 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
                            f"<title>{escape(s.name)}: {escape(tip)}</title></circle>")
     out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="axis">'
                f"{escape(x_label)}</text>")
+    out.append(f'<text transform="translate(14,{mt + ph / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle" class="axis">{escape(y_label)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _day(value: Any) -> int | None:
+    """An ISO date (or date) as a day number; None if it is not one."""
+    try:
+        return dt.date.fromisoformat(str(value)[:10]).toordinal()
+    except ValueError:
+        return None
+
+
+def _axis(lo: float, hi: float, n: int = 4) -> list[float]:
+    """Round tick values spanning [lo, hi] (the first at or below lo, the last at or above hi)."""
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.05, hi + 0.05
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw - 1e-12)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
+
+
+def date_chart(series: Sequence[Series], *, title: str, y_label: str, x_label: str = "",
+               digits: int = 2, width: int = 560, height: int = 300,
+               css_class: str = "chart") -> Markup | None:
+    """An inline SVG line chart over time: each series' `xs` are ISO dates ("2025-03-01"),
+    its `ys` plain numbers (e.g. ROC AUC); the y axis spans the data, not from 0. None if
+    nothing to draw."""
+    pts = []  # per series: (day, value, tooltip) of the points that have both
+    for s in series:
+        tips = list(s.tips) if s.tips is not None else [""] * len(s.xs)
+        pts.append([(d, float(y), tip or f"{float(y):.{digits}f}")
+                    for x, y, tip in zip(s.xs, s.ys, tips, strict=True)
+                    if (d := _day(x)) is not None and as_float(y) is not None])
+    days = sorted({d for p in pts for d, _, _ in p})
+    values = [y for p in pts for _, y, _ in p]
+    if not days:
+        return None
+    ml, mr, mt, mb = 52, 14, 14, 48
+    pw, ph = width - ml - mr, height - mt - mb
+    x_lo, x_hi = (days[0], days[-1]) if len(days) > 1 else (days[0] - 30, days[0] + 30)
+    pad = max(0.01, 0.08 * (max(values) - min(values)))
+    yt = _axis(min(values) - pad, max(values) + pad)
+
+    def sx(d: float) -> float:
+        return ml + 10 + (pw - 20) * (d - x_lo) / (x_hi - x_lo)
+
+    def sy(y: float) -> float:
+        return mt + ph * (1 - (y - yt[0]) / (yt[-1] - yt[0]))
+
+    out = [f'<svg class="{css_class}" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" role="img" aria-label="{escape(title)}">',
+           f"<title>{escape(title)}</title>"]
+    for t in yt:
+        out.append(f'<line x1="{ml}" y1="{sy(t):.1f}" x2="{ml + pw}" y2="{sy(t):.1f}" class="grid"/>')
+        out.append(f'<text x="{ml - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">'
+                   f"{t:.{digits}f}</text>")
+    every = max(1, math.ceil(len(days) / 8))
+    for d in days[::every]:
+        date = dt.date.fromordinal(d)
+        label = date.strftime("%b %Y") if date.day == 1 else date.isoformat()
+        out.append(f'<line x1="{sx(d):.1f}" y1="{mt}" x2="{sx(d):.1f}" y2="{mt + ph}" class="grid"/>')
+        out.append(f'<text x="{sx(d):.1f}" y="{mt + ph + 16}" text-anchor="middle" class="tick">'
+                   f"{label}</text>")
+    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>')
+    for s, p in zip(series, pts, strict=True):
+        if not p:
+            continue
+        dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
+        path = " ".join(f"{sx(d):.1f},{sy(y):.1f}" for d, y, _ in p)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{s.color}" stroke-width="2.2"'
+                   f'{dash}><title>{escape(s.name)}</title></polyline>')
+        for d, y, tip in p:
+            out.append(f'<circle cx="{sx(d):.1f}" cy="{sy(y):.1f}" r="3" fill="{s.color}">'
+                       f"<title>{escape(s.name)}: {escape(tip)}</title></circle>")
+    if x_label:
+        out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" '
+                   f'class="axis">{escape(x_label)}</text>')
     out.append(f'<text transform="translate(14,{mt + ph / 2:.1f}) rotate(-90)" '
                f'text-anchor="middle" class="axis">{escape(y_label)}</text>')
     out.append("</svg>")

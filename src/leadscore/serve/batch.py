@@ -20,8 +20,9 @@
    `chunk_size` leads, so memory is bounded by a chunk, and a lead is in exactly one chunk.
 4. **Score** each chunk with the exported MLflow model (`mlflow.pyfunc.load_model`, so the
    signature is enforced; its `leadscore.serve.scorer.Scorer` directly, with Arrow reasons,
-   when it is a leadscore model) and write it as one Parquet part in the run's staging
-   folder (`leadscore.io.write_arrow`: a part on disk is complete). A tqdm bar on stderr.
+   when it is a leadscore model, of any kind: lightgbm, logistic or rules) and write it as
+   one Parquet part in the run's staging folder (`leadscore.io.write_arrow`: a part on disk
+   is complete). A tqdm bar on stderr.
 5. **Publish** (`publish`): the parts are combined, sorted by lead_id, into a temporary file
    next to the output and renamed over it (`leadscore.io.write_query`); for a DuckDB
    database the rows go into a new table that replaces the old one in one transaction
@@ -316,6 +317,12 @@ def model_version_of(model: Any) -> str:
     return str(meta.get("model_version", "unknown"))
 
 
+def model_kind_of(model: Any) -> str:
+    """The scorer kind recorded in the model's metadata (exports before kinds: lightgbm)."""
+    meta = model.metadata.metadata or {}
+    return str(meta.get("kind", "lightgbm"))
+
+
 # ---- the run ----------------------------------------------------------------------------
 
 def make_run_id(as_of: dt.datetime, model_version: str, fingerprint: str) -> str:
@@ -427,7 +434,8 @@ def score_leads(
         if manifest is None or manifest.get("run_id") != run_id:
             started = (now or (lambda: dt.datetime.now(dt.UTC)))().replace(tzinfo=None, microsecond=0)
             manifest = {"run_id": run_id, "as_of": as_of.isoformat(), "model_uri": model_uri,
-                        "model_version": version, "input_fingerprint": fingerprint,
+                        "model_version": version, "model_kind": model_kind_of(model),
+                        "input_fingerprint": fingerprint,
                         "source_kind": source_kind, "scored_at": started.isoformat(),
                         "chunk_size": chunk_size, "bounds": chunk_bounds(con, chunk_size),
                         "status": "running"}

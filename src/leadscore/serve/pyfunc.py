@@ -2,8 +2,9 @@
 
 `leadscore.serve.model_code` (the models-from-code file that `mlflow.pyfunc.load_model`
 executes) hands MLflow a `ScorerModel`; its `load_context` builds the
-`leadscore.serve.scorer.Scorer` from the model's artifacts and `predict` is `Scorer.score`.
-This is the only serving module that needs MLflow at import time.
+`leadscore.serve.scorer.Scorer` of whatever kind the artifacts hold (lightgbm, logistic or
+rules; `Scorer.from_artifacts`) and `predict` is `Scorer.score`. This is the only serving
+module that needs MLflow at import time.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ class ScorerModel(PythonModel):
     """MLflow pyfunc around `Scorer`: artifacts in, score contract out.
 
     `predict` takes the feature table (catalog columns; extra columns such as lead_id are
-    ignored) and returns `leadscore.serve.scorer.OUTPUT_COLUMNS`. MLflow enforces the input
-    signature first.
+    ignored) and returns `leadscore.serve.scorer.OUTPUT_COLUMNS`, the same for every kind.
+    MLflow enforces the input signature first.
     """
 
     def load_context(self, context) -> None:

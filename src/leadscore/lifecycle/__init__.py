@@ -1,0 +1,1 @@
+"""The quarterly model lifecycle: backtest, challenger and champion, the promotion gate."""

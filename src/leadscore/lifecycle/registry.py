@@ -1,0 +1,241 @@
+"""The MLflow registry aliases of the exported scorer: challenger, champion, and their history.
+
+- `register_scorer` logs the scorer, registers it (reusing the version that already holds the
+  same content hash, `model_version`) and points the challenger alias at it.
+- `promote` points the champion alias at a version and pushes it on the alias's **history**
+  (a stack kept in the registered model's tag ``<alias>_history``), with who, why and when in
+  the tag ``<alias>_log``. A forced promotion records its reason.
+- `rollback` pops the stack: the alias goes back one step, and the version it left is tagged
+  ``rolled_back_from_<alias>`` so the gate never promotes it again on its own; a second
+  rollback goes one step further back, never forward to what it just left.
+
+MLflow is imported inside the functions. Names and aliases are validated by the config
+(letters, digits, ``_ . -``), so the registry filter strings below cannot be broken out of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from leadscore.errors import ModelError
+from leadscore.io import atomic_path, read_json
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEEP = 50  # entries kept in each alias tag (MLflow tag values are bounded)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registry version of the scorer: its registry number, content hash and kind."""
+
+    registry_version: str
+    model_version: str
+    kind: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def operator() -> str:
+    """Who runs the command (the OS user name), for the alias log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user database entry (containers)
+        return "unknown"
+
+
+def model_ref(name: str, version: str | int) -> ModelRef:
+    """The registry version `version` of `name`; `ModelError` when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version(name, str(version))
+    except MlflowException:
+        raise ModelError(f"registry: model '{name}' has no version {version}") from None
+    return ModelRef(str(mv.version), mv.tags.get("model_version", "unknown"), mv.tags.get("kind", "lightgbm"))
+
+
+def alias_ref(name: str, alias: str) -> ModelRef | None:
+    """The version `alias` points at, or None (no such model or alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return ModelRef(str(mv.version), mv.tags.get("model_version", "unknown"), mv.tags.get("kind", "lightgbm"))
+
+
+def _tag_list(name: str, key: str) -> list:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = _client().get_registered_model(name).tags.get(key)
+    except MlflowException:
+        return []
+    try:
+        value = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        raise ModelError(f"registry: tag '{key}' of model '{name}' is not valid JSON") from None
+    return value if isinstance(value, list) else []
+
+
+def _set_tag_list(name: str, key: str, values: list) -> None:
+    _client().set_registered_model_tag(name, key, json.dumps(values[-HISTORY_KEEP:]))
+
+
+def alias_history(name: str, alias: str) -> list[str]:
+    """The versions `alias` has held, oldest first; the last one is the current target."""
+    return [str(v) for v in _tag_list(name, f"{alias}_history")]
+
+
+def alias_log(name: str, alias: str) -> list[dict]:
+    """Every move of `alias`: action, version, previous, at, by, reason."""
+    return _tag_list(name, f"{alias}_log")
+
+
+def is_rolled_back(name: str, version: str, alias: str) -> bool:
+    """True when a rollback left `version` (the gate then never promotes it on its own)."""
+    mv = _client().get_model_version(name, str(version))
+    return f"rolled_back_from_{alias}" in mv.tags
+
+
+def _record(name: str, alias: str, action: str, version: str, previous: str | None,
+            reason: str | None) -> None:
+    entries = alias_log(name, alias)
+    entries.append({"action": action, "version": version, "previous": previous, "at": _now(),
+                    "by": operator(), "reason": reason})
+    _set_tag_list(name, f"{alias}_log", entries)
+
+
+def set_alias(name: str, alias: str, version: str | int) -> str | None:
+    """Point `alias` at `version` without history (the challenger); return the previous one."""
+    ref = model_ref(name, version)
+    previous = alias_ref(name, alias)
+    _client().set_registered_model_alias(name, alias, ref.registry_version)
+    log.info("registry: %s@%s -> version %s (was %s)", name, alias, ref.registry_version,
+             previous.registry_version if previous else None)
+    return previous.registry_version if previous else None
+
+
+def promote(name: str, alias: str, version: str | int, *, reason: str | None = None,
+            forced: bool = False) -> str | None:
+    """Point `alias` at `version` and push it on the alias history; return the previous
+    target. Promoting the current target changes nothing. A forced promotion needs a reason."""
+    if forced and not (reason and reason.strip()):
+        raise ModelError("a forced promotion needs --reason \"why\"")
+    ref = model_ref(name, version)
+    previous = alias_ref(name, alias)
+    if previous is not None and previous.registry_version == ref.registry_version:
+        log.info("registry: %s@%s already points at version %s", name, alias, ref.registry_version)
+        return previous.registry_version
+    client = _client()
+    client.set_registered_model_alias(name, alias, ref.registry_version)
+    history = alias_history(name, alias)
+    if previous is not None and (not history or history[-1] != previous.registry_version):
+        history.append(previous.registry_version)  # set before history was kept
+    history.append(ref.registry_version)
+    _set_tag_list(name, f"{alias}_history", history)
+    if is_rolled_back(name, ref.registry_version, alias):  # promoted again on purpose
+        client.delete_model_version_tag(name, ref.registry_version, f"rolled_back_from_{alias}")
+    _record(name, alias, "force" if forced else "promote", ref.registry_version,
+            previous.registry_version if previous else None, reason)
+    log.info("registry: %s@%s -> version %s (was %s)%s", name, alias, ref.registry_version,
+             previous.registry_version if previous else None, " [forced]" if forced else "")
+    return previous.registry_version if previous else None
+
+
+def rollback(name: str, alias: str, *, reason: str | None = None) -> str:
+    """Move `alias` one step back in its history; return the version it now points at."""
+    history = alias_history(name, alias)
+    current = alias_ref(name, alias)
+    if current is None:
+        raise ModelError(f"registry: {name}@{alias} is not set: nothing to roll back")
+    if history and history[-1] == current.registry_version:
+        history.pop()
+    if not history:
+        raise ModelError(f"registry: {name}@{alias} (version {current.registry_version}) has no "
+                         "earlier version to roll back to")
+    target = history[-1]
+    client = _client()
+    client.set_registered_model_alias(name, alias, target)
+    client.set_model_version_tag(name, current.registry_version, f"rolled_back_from_{alias}", _now())
+    _set_tag_list(name, f"{alias}_history", history)
+    _record(name, alias, "rollback", target, current.registry_version, reason)
+    log.info("registry: %s@%s rolled back to version %s (left %s)", name, alias, target,
+             current.registry_version)
+    return target
+
+
+def register_scorer(files: Mapping[str, Path], *, name: str, alias: str,
+                    tags: Mapping[str, str] | None = None) -> str:
+    """Log the scorer built from `files` to the active MLflow experiment, register it as
+    `name` (reusing the version that already holds this `model_version`) and point `alias`
+    (the challenger) at it. Returns the registry version. Call
+    `leadscore.tracking.setup_mlflow` first."""
+    import mlflow
+
+    from leadscore.serve.export import pyfunc_kwargs
+
+    kwargs = pyfunc_kwargs(files)
+    version_str = kwargs["metadata"]["model_version"]
+    meta = read_json(files["version"])
+    client = _client()
+    existing = []
+    if client.search_registered_models(filter_string=f"name = '{name}'"):
+        existing = client.search_model_versions(
+            f"name = '{name}' and tags.model_version = '{version_str}'")
+    if existing:
+        registry_version = str(max(int(v.version) for v in existing))
+        log.info("registry: %s version %s already holds model %s", name, registry_version, version_str)
+    else:
+        run_tags = {"stage": "export", "model_version": version_str,
+                    "git_commit": str(meta.get("git_commit")), "params_hash": str(meta.get("params_hash")),
+                    **{k: str(v) for k, v in (meta.get("data_window") or {}).items()},
+                    **{k: str(v) for k, v in (tags or {}).items()}}
+        with mlflow.start_run(run_name="export", tags=run_tags):
+            info = mlflow.pyfunc.log_model(name="scorer", registered_model_name=name, **kwargs)
+        registry_version = str(info.registered_model_version)
+        client.set_model_version_tag(name, registry_version, "model_version", version_str)
+        client.set_model_version_tag(name, registry_version, "kind", str(meta.get("kind", "lightgbm")))
+        for k in ("git_commit", "params_hash"):
+            client.set_model_version_tag(name, registry_version, k, str(meta.get(k)))
+    set_alias(name, alias, registry_version)
+    return registry_version
+
+
+def download_alias(name: str, alias: str, out: str | Path) -> ModelRef:
+    """Copy the MLflow model `alias` points at to the folder `out` (swapped in whole), so
+    DVC and the batch job read a local file; return its reference."""
+    import mlflow.artifacts
+
+    ref = alias_ref(name, alias)
+    if ref is None:
+        raise ModelError(f"registry: {name}@{alias} is not set (no model has passed the gate yet)")
+    with atomic_path(out) as tmp:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}@{alias}", dst_path=str(tmp))
+    return ref
+
+
+def log_metrics_to_version(name: str, version: str, metrics: Mapping[str, float]) -> None:
+    """Store test metrics on a registry version as tags (visible in the MLflow UI)."""
+    client = _client()
+    for key, value in metrics.items():
+        client.set_model_version_tag(name, str(version), key, f"{float(value):.6f}")
