@@ -126,8 +126,9 @@ def score(
     from leadscore.serve.batch import score_with_params
 
     p = load_params(params)
+    if model is None or model.startswith("models:"):
+        _registry(params)  # registry URIs resolve against the project's tracking store
     if model is None:
-        _registry(params)
         model = f"models:/{p.export.registered_model}@{p.export.champion_alias}"
     result = score_with_params(
         p, out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
@@ -189,10 +190,11 @@ def promote(
     if doc["promoted"]:
         publish_champion(p.export, champion_out)
     elif doc["decision"].startswith("refused"):
-        raise GuardError(f"the gate refused version {ref.registry_version}: "
-                         + ", ".join(c["name"] for c in doc["checks"] if not c["passed"])
-                         + (" (rolled back earlier)" if "rolled back" in doc["decision"] else "")
-                         + f"; see {report}")
+        failed = [c["name"] for c in doc["checks"] if not c["passed"]]
+        why = ([f"failed check(s) {', '.join(failed)}"] if failed else []) + (
+            ["a rollback left it earlier (override with --force --reason)"]
+            if "rolled back" in doc["decision"] else [])
+        raise GuardError(f"the gate refused version {ref.registry_version}: {'; '.join(why)}; see {report}")
 
 
 @command
@@ -352,14 +354,23 @@ def flat(
     cv: int = typer.Option(0, "--cv", min=0, help="Also report a random stratified K-fold ROC-AUC (e.g. 5; 0 = off)."),
     allow: list[str] = typer.Option([], "--allow", help="Keep a screened column for this run (adds to the mapping's allow list)."),
     rows: int | None = typer.Option(None, "--rows", min=100, help="Read only the first N rows (a quick try)."),
+    backtest: bool = typer.Option(False, "--backtest", help="Also run the rolling-origin backtest (4 folds: blocks of 5% "
+                                  "of the rows, or months of created_at) into metrics/backtest.json and the report. "
+                                  "Needs created_at or time_order: rows in the mapping."),
 ) -> None:
     """Flat-export mode: one aggregated table in, model + report + scores out. Validates the
     mapping and the file, screens for leakage, trains the rules and the models, evaluates,
-    explains, scores and reports. Exit codes: see `leadscore --help`."""
+    explains, scores and reports; with --backtest also backtests rules vs logistic vs
+    LightGBM fold after fold (leadscore.flat.backtest). Exit codes: see `leadscore --help`."""
+    from leadscore.flat.backtest import backtest_flat, backtest_json, require_order
     from leadscore.flat.mapping import load_mapping
+    from leadscore.flat.outputs import FlatOutputs
     from leadscore.flat.run import run_flat
+    from leadscore.lifecycle.backtest import format_backtest
 
     m = load_mapping(mapping)
+    if backtest:
+        require_order(m)  # refuse before training, not after
     result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
     ev = result.metrics
     typer.echo(f"{ev['split']['note']}")
@@ -370,7 +381,13 @@ def flat(
             f"{k} {result.cv[k]['roc_auc_mean']:.3f}" for k in ("rules", "logistic", "lightgbm")))
     typer.echo(f"wrote {out}/metrics/evaluate.json, {out}/report.html, {out}/scores.parquet "
                f"in {result.seconds:.0f}s")
-
+    if backtest:
+        bt = backtest_flat(m, nrows=rows, extra_allow=tuple(allow))
+        outputs = FlatOutputs(Path(out))
+        outputs.write_backtest(backtest_json(bt))
+        outputs.write_report(ev["split"]["out_of_time"], backtest=True)
+        typer.echo(format_backtest(bt))
+        typer.echo(f"wrote {out}/metrics/backtest.json and the report's backtest section")
 
 if __name__ == "__main__":
     app()

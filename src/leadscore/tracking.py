@@ -46,12 +46,32 @@ def _key(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_\-. :/]", "_", name.replace("+", "plus"))
 
 
+def project_root() -> Path:
+    """The project folder: `DVC_ROOT` when DVC runs the stage (for `dvc exp run --temp` and
+    queued experiments it names the real repository, not the temporary copy), else the
+    current folder."""
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+
+
+def resolve_tracking_uri(uri: str) -> str:
+    """A relative SQLite store (``sqlite:///mlruns.db``) made absolute under `project_root`,
+    so every stage, experiment and command shares one store and one registry."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(project_root() / uri[len(prefix):])
+    return uri
+
+
 def setup_mlflow(tracking_uri: str, experiment: str) -> str:
-    """Point MLflow at the local store (MLFLOW_TRACKING_URI wins) and pick the experiment."""
+    """Point MLflow at the local store (MLFLOW_TRACKING_URI wins; a relative SQLite path is
+    resolved under the project root) and pick the experiment; a new experiment keeps its
+    artifacts in <project root>/mlruns."""
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
+    uri = resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri)
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(project_root() / "mlruns").as_uri())
     mlflow.set_experiment(experiment)
     return uri
 

@@ -81,3 +81,15 @@ def test_challenger_alias_has_no_history_and_never_touches_champion(versions):
     assert registry.alias_ref(NAME, "nonexistent") is None
     with pytest.raises(ModelError, match="no version 99"):
         registry.promote(NAME, "champion", "99")
+
+
+def test_a_relative_store_resolves_under_the_dvc_root(tmp_path, monkeypatch):
+    from leadscore.tracking import resolve_tracking_uri
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert resolve_tracking_uri("sqlite:///mlruns.db") == f"sqlite:///{tmp_path / 'mlruns.db'}"
+    assert resolve_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert resolve_tracking_uri("http://server:5000") == "http://server:5000"
+    monkeypatch.delenv("DVC_ROOT")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri("sqlite:///x/m.db") == f"sqlite:///{tmp_path / 'x/m.db'}"

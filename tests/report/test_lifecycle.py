@@ -276,3 +276,11 @@ def test_odd_shapes_do_not_crash_or_leak():
     assert section["mix"][0]["challenger"] == "8.2%"
     g = gate_section(_gate(checks={"auc_not_worse": 1}, window="2025", challenger="x"))
     assert g["rows"] == [] and g["window"] is None and g["challenger"] is None
+
+
+def test_only_the_named_lifecycle_sections_are_shown(tmp_path):
+    """Flat mode with --backtest names only the backtest: no gate or what-changed section."""
+    paths = replace(write_inputs(tmp_path), gate=None, changes=None)
+    html = build_report(load_report_inputs(paths))
+    assert 'id="backtest"' in html and 'href="#backtest"' in html
+    assert 'id="gate"' not in html and 'id="changes"' not in html and 'href="#gate"' not in html

@@ -9,6 +9,8 @@ Under the output folder DIR::
     metrics/train.json      cleaning log, slices, tuning, calibration
     metrics/grades.json     A1-D4 grade matrices on the test slice (model and rules)
     metrics/cv.json         with --cv K: random stratified K-fold ROC-AUC
+    metrics/backtest.json   with --backtest: the rolling-origin backtest (leadscore.flat.backtest;
+                            docs/lifecycle.md's format plus `periods`), a report section
     models/                 lightgbm/, logistic/, rules.json, grading.json, feature_catalog.json
     plots/                  reliability_<model>.csv, gains.csv, dependence*.csv
     reports/                drivers.json, examples.json
@@ -106,8 +108,13 @@ class FlatOutputs:
     def write_cv(self, cv: dict) -> None:
         write_json(cv, self.metrics / "cv.json")
 
-    def write_report(self, out_of_time: bool) -> None:
-        """report.html from the files above (a missing one becomes a "not available" note)."""
+    def write_backtest(self, backtest: dict) -> None:
+        write_json(backtest, self.metrics / "backtest.json")
+
+    def write_report(self, out_of_time: bool, *, backtest: bool = False) -> None:
+        """report.html from the files above (a missing one becomes a "not available" note).
+        `backtest`: add the backtest section from metrics/backtest.json (a run with
+        --backtest); otherwise the report has no lifecycle sections."""
         from leadscore.report.build import (
             ReportPaths,
             build_report,
@@ -124,7 +131,8 @@ class FlatOutputs:
                             features=self.metrics / "features.json",
                             grades=self.metrics / "grades.json",
                             drivers=self.reports / "drivers.json",
-                            examples=self.reports / "examples.json")
+                            examples=self.reports / "examples.json",
+                            backtest=self.metrics / "backtest.json" if backtest else None)
         title = "Lead scoring report: " + ("out-of-time test" if out_of_time
                                            else "random split, NO out-of-time test")
         html = build_report(load_report_inputs(paths), ReportConfig(), title=title,

@@ -119,16 +119,13 @@ def kept_catalog(catalog: FeatureCatalog, drop: list[str]) -> FeatureCatalog:
     return FeatureCatalog(tuple(f for f in catalog.features if f.name not in set(drop)))
 
 
-def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: FeatureCatalog) -> FlatModels:
-    """Rules (calibrated on calib), tuned LightGBM and the logistic check, both calibrated
-    on the calib slice and refitted on every pre-test row; the kind that ships is chosen on
-    the valid slice (before the test slice is looked at)."""
+def flat_train_config(mapping: Mapping) -> TrainModelConfig:
+    """Flat mode's training settings (`model:` in the mapping), for `train_flat` and the
+    backtest (leadscore.flat.backtest): no fallback to the rules, no leakage guards inside
+    (the screen runs before), no monotone constraints. Every setting is spelled out; Optuna's
+    start-up trials and pruning warm-up are tune_lightgbm's defaults (no mapping key)."""
     m = mapping.model
-    tr, va, ca = split.train, split.valid, split.calib
-    # Flat mode's training: no fallback to the rules, no leakage guards inside (the screen ran
-    # before, in run_flat), no calibration groups. Every setting is spelled out; Optuna's
-    # start-up trials and pruning warm-up are tune_lightgbm's defaults (no mapping key).
-    cfg = TrainModelConfig(
+    return TrainModelConfig(
         min_positives=m.min_positives, fallback_to_rules=False, num_threads=m.num_threads,
         max_boost_rounds=m.max_boost_rounds, learning_rate=m.learning_rate,
         early_stopping_rounds=m.early_stopping_rounds, additive=m.additive, monotone_increasing=(),
@@ -136,6 +133,15 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
                             pruning_warmup_rounds=30),
         calibration_methods=m.calibration_methods, calibration_folds=m.calibration_folds,
         logistic_c=m.logistic_c, leakage=LeakageConfig(enabled=False))
+
+
+def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: FeatureCatalog) -> FlatModels:
+    """Rules (calibrated on calib), tuned LightGBM and the logistic check, both calibrated
+    on the calib slice and refitted on every pre-test row; the kind that ships is chosen on
+    the valid slice (before the test slice is looked at). No calibration groups (one row
+    per lead)."""
+    tr, va, ca = split.train, split.valid, split.calib
+    cfg = flat_train_config(mapping)
     r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
                      seed=mapping.seed, data_window=data_window(split), calibration_groups=None,
                      refit_rows=pd.concat([tr, va, ca], ignore_index=True),

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
+from sklearn.base import clone
 
 from leadscore.config import BacktestConfig, TrainModelConfig
 from leadscore.errors import InputError
@@ -204,8 +205,7 @@ def run_backtest(
             models[kind] = _scores(fit.refit, test, label)
             models[f"{kind}_no_refit"] = _scores(fit.model, test, label)
             chosen[kind] = fit.choice.settings.to_dict()
-        fold_rules = PointsRuleClassifier(**rules.get_params()).fit(split.calib,
-                                                                    split.calib[label])
+        fold_rules = clone(rules).fit(split.calib, split.calib[label])  # flat rules too
         models["rules"] = _scores(fold_rules, test, label)
         results.append(FoldResult(
             fold=k, cutoff=str(start.date()), test_as_of_first=w["test"]["as_of_first"],

@@ -88,6 +88,8 @@ class ReportInputs:
     gate: Mapping | None = None  # reports/gate.json
     changes: Mapping | None = None  # reports/changes.json
     lifecycle: bool = True  # False: leave out the backtest, gate and what-changed sections
+    # the lifecycle sections shown (backtest, gate, changes): those whose file was named
+    sections: tuple[str, ...] = ("backtest", "gate", "changes")
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def load_report_inputs(paths: ReportPaths) -> ReportInputs:
         gate=_read(paths.gate, read_json),
         changes=_read(paths.changes, read_json),
         lifecycle=any(p is not None for p in (paths.backtest, paths.gate, paths.changes)),
+        sections=tuple(n for n in ("backtest", "gate", "changes") if getattr(paths, n) is not None),
     )
 
 
@@ -670,6 +673,7 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "points": _points_section(inputs, cfg),
         "checks": _checks_section(inputs),
         "lifecycle": inputs.lifecycle,
+        "sections": inputs.sections if inputs.lifecycle else (),
         "backtest": backtest_section(inputs.backtest),
         "gate": gate_section(inputs.gate),
         "changes": changes_section(inputs.changes),
