@@ -6,7 +6,9 @@ Inputs:  metrics/evaluate.json, plots/gains.csv, plots/reliability_<model>.csv,
          metrics/features.json, and from the explain stage metrics/grades.json,
          reports/drivers.json, reports/examples.json, plots/dependence_<field>.csv, and
          the model lifecycle's metrics/backtest.json (backtest stage), reports/gate.json and
-         reports/changes.json (gate stage).
+         reports/changes.json (gate stage), models/grading.json (explain stage) and
+         metrics/score.json (score stage: the live grade mix, "How the grades are defined").
+         reports/monitor.json (monitor stage: drift and the grade mix over scoring runs).
          A missing input becomes a "not available" note in its section, not a failure.
 Outputs: reports/report.html; with `report.log_mlflow`, a new MLflow run named `report`
          holding the file as the artifact report/report.html.
@@ -53,6 +55,9 @@ def main(
     backtest: Path = typer.Option(_D.backtest, help="backtest metrics (backtest stage)"),
     gate: Path = typer.Option(_D.gate, help="promotion gate report (gate stage)"),
     changes: Path = typer.Option(_D.changes, help="what changed, champion vs challenger"),
+    monitor: Path = typer.Option(_D.monitor, help="monitoring report (monitor stage)"),
+    grading: Path = typer.Option(_D.grading, help="grade cut points (explain stage)"),
+    score: Path = typer.Option(_D.score, help="metrics of the latest scoring run (score stage)"),
     track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
 ) -> None:
     with stage("report", params) as s:
@@ -61,7 +66,7 @@ def main(
             evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
             validation=validation, validate_metrics=validate_metrics, catalog=catalog,
             features=features, grades=grades, drivers=drivers, examples=examples,
-            backtest=backtest, gate=gate, changes=changes))
+            backtest=backtest, gate=gate, changes=changes, monitor=monitor, grading=grading, score=score))
         write_report(build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC)), out)
         s.log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
         if track and p.report.log_mlflow:

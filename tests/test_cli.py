@@ -71,6 +71,7 @@ def test_exit_codes_are_distinct_and_cover_0_to_5():
     ["history"],
     ["retrain", "--crm", "{tmp}/nothing.duckdb"],
     ["backtest", "--train", "{tmp}/nothing.parquet"],
+    ["monitor", "--history", "{tmp}/nothing.duckdb"],
 ])
 def test_every_command_exits_2_on_a_bad_params_file(command, bad_params, tmp_path):
     args = [a.format(tmp=tmp_path) for a in command]

@@ -389,5 +389,33 @@ def flat(
         typer.echo(format_backtest(bt))
         typer.echo(f"wrote {out}/metrics/backtest.json and the report's backtest section")
 
+
+@command
+def monitor(
+    history: Path | None = typer.Option(None, "--history", help="Score history DuckDB file (default: monitor.history)."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+    params: Path = PARAMS,
+) -> None:
+    """Check the latest scoring run: PSI of each feature, of the probability and of the grade
+    mix against the training reference and the previous run; null rates, volume, freshness
+    (thresholds: monitor.* in params.yaml). Prints the alert summary; exit 4 when a check
+    alerts (so a scheduler can page), 1 when the history is missing or has no run."""
+    from leadscore.io import write_json
+    from leadscore.monitor.checks import format_report
+    from leadscore.monitor.run import raise_on_alert, run_monitor
+
+    p = load_params(params)
+    path = history or Path(p.monitor.history)
+    if not path.exists():
+        raise InputError(f"{path}: no score history (run `leadscore score` or `dvc repro score` first)")
+    doc = run_monitor(path, p.monitor)
+    if report is not None:
+        write_json(doc, report)
+    typer.echo(format_report(doc))
+    if doc["status"] in ("no_runs", "no_reference"):
+        raise InputError(f"{path}: {doc['message']}")
+    raise_on_alert(doc, report)
+
+
 if __name__ == "__main__":
     app()

@@ -154,6 +154,8 @@ def _default_fit_points() -> dict[str, dict[str, float]]:
                      "healthcare": 5, "consulting": 5, "retail": 3, "media": 3, "government": 0,
                      "education": -5, "nonprofit": -5},
         "country": {"US": 5, "GB": 5, "DE": 5, "CA": 5, "NL": 5, "AU": 5, "FR": 3, "ES": 3},
+        "bant_budget": {"yes": 10, "no": -10},
+        "bant_timeline": {"now": 10, "3-6 months": 5},
     }
 
 
@@ -296,6 +298,14 @@ class EvaluateConfig(_Section):
     ece_bins: int = Field(15, ge=2)
     deciles: int = Field(10, ge=2)
     behaviour_rows: int = Field(5000, ge=1)  # test leads in the pricing-page direction check
+    # the capacity handoff (leadscore.modeling.capacity): a first call within sla_hours;
+    # leads per day = leads per monthly snapshot / working_days_per_month
+    sla_hours: float = Field(1.0, gt=0)
+    working_days_per_month: int = Field(21, ge=1, le=31)
+    # quality by segment (leadscore.modeling.segments): segments with fewer conversions (or
+    # non-conversions) are omitted; lead-grouped bootstrap draws of each segment's ROC-AUC
+    segment_min_positives: int = Field(30, ge=1)
+    segment_n_bootstrap: int = Field(100, ge=10)
 
 
 class ExportConfig(_Section):
@@ -393,6 +403,53 @@ class ReportConfig(_Section):
     log_mlflow: bool = True
 
 
+class MonitorConfig(_Section):
+    """Score history and monitoring (`leadscore.monitor`; the `score` stage records, the
+    `monitor` stage and `leadscore monitor` check).
+
+    Every batch scoring run appends one summary row to the `score_runs` table of the DuckDB
+    file `history` (no per-lead rows). Drift is measured against a training reference: the
+    out-of-time test slice of `reference_table` (at most `reference_rows` rows, sampled with
+    `seed`) scored by the same model, built once per model version and kept in the same
+    file. Numeric features are binned on `bins` quantile bins of the reference; categorical
+    features keep the reference's `top_levels` levels plus "other". PSI uses shares floored
+    at `psi_floor`. An alert is: a PSI of the probability or the grade mix (against the
+    reference or run to run) at or above `psi_alert`; a feature's PSI at or above
+    `feature_psi_alert` (higher: with ~65 features, one crosses 0.25 with the season alone);
+    a PSI from `psi_warn` up is listed as a warning;
+    more than `max_new_level_share` of leads in a category the reference never had; a
+    null rate up by more than `max_null_rate_increase`; leads scored outside
+    [`min_volume_ratio`, `max_volume_ratio`] x the median of the previous `volume_runs`
+    runs; more than `max_days_since_event` days between the newest event and the run's
+    as_of. `report_runs` runs are shown in the report."""
+
+    record: bool = True
+    history: str = "data/monitoring/history.duckdb"
+    reference_table: str = "data/processed/train.parquet"
+    reference_rows: int = Field(50_000, ge=100)
+    bins: int = Field(10, ge=2, le=50)
+    top_levels: int = Field(10, ge=1, le=50)
+    psi_floor: float = Field(1e-4, gt=0, lt=0.01)
+    psi_warn: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
+    feature_psi_alert: float = Field(0.5, gt=0)
+    max_new_level_share: float = Field(0.01, gt=0, le=1)
+    max_null_rate_increase: float = Field(0.1, gt=0, le=1)
+    min_volume_ratio: float = Field(0.8, ge=0)
+    max_volume_ratio: float = Field(1.5, gt=1)
+    volume_runs: int = Field(4, ge=1)
+    max_days_since_event: float = Field(7.0, gt=0)
+    report_runs: int = Field(12, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitorConfig:
+        if self.psi_warn > min(self.psi_alert, self.feature_psi_alert):
+            raise ValueError("monitor.psi_warn must not exceed monitor.psi_alert or monitor.feature_psi_alert")
+        if self.min_volume_ratio >= 1:
+            raise ValueError("monitor.min_volume_ratio must be below 1")
+        return self
+
+
 class MlflowConfig(_Section):
     """Local MLflow tracking, no server. The MLFLOW_TRACKING_URI environment variable wins."""
 
@@ -418,6 +475,7 @@ class Params(_Section):
     gate: GateConfig = GateConfig()
     score: ScoreConfig = ScoreConfig()
     report: ReportConfig = ReportConfig()
+    monitor: MonitorConfig = MonitorConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -24,7 +24,8 @@ FEATURE_ARGS = dict(target_stage="opportunity", max_lead_age_days=365, windows_d
 
 def _leads(*rows) -> pd.DataFrame:
     base = dict(job_title="Marketing Manager", company_size=120, annual_revenue=5e6, industry="Software",
-                country="de", source="webinar", free_mail=False, email_invalid=False, placeholder_name=False)
+                country="de", source="webinar", free_mail=False, email_invalid=False, placeholder_name=False,
+                bant_budget=None, bant_timeline=None)
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -51,8 +52,8 @@ def _crm(leads: pd.DataFrame, events: list[tuple], outcomes: list[tuple]) -> duc
 @pytest.fixture
 def crm() -> duckdb.DuckDBPyConnection:
     leads = _leads(
-        dict(lead_id="L1", created_at=dt.datetime(2024, 1, 10)),
-        dict(lead_id="L2", created_at=dt.datetime(2024, 2, 1), job_title="Student"),
+        dict(lead_id="L1", created_at=dt.datetime(2024, 1, 10), bant_budget=True, bant_timeline=" Now "),
+        dict(lead_id="L2", created_at=dt.datetime(2024, 2, 1), job_title="Student", bant_budget=False),
         dict(lead_id="L3", created_at=dt.datetime(2023, 12, 1)),
     )
     events = [
@@ -168,6 +169,14 @@ def test_columns_follow_the_catalog(crm):
     assert list(df.columns) == ["lead_id", "as_of", *catalog.names]
     assert set(catalog.group("fit")) & set(catalog.group("engagement")) == set()
     assert all(f.label and f.unit for f in catalog.features)
+
+
+def test_bant_answers_are_categories_with_unknown_as_a_level(crm):
+    df = build_features(crm, [AS_OF], **FEATURE_ARGS).set_index("lead_id")
+    assert df.loc["L1", "bant_budget"] == "yes" and df.loc["L1", "bant_timeline"] == "now"
+    assert df.loc["L2", "bant_budget"] == "no" and df.loc["L2", "bant_timeline"] == "unknown"
+    cat = feature_catalog(FEATURE_ARGS["windows_days"])
+    assert {"bant_budget", "bant_timeline"} <= set(cat.group("fit")) & set(cat.categorical)
 
 
 def test_training_table_reports_immature_dates_out(crm):

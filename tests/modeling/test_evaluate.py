@@ -96,7 +96,7 @@ def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
         "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
         "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),
         "--lightgbm", str(p / "lightgbm"), "--metrics", str(p / "evaluate.json"),
-        "--plots", str(p / "plots"), "--no-track"])
+        "--catalog", str(p / "catalog.json"), "--plots", str(p / "plots"), "--no-track"])
     assert r.exit_code == 0, r.output
     m = json.loads((p / "evaluate.json").read_text())
     for name in ("rules", "logistic", "lightgbm"):
@@ -104,6 +104,13 @@ def test_pipeline_slice_writes_metrics_for_all_three_models(tmp_path):
     assert len(m["auc_diff_ci"]) == 2
     assert (p / "plots" / "gains.csv").exists() and (p / "plots" / "reliability_lightgbm.csv").exists()
     assert len(m["rules_grades"]["cells"]) == 16
+    # the capacity handoff is chosen on calib for the model that ships, with its grade cut
+    cap = m["capacity"]
+    assert cap["model"] == m["champion"]["name"] and cap["capacity_per_month"] == 30
+    assert cap["calib"]["threshold_leads_per_month"] <= 30 and cap["grade_cut"]
+    assert {"threshold", "grade_cut", "rules_mql", "rules_at_capacity"} <= set(cap["test"])
+    assert set(m["segments"]["columns"]) == {"source", "country", "industry", "company_size_band"} - set(
+        m["segments"]["missing_columns"])
 
 
 def _train_rules(p):
@@ -117,7 +124,7 @@ def _evaluate(p, *extra):
         "--params", str(p / "params.yaml"), "--train", str(p / "train.parquet"),
         "--rules", str(p / "rules.json"), "--logistic", str(p / "logistic"),
         "--lightgbm", str(p / "lightgbm"), "--metrics", str(p / "evaluate.json"),
-        "--plots", str(p / "plots"), "--no-track", *extra])
+        "--catalog", str(p / "catalog.json"), "--plots", str(p / "plots"), "--no-track", *extra])
 
 
 def test_evaluate_stage_reports_the_rules_grade_matrix_of_grade_matrix(tmp_path):

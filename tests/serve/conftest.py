@@ -16,3 +16,12 @@ def trained(tmp_path_factory) -> Trained:
 def kinds(trained, tmp_path_factory) -> Kinds:
     """The logistic and the rules scorer next to the LightGBM one, exported."""
     return build_kinds(trained, tmp_path_factory.mktemp("kinds"))
+
+
+@pytest.fixture(autouse=True)
+def _no_project_score_history(monkeypatch):
+    """Scoring tests that read the project's params.yaml do not record their runs in the
+    project's score history (tests/monitor covers the history)."""
+    from leadscore.monitor.history import History
+
+    monkeypatch.setattr(History, "from_params", classmethod(lambda cls, params: None))

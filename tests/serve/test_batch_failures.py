@@ -150,9 +150,11 @@ def test_sigkill_keeps_the_old_output_and_a_rerun_finishes_once(trained, tmp_pat
     ok = _run(trained.raw, out, trained.scorer, "--chunk-size", "100", "--run-id", "old", kind="duckdb")
     assert ok.exit_code == 0, ok.output
     old = out.read_bytes()
+    params = tmp_path / "params.yaml"  # the defaults; no run recorded in the project's score history
+    params.write_text(f"monitor: {{history: '{tmp_path / 'history.duckdb'}', record: false}}\n")
     cmd = [sys.executable, "-m", "leadscore.cli", "score", "--as-of", "2025-07-01", "--source-kind", "duckdb",
            "--source", str(trained.raw), "--out", str(out), "--model", str(trained.scorer), "--no-progress",
-           "--chunk-size", "100", "--run-id", "new", "--chunk-pause-s", "0.5"]
+           "--chunk-size", "100", "--run-id", "new", "--chunk-pause-s", "0.5", "--params", str(params)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / ".scores.parquet.runs" / "new" / "parts"
     deadline = time.time() + 60

@@ -6,6 +6,7 @@ each (lead, as_of) pair it uses only records with a timestamp strictly before `a
 - eligible: created before `as_of`, at most `max_lead_age_days` old, and not yet converted
   (reached the target stage or later) or closed (won/lost) before `as_of`;
 - fit features: parsed seniority and department, company-size band, revenue, industry,
+  BANT budget and timeline (as of creation: the forms capture them; "unknown" is a level),
   country, source, derived e-mail flags, lead age;
 - engagement features: counts per event type and per content type in each window,
   recency, exponentially decayed engagement (exact, via per-lead cumulative sums and an
@@ -71,6 +72,9 @@ def feature_catalog(windows_days: Sequence[int], content_types: Sequence[str] = 
         FeatureSpec("industry", "fit", "Industry", "industry", "categorical"),
         FeatureSpec("country", "fit", "Country", "country", "categorical"),
         FeatureSpec("source", "fit", "Lead source", "channel", "categorical"),
+        # BANT answers from the lead's forms; "unknown" (not asked or not answered) is a level
+        FeatureSpec("bant_budget", "fit", "Budget confirmed (BANT)", "answer", "categorical"),
+        FeatureSpec("bant_timeline", "fit", "Purchase timeline (BANT)", "timeline", "categorical"),
         FeatureSpec("free_mail", "fit", "Uses a free e-mail address", "yes/no"),
         FeatureSpec("email_invalid", "fit", "E-mail address looks invalid or fake", "yes/no"),
         FeatureSpec("placeholder_name", "fit", "Name looks like a placeholder", "yes/no"),
@@ -243,6 +247,8 @@ SELECT
     {_category_sql('l.industry')} AS industry,
     {_category_sql('l.country', 'upper')} AS country,
     {_category_sql('l.source')} AS source,
+    CASE WHEN l.bant_budget IS NULL THEN 'unknown' WHEN l.bant_budget THEN 'yes' ELSE 'no' END AS bant_budget,
+    {_category_sql('l.bant_timeline')} AS bant_timeline,
     CAST(coalesce(l.free_mail, false) AS DOUBLE) AS free_mail,
     CAST(coalesce(l.email_invalid, false) AS DOUBLE) AS email_invalid,
     CAST(coalesce(l.placeholder_name, false) AS DOUBLE) AS placeholder_name,

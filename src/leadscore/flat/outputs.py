@@ -11,7 +11,11 @@ Under the output folder DIR::
     metrics/cv.json         with --cv K: random stratified K-fold ROC-AUC
     metrics/backtest.json   with --backtest: the rolling-origin backtest (leadscore.flat.backtest;
                             docs/lifecycle.md's format plus `periods`), a report section
-    models/                 lightgbm/, logistic/, rules.json, grading.json, feature_catalog.json
+    models/                 lightgbm/, logistic/, rules.json, grading.json, feature_catalog.json;
+                            without `rules:` in the mapping, rules.json is the points table learned
+                            from LightGBM (kind "learned_points"), also as points.csv / points.yaml
+                            (leadscore.modeling.points), and evaluate.json's `rules_source` is
+                            "learned" (else "mapping")
     plots/                  reliability_<model>.csv, gains.csv, dependence*.csv
     reports/                drivers.json, examples.json
     scores.parquet          every row of the file: the score contract + `slice`
@@ -33,12 +37,18 @@ from leadscore.explain.drivers import write_dependence
 from leadscore.explain.explanation import Explanation
 from leadscore.explain.grades import save_grading
 from leadscore.features.catalog import FeatureCatalog, save_catalog
-from leadscore.io import write_csv, write_json, write_parquet
+from leadscore.io import atomic_path, write_csv, write_json, write_parquet
 from leadscore.modeling.baseline import save_rules
 from leadscore.modeling.estimators import save_model
 from leadscore.modeling.evaluate import Evaluation, gains_frame
 from leadscore.modeling.leakage import LeakageReport
+from leadscore.modeling.points import LearnedPointsClassifier, points_csv, points_yaml
 from leadscore.serve.export import scorer_sources
+
+
+def write_text(text: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,9 @@ class FlatOutputs:
         write_csv(models.lightgbm.model.feature_importance(), self.models / "lightgbm" / "importance.csv",
                   float_format=None)
         save_rules(models.rules, self.models / "rules.json")
+        if isinstance(models.rules, LearnedPointsClassifier):
+            write_text(points_csv(models.rules), self.models / "points.csv")
+            write_text(points_yaml(models.rules), self.models / "points.yaml")
         save_grading(explanation.cuts, self.models / "grading.json")
         save_catalog(catalog, self.models / "feature_catalog.json")
 
@@ -111,10 +124,12 @@ class FlatOutputs:
     def write_backtest(self, backtest: dict) -> None:
         write_json(backtest, self.metrics / "backtest.json")
 
-    def write_report(self, out_of_time: bool, *, backtest: bool = False) -> None:
+    def write_report(self, out_of_time: bool, *, backtest: bool = False,
+                     rules_source: str = "mapping") -> None:
         """report.html from the files above (a missing one becomes a "not available" note).
         `backtest`: add the backtest section from metrics/backtest.json (a run with
-        --backtest); otherwise the report has no lifecycle sections."""
+        --backtest); otherwise the report has no lifecycle sections. `rules_source`
+        "learned": the title says the baseline is the learned points table."""
         from leadscore.report.build import (
             ReportPaths,
             build_report,
@@ -135,6 +150,8 @@ class FlatOutputs:
                             backtest=self.metrics / "backtest.json" if backtest else None)
         title = "Lead scoring report: " + ("out-of-time test" if out_of_time
                                            else "random split, NO out-of-time test")
+        if rules_source == "learned":
+            title += " (baseline: learned points table)"
         html = build_report(load_report_inputs(paths), ReportConfig(), title=title,
                             generated_at=dt.datetime.now(dt.UTC))
         write_report(html, self.report)

@@ -25,6 +25,7 @@ said", the figure most published results on such data use.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,11 @@ from leadscore.flat.outputs import FlatOutputs
 from leadscore.flat.rules import FlatRuleClassifier
 from leadscore.flat.table import FlatTable, flat_split, load_flat
 from leadscore.lifecycle.choose import champion_entry, choose_kind
+from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, LogisticClassifier
 from leadscore.modeling.evaluate import Evaluation, evaluate_models, metrics_table
 from leadscore.modeling.leakage import LeakageReport, check_leakage, screen_columns
+from leadscore.modeling.points import LearnedPointsClassifier, learn_points
 from leadscore.modeling.splits import Split, data_window
 from leadscore.modeling.train import train_models
 from leadscore.serve.export import model_version
@@ -54,11 +57,13 @@ from leadscore.serve.scorer import Scorer
 log = logging.getLogger(__name__)
 
 MODELS = ("rules", "logistic", "lightgbm")
+FLAT_MQL_SHARE = 0.10  # the learned table's MQL threshold: the top 10% (evaluate's K)
 
 
 @dataclass
 class FlatModels:
-    """The three fitted models of a flat run."""
+    """The three fitted models of a flat run (`rules`: the mapping's points table, or without
+    one the `LearnedPointsClassifier` learned from LightGBM, `rules_source` "learned")."""
 
     rules: FlatRuleClassifier
     lightgbm: CalibratedModel
@@ -71,6 +76,7 @@ class FlatModels:
     why: str = ""
     valid_auc: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    rules_source: str = "mapping"  # "learned": no rules: in the mapping, the learned points table
 
     @property
     def explained(self) -> CalibratedModel:
@@ -147,24 +153,72 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
                      refit_rows=pd.concat([tr, va, ca], ignore_index=True),
                      metadata={"target": mapping.target, "positive": str(mapping.positive),
                                "source_file": mapping.path.name})
-    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(ca, ca["label"])
+    rules, source = flat_baseline(mapping, table, r.fits["lightgbm"].model.model, catalog, tr, ca)
     valid = {"rules": float(roc_auc_score(va["label"], rules.predict_proba(va)[:, 1])),
              **{k: r.metrics[k]["valid"]["roc_auc"] for k in ("logistic", "lightgbm")}}
+    if source == "learned":  # as the model: the table of the refit, the calibrator kept
+        rules = refit_points(rules, r.lightgbm.model, catalog, pd.concat([tr, va, ca], ignore_index=True), ca)
     kind, why = choose_kind(valid)
     log.info("ships: %s", why)
     summary = {"tuning": r.tuning.summary(), "ships": {"kind": kind, "why": why, "valid_roc_auc": valid},
+               "rules_source": source,
                **{k: {"valid": r.metrics[k]["valid"], "calibration": r.metrics[k]["calibration"],
                       "settings": r.summary()[k].get("settings"), "refit": r.summary()[k].get("refit")}
                   for k in ("lightgbm", "logistic")}}
     return FlatModels(rules, r.lightgbm, r.logistic, r.features, r.categorical,
                       r.tuning.best_params, r.fits["lightgbm"].model.model.best_iteration_, kind, why,
-                      valid, summary)
+                      valid, summary, source)
+
+
+def has_rules(mapping: Mapping) -> bool:
+    """True when the mapping writes a points table (`rules:` with fit or engagement lines)."""
+    return bool(mapping.rules.fit or mapping.rules.engagement)
+
+
+def flat_baseline(mapping: Mapping, table: FlatTable, lgbm: LightGBMClassifier,
+                  catalog: FeatureCatalog, train: pd.DataFrame, calib: pd.DataFrame
+                  ) -> tuple[FlatRuleClassifier, str]:
+    """The baseline and where it comes from ("mapping" or "learned"): the mapping's `rules:`
+    calibrated on `calib`; without them, the points table learned from the additive
+    LightGBM fitted on the train slice (`leadscore.modeling.points.learn_points`: bands
+    weighed on `train`; grade bands, the MQL threshold at the top 10% and the isotonic map
+    on `calib`, as the model's own calibration; `train_flat` then swaps in the refit's
+    table, `refit_points`). A non-additive model gives no table: the mapping's (empty)
+    rules stay, a constant, with a warning."""
+    if not has_rules(mapping):
+        if not lgbm.additive:
+            log.warning("the mapping has no rules: and the model is not additive (model.additive: "
+                        "false), so the baseline is a constant")
+        else:
+            est = learn_points(lgbm, catalog, train, calib, mql_share=FLAT_MQL_SHARE)
+            log.info("the mapping has no rules: the baseline is the points table learned from "
+                     "LightGBM (%d fit, %d engagement fields)", len(est.fit_rules),
+                     len(est.engagement_rules))
+            return est, "learned"
+    rules = FlatRuleClassifier.from_mapping(mapping, table.source_names).fit(calib, calib["label"])
+    return rules, "mapping"
+
+
+def refit_points(table: LearnedPointsClassifier, refit: LightGBMClassifier, catalog: FeatureCatalog,
+                 rows: pd.DataFrame, calib: pd.DataFrame) -> LearnedPointsClassifier:
+    """The points table of the refitted LightGBM (bands weighed on `rows`, every pre-test
+    row; grade bands and MQL threshold on `calib`'s points, which use no labels) with the
+    points -> probability map of `table`, the train-slice model's table: the refit has seen
+    the calibration slice, so, as for the model, the calibrator is kept. Each table's points
+    are relative to its own reference bands, so the kept map is shifted by the difference of
+    their intercepts (same log-odds, same probability)."""
+    out = learn_points(refit, catalog, rows, calib, mql_share=FLAT_MQL_SHARE)
+    shift = (out.intercept_log_odds - table.intercept_log_odds) * out.points_per_doubling / math.log(2)
+    kept = table.calibrator_
+    out.calibrator_ = Calibrator(kept.method, x_=[x - shift for x in kept.x_], y_=list(kept.y_))
+    return out
 
 
 def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCatalog, *,
                         folds: int = 5, params: dict | None = None, rounds: int = 300) -> dict:
     """Random stratified K-fold ROC-AUC of LightGBM (given params, fixed `rounds`), the
-    logistic regression and the rules' points (no early stopping: no fold sees its test)."""
+    logistic regression and the rules' points (no early stopping: no fold sees its test);
+    without `rules:` in the mapping, the points table learned from each fold's LightGBM."""
     df = table.frame
     y = df["label"].to_numpy()
     names, cats = catalog.names, catalog.categorical
@@ -184,7 +238,9 @@ def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCata
         yb = b["label"].to_numpy()
         aucs["lightgbm"].append(float(roc_auc_score(yb, lgbm.decision_function(b))))
         aucs["logistic"].append(float(roc_auc_score(yb, logistic.decision_function(b))))
-        aucs["rules"].append(float(roc_auc_score(yb, rules.decision_function(b))))
+        fold_rules = (rules if has_rules(mapping) or not lgbm.additive
+                      else learn_points(lgbm, catalog, a, a, mql_share=FLAT_MQL_SHARE))
+        aucs["rules"].append(float(roc_auc_score(yb, fold_rules.decision_function(b))))
     return {"folds": folds, "split": "random stratified", "features": names, "rounds": rounds,
             **{k: {"roc_auc_mean": float(np.mean(v)), "roc_auc_std": float(np.std(v)),
                    "roc_auc_folds": v} for k, v in aucs.items()}}
@@ -215,6 +271,7 @@ def evaluate_flat(models: FlatModels, split: Split, mapping: Mapping, info: dict
     m = ev.metrics
     m["auc_diff_ci_lower"], m["auc_diff_ci_upper"] = m["auc_diff_ci"]
     m["fallback_to_rules"] = False
+    m["rules_source"] = models.rules_source
     m["split"] = info
     m["test"]["k_note"] = "K = the top 10% of test rows"
     m["calibration_slice_base_rate"] = split.windows["calib"]["base_rate"]
@@ -291,7 +348,7 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
         log.info("random stratified %d-fold ROC-AUC: %s", cv_folds,
                  ", ".join(f"{k} {cv[k]['roc_auc_mean']:.3f} ± {cv[k]['roc_auc_std']:.3f}" for k in MODELS))
 
-    outputs.write_report(info["out_of_time"])
+    outputs.write_report(info["out_of_time"], rules_source=models.rules_source)
     seconds = time.perf_counter() - t0
     log.info("leadscore flat done in %.1fs -> %s", seconds, outputs.root)
     return FlatRunResult(outputs.root, ev.metrics, screen, cv, seconds)

@@ -8,6 +8,8 @@ plots. Sales capacity K = reps x leads_per_rep leads per as_of date: each month 
 works its top K open leads, and precision/recall at K pool the months of the test slice.
 The grade matrix of the rules (A1-D4 by their points bands) is
 `leadscore.explain.grades.grade_matrix`, the same report as for the model.
+`handoff_and_segments` adds the MQL handoff by capacity (leadscore.modeling.capacity) and the
+quality by segment (leadscore.modeling.segments) for the model that ships.
 """
 
 from __future__ import annotations
@@ -102,6 +104,43 @@ def evaluate_test_slice(test: pd.DataFrame, rules, models: dict, *, cfg: Evaluat
         sample = test.sample(min(len(test), cfg.behaviour_rows), random_state=seed)
         out["lightgbm_behaviour"] = direction_check(models["lightgbm"], sample, direction_features)
     return result
+
+
+def handoff_and_segments(split, rules, model, *, kind: str, catalog, cfg: EvaluateConfig,
+                         fit_shares=None, engagement_shares=None, seed: int = 0) -> dict:
+    """evaluate.json's `capacity` (leadscore.modeling.capacity: the threshold and grade cut that
+    fill reps x leads_per_rep per month, chosen on `split.calib`, reported on `split.test`
+    against the rules' MQL threshold, and speed to lead) and `segments`
+    (leadscore.modeling.segments: ROC-AUC and conversion by grade per source, country,
+    industry and size band, for the model that ships (`kind`, `model`) and the rules).
+    With `kind == "rules"` (or no model) the rules' own probability and point-band grades
+    are handed over; otherwise `model`'s A1-D4 grades, cut on calib as in the explain stage."""
+    from leadscore.modeling.capacity import capacity_handoff, model_grades
+    from leadscore.modeling.segments import segment_quality
+
+    calib, test = split.calib, split.test
+    rule_grades = {name: rules.grade(df)["rule_grade"].to_numpy().astype(str)
+                   for name, df in (("calib", calib), ("test", test))}
+    rules_p = rules.predict_proba(test)[:, 1]
+    if kind == "rules" or model is None:
+        kind, p_calib, p_test = "rules", rules.predict_proba(calib)[:, 1], rules_p
+        g_calib, g_test = rule_grades["calib"], rule_grades["test"]
+    else:
+        _, g_calib, g_test = model_grades(model, catalog, split, fit_shares=fit_shares,
+                                          engagement_shares=engagement_shares)
+        p_calib, p_test = model.predict_proba(calib)[:, 1], model.predict_proba(test)[:, 1]
+    capacity = capacity_handoff(
+        calib, test, p_calib=p_calib, p_test=p_test, grades_calib=g_calib, grades_test=g_test,
+        rules_points_test=rules.decision_function(test), mql_threshold=float(rules.mql_threshold),
+        rules_points_calib=rules.decision_function(calib),
+        capacity=cfg.reps * cfg.leads_per_rep, working_days=cfg.working_days_per_month,
+        sla_hours=cfg.sla_hours)
+    probs, grades = {kind: p_test}, {kind: g_test}
+    if kind != "rules":
+        probs["rules"], grades["rules"] = rules_p, rule_grades["test"]
+    segments = segment_quality(test, probs, grades, min_positives=cfg.segment_min_positives,
+                               n_boot=cfg.segment_n_bootstrap, seed=seed)
+    return {"capacity": capacity | {"model": kind}, "segments": segments}
 
 
 def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:

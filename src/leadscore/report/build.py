@@ -41,6 +41,7 @@ from leadscore.config import ReportConfig
 from leadscore.errors import InputError
 from leadscore.explain.grades import DIGITS, LETTERS
 from leadscore.io import atomic_path, read_json
+from leadscore.report.capacity import grade_definition_section, handoff_section, segments_section
 from leadscore.report.charts import (
     COLORS,
     Series,
@@ -54,6 +55,7 @@ from leadscore.report.charts import (
 )
 from leadscore.report.formatting import GRADES, MODEL_NAMES, count, fmt, pct
 from leadscore.report.lifecycle import backtest_section, changes_section, gate_section
+from leadscore.report.monitoring import monitoring_section
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,10 @@ class ReportInputs:
     backtest: Mapping | None = None  # metrics/backtest.json
     gate: Mapping | None = None  # reports/gate.json
     changes: Mapping | None = None  # reports/changes.json
+    monitor: Mapping | None = None  # reports/monitor.json (monitor stage)
+    monitoring: bool = True  # False: leave out the monitoring section (no monitor file named)
+    grading: Mapping | None = None  # models/grading.json (explain stage)
+    score: Mapping | None = None  # metrics/score.json (score stage: the live grade mix)
     lifecycle: bool = True  # False: leave out the backtest, gate and what-changed sections
     # the lifecycle sections shown (backtest, gate, changes): those whose file was named
     sections: tuple[str, ...] = ("backtest", "gate", "changes")
@@ -113,6 +119,9 @@ class ReportPaths:
     backtest: Path | None = None  # backtest metrics (backtest stage)
     gate: Path | None = None  # promotion gate report (gate stage)
     changes: Path | None = None  # what changed, champion vs challenger (gate stage)
+    monitor: Path | None = None  # drift and checks of the scoring runs (monitor stage)
+    grading: Path | None = None  # grade cut points (explain stage)
+    score: Path | None = None  # the latest scoring run's metrics (score stage)
 
     @classmethod
     def in_project(cls, root: str | Path) -> ReportPaths:
@@ -126,7 +135,8 @@ class ReportPaths:
                    features=root / "metrics/features.json", grades=root / "metrics/grades.json",
                    drivers=root / "reports/drivers.json", examples=root / "reports/examples.json",
                    backtest=root / "metrics/backtest.json", gate=root / "reports/gate.json",
-                   changes=root / "reports/changes.json")
+                   changes=root / "reports/changes.json", monitor=root / "reports/monitor.json",
+                   grading=root / "models/grading.json", score=root / "metrics/score.json")
 
 
 def _read(path: Path | None, reader: Callable[[Path], Any]) -> Any:
@@ -172,6 +182,10 @@ def load_report_inputs(paths: ReportPaths) -> ReportInputs:
         backtest=_read(paths.backtest, read_json),
         gate=_read(paths.gate, read_json),
         changes=_read(paths.changes, read_json),
+        monitor=_read(paths.monitor, read_json),
+        monitoring=paths.monitor is not None,
+        grading=_read(paths.grading, read_json),
+        score=_read(paths.score, read_json),
         lifecycle=any(p is not None for p in (paths.backtest, paths.gate, paths.changes)),
         sections=tuple(n for n in ("backtest", "gate", "changes") if getattr(paths, n) is not None),
     )
@@ -677,6 +691,10 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "backtest": backtest_section(inputs.backtest),
         "gate": gate_section(inputs.gate),
         "changes": changes_section(inputs.changes),
+        "monitoring": monitoring_section(inputs.monitor) | {"shown": inputs.monitoring},
+        "grade_definition": grade_definition_section(inputs.grading, inputs.score),
+        "handoff": handoff_section(inputs.evaluate),
+        "segments": segments_section(inputs.evaluate),
     }
     return _env().get_template("report.html.j2").render(**context)
 

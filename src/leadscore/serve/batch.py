@@ -28,6 +28,9 @@
    database the rows go into a new table that replaces the old one in one transaction
    (`leadscore.io.swap_duckdb_tables`). The quarantine output is published first, the scores
    last: a reader sees the old scores or the new, never a mix.
+6. **Record** (with `history`, as `score_with_params` passes from params `monitor`): each
+   chunk's drift counts are staged beside its part, and after publishing one summary row is
+   appended to the score history (`leadscore.monitor.history`; counts only, no lead rows).
 
 Failures are `leadscore.errors` types (`InputError`, `ConfigError`, `ModelError`), so every
 caller maps them to the one exit-code table.
@@ -53,7 +56,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -74,6 +77,9 @@ from leadscore.io import (
     write_query,
 )
 from leadscore.schema import EVENT_TYPES, STAGES
+
+if TYPE_CHECKING:
+    from leadscore.monitor.history import History
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +403,7 @@ def score_leads(
     progress: bool = True,
     chunk_pause_s: float = 0.0,
     now: Callable[[], dt.datetime] | None = None,
+    history: History | None = None,
 ) -> ScoreResult:
     """Score every eligible lead of the source as of `as_of` (None: the data cutoff) and
     publish the score contract to `out`. `features` are the feature settings of training
@@ -404,6 +411,9 @@ def score_leads(
 
     Raises `InputError` (bad input, budget), `ModelError` (model missing or signature
     mismatch), `ConfigError` (bad arguments or settings). Nothing is published when it raises.
+
+    `history` (`leadscore.monitor.history.History`) appends the run's summary row to the
+    score history after publishing (None: no history).
     """
     from tqdm import tqdm
 
@@ -417,6 +427,10 @@ def score_leads(
     check_signature(model, catalog.names, catalog.categorical, model_uri)
     version = model_version_of(model)
     fast = _inner_scorer(model)
+    recorder = None if history is None else history.start(
+        model_version=version, model_kind=model_kind_of(model), names=catalog.names,
+        categorical=catalog.categorical,
+        predict=lambda x: fast.score_arrow(x)[0] if fast is not None else model.predict(x))
 
     con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit)
     try:
@@ -429,6 +443,8 @@ def score_leads(
         (work / "parts").mkdir(parents=True, exist_ok=True)
         manifest_path = work / "manifest.json"
         quarantine = check_input(con, info, budget=quarantine_budget)
+        newest_event = (con.execute("SELECT max(occurred_at) FROM memory.main.events WHERE occurred_at < ?",
+                                    [as_of]).fetchone()[0] if recorder is not None else None)
         n_leads = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
         manifest = read_json(manifest_path) if manifest_path.exists() else None
         if manifest is None or manifest.get("run_id") != run_id:
@@ -454,7 +470,7 @@ def score_leads(
                 part = work / "parts" / f"part-{i:05d}.parquet"
                 hi = bounds[i + 1] if i + 1 < len(bounds) else None
                 _set_views(con, free_mail_domains, csv=source_kind == "csv", lo=lo, hi=hi)
-                if part.exists():
+                if part.exists() and (recorder is None or recorder.has_chunk(part)):
                     resumed += 1
                     bar.update(con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0])
                     continue
@@ -468,7 +484,9 @@ def score_leads(
                     tbl = _to_arrow(feats, scored, model_version=version, run_id=run_id,
                                     scored_at=scored_at, reasons=reasons)
                 else:
-                    tbl = SCORE_SCHEMA.empty_table()
+                    tbl, scored = SCORE_SCHEMA.empty_table(), None
+                if recorder is not None:  # the chunk's drift counts, before its part
+                    recorder.write_chunk(part, feats[catalog.names] if len(feats) else None, scored)
                 write_arrow(tbl, part)
                 bar.update(n_chunk)
                 if chunk_pause_s:
@@ -481,8 +499,12 @@ def score_leads(
     q = quarantine.assign(as_of=as_of, run_id=run_id)
     q_table = pa.Table.from_pandas(q[QUARANTINE_SCHEMA.names], schema=QUARANTINE_SCHEMA, preserve_index=False)
     n_scored = publish(work / "parts", out, fmt, q_table, table=table)
-    shutil.rmtree(work / "parts", ignore_errors=True)
     n_quarantined = int(quarantine["lead_id"].nunique()) + int(quarantine["lead_id"].isna().sum())
+    if recorder is not None:
+        recorder.append([work / "parts" / f"part-{i:05d}.parquet" for i in range(len(bounds))],
+                        run_id=run_id, as_of=as_of, scored_at=scored_at, leads_in=int(info["leads"]["rows"]),
+                        leads_quarantined=n_quarantined, leads_scored=n_scored, newest_event_at=newest_event)
+    shutil.rmtree(work / "parts", ignore_errors=True)
     manifest.update({"status": "published", "leads_scored": n_scored, "leads_quarantined": n_quarantined,
                      "out": str(out), "format": fmt})
     write_json(manifest, manifest_path)
@@ -502,7 +524,11 @@ def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of:
     """`score_leads` with the settings of params.yaml: the source (`ingest.source`,
     `ingest.path`, `ingest.free_mail_domains`), the feature settings (`features`) and the
     job's (`score.*`; `as_of` defaults to `score.as_of`). Arguments given here win; `kw`
-    goes to `score_leads` (fmt, table, run_id, progress, chunk_pause_s)."""
+    goes to `score_leads` (fmt, table, run_id, progress, chunk_pause_s). The run is recorded
+    in the score history of `monitor.*` (`leadscore.monitor.history.History.from_params`)."""
+    from leadscore.monitor.history import History
+
+    kw.setdefault("history", History.from_params(params))
     sc = params.score
     if as_of is None and sc.as_of is not None:
         as_of = dt.datetime.combine(sc.as_of, dt.time())

@@ -1,0 +1,269 @@
+"""The score history: a DuckDB file (params `monitor.history`) with two tables.
+
+* `score_runs`: one summary row per batch scoring run, keyed by `run_id`: as_of, scored_at,
+  model version and kind, leads in / quarantined / scored, the newest event in the source
+  (freshness), the mean probability and its quantiles (p05..p95), the count of each grade
+  A1..D4 (one column each), and `summary`: the per-feature drift counts as JSON
+  (`leadscore.monitor.drift.summarize`). Counts only: no lead ids, no per-lead rows.
+* `reference`: the training reference of each model version, keyed by `model_version`: the
+  bin spec and the summary of the out-of-time test slice of the training table
+  (`monitor.reference_table`) scored by that model. Built once, the first time a version
+  scores, then frozen, so every run of a version is compared with the same reference.
+
+Writes are one transaction each (`INSERT ... ON CONFLICT DO NOTHING`): a run id appended
+twice is one row, and a reader never sees half a row.
+
+`Recorder` is the batch job's hook (`leadscore.serve.batch.score_leads`, argument
+`history`): it summarises each chunk next to its score part (so a resumed run still counts
+every lead once) and appends the run's row after the scores are published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from leadscore.config import MonitorConfig, Params
+from leadscore.errors import InputError, safe_error_text
+from leadscore.io import read_json, write_json
+from leadscore.monitor import drift
+
+log = logging.getLogger(__name__)
+
+RUN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "VARCHAR PRIMARY KEY"), ("as_of", "TIMESTAMP"), ("scored_at", "TIMESTAMP"),
+    ("recorded_at", "TIMESTAMP"), ("model_version", "VARCHAR"), ("model_kind", "VARCHAR"),
+    ("leads_in", "BIGINT"), ("leads_quarantined", "BIGINT"), ("leads_scored", "BIGINT"),
+    ("newest_event_at", "TIMESTAMP"), ("mean_probability", "DOUBLE"),
+    *((q, "DOUBLE") for q in ("p05", "p25", "p50", "p75", "p95")),
+    *((g, "BIGINT") for g in drift.GRADES),
+    ("summary", "VARCHAR"),
+)
+REFERENCE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model_version", "VARCHAR PRIMARY KEY"), ("created_at", "TIMESTAMP"), ("source", "VARCHAR"),
+    ("rows", "BIGINT"), ("spec", "VARCHAR"), ("summary", "VARCHAR"),
+)
+
+
+def _create(con: duckdb.DuckDBPyConnection) -> None:
+    for table, cols in (("score_runs", RUN_COLUMNS), ("reference", REFERENCE_COLUMNS)):
+        body = ", ".join(f'"{c}" {t}' for c, t in cols)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+
+
+def ensure_store(path: str | Path) -> Path:
+    """Create the history file and its tables if missing (so the `score` stage's declared
+    output exists even when a run could not be recorded)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with duckdb.connect(str(path)) as con:
+            _create(con)
+    except duckdb.Error as err:
+        raise InputError(f"{path}: cannot open the score history ({safe_error_text(err)})") from None
+    return path
+
+
+def _insert(path: Path, table: str, row: Mapping[str, Any]) -> bool:
+    """Insert one row in one transaction; False when its key was already there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(row)
+    names = ", ".join(f'"{c}"' for c in cols)
+    try:
+        with duckdb.connect(str(path)) as con:
+            con.execute("BEGIN TRANSACTION")
+            _create(con)
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            con.execute(
+                f"INSERT INTO {table} ({names}) "
+                f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT DO NOTHING",
+                [row[c] for c in cols])
+            added = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > before
+            con.execute("COMMIT")
+    except duckdb.Error as err:
+        raise InputError(f"{path}: cannot write the score history ({safe_error_text(err)})") from None
+    return added
+
+
+def read_table(path: str | Path, table: str) -> pd.DataFrame:
+    """A history table (empty frame when the file or table does not exist yet)."""
+    path = Path(path)
+    cols = [c for c, _ in (RUN_COLUMNS if table == "score_runs" else REFERENCE_COLUMNS)]
+    if not path.exists():
+        return pd.DataFrame(columns=cols)
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if table not in found:
+                return pd.DataFrame(columns=cols)
+            order = "as_of, scored_at, run_id" if table == "score_runs" else "created_at"
+            return con.execute(f"SELECT * FROM {table} ORDER BY {order}").df()
+    except duckdb.Error as err:
+        raise InputError(f"{path}: cannot read the score history ({safe_error_text(err)})") from None
+
+
+def read_runs(path: str | Path) -> list[dict]:
+    """Every recorded run, oldest as_of first, with `summary` parsed."""
+    df = read_table(path, "score_runs")
+    runs = []
+    for rec in df.to_dict("records"):
+        rec["summary"] = json.loads(rec["summary"])
+        runs.append({k: (None if v is pd.NaT else v) for k, v in rec.items()})
+    return runs
+
+
+def read_reference(path: str | Path, model_version: str) -> dict | None:
+    """The reference of one model version ({source, rows, spec, summary}), or None."""
+    df = read_table(path, "reference")
+    df = df[df["model_version"] == model_version]
+    if df.empty:
+        return None
+    r = df.iloc[0]
+    return {"model_version": model_version, "source": r["source"], "rows": int(r["rows"]),
+            "created_at": r["created_at"], "spec": json.loads(r["spec"]),
+            "summary": json.loads(r["summary"])}
+
+
+def save_reference(path: str | Path, model_version: str, *, source: str, spec: Mapping,
+                   summary: Mapping, created_at: dt.datetime) -> bool:
+    return _insert(Path(path), "reference", {
+        "model_version": model_version, "created_at": created_at, "source": source,
+        "rows": int(summary["rows"]), "spec": json.dumps(spec, sort_keys=True),
+        "summary": json.dumps(summary, sort_keys=True)})
+
+
+def run_row(*, run_id: str, as_of: dt.datetime, scored_at: dt.datetime, model_version: str,
+            model_kind: str, leads_in: int, leads_quarantined: int, leads_scored: int,
+            newest_event_at: dt.datetime | None, summary: Mapping,
+            recorded_at: dt.datetime | None = None) -> dict:
+    """The `score_runs` row of one run."""
+    n = summary["rows"]
+    return {"run_id": run_id, "as_of": as_of, "scored_at": scored_at,
+            "recorded_at": recorded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            "model_version": model_version, "model_kind": model_kind, "leads_in": int(leads_in),
+            "leads_quarantined": int(leads_quarantined), "leads_scored": int(leads_scored),
+            "newest_event_at": newest_event_at,
+            "mean_probability": summary["probability"]["sum"] / n if n else None,
+            **drift.quantiles(summary), **{g: int(summary["grades"][g]) for g in drift.GRADES},
+            "summary": json.dumps(summary, sort_keys=True)}
+
+
+def append_run(path: str | Path, row: Mapping[str, Any]) -> bool:
+    """Append one run's row (one transaction); False when the run id is already recorded."""
+    added = _insert(Path(path), "score_runs", row)
+    if not added:
+        log.info("score history: run %s already recorded in %s", row["run_id"], path)
+    return added
+
+
+# ---- the reference ------------------------------------------------------------------------
+
+def reference_frame(params: Params) -> pd.DataFrame:
+    """The reference rows: the out-of-time test slice of `monitor.reference_table`, at most
+    `monitor.reference_rows` rows (sampled with `seed`)."""
+    from leadscore.io import read_parquet
+    from leadscore.modeling.splits import split_from_params
+
+    test = split_from_params(read_parquet(params.monitor.reference_table), params).test
+    if len(test) > params.monitor.reference_rows:
+        test = test.sample(params.monitor.reference_rows, random_state=params.seed)
+    return test
+
+
+def build_reference(features: pd.DataFrame, scored: pd.DataFrame, *, categorical: Sequence[str],
+                    cfg: MonitorConfig) -> tuple[dict, dict]:
+    """(bin spec, summary) of the reference rows `features`, scored as `scored`."""
+    spec = drift.bin_spec(features, scored["probability"], categorical=categorical,
+                          bins=cfg.bins, top_levels=cfg.top_levels)
+    return spec, drift.summarize(features, scored, spec)
+
+
+# ---- the batch job's hook -------------------------------------------------------------------
+
+Predict = Callable[[pd.DataFrame], pd.DataFrame]  # features -> frame with probability, grade
+
+
+@dataclass(frozen=True)
+class History:
+    """Where and how the batch job records its runs (`score_leads(history=...)`)."""
+
+    path: Path
+    cfg: MonitorConfig
+    reference: Callable[[], pd.DataFrame] | None = None  # loads the reference rows
+    reference_source: str = ""
+
+    @classmethod
+    def from_params(cls, params: Params) -> History:
+        """The history of params `monitor`."""
+        cfg = params.monitor
+        return cls(Path(cfg.history), cfg, lambda: reference_frame(params),
+                   f"{cfg.reference_table}: out-of-time test slice")
+
+    def start(self, *, model_version: str, model_kind: str, names: Sequence[str],
+              categorical: Sequence[str], predict: Predict) -> Recorder | None:
+        """The recorder of one run; builds the model version's reference when it has none.
+        None (a warning, no history) when there is no reference and no table to build it, or
+        with `monitor.record: false`. The store is created either way (the `score` stage
+        declares it as an output)."""
+        ensure_store(self.path)
+        if not self.cfg.record:
+            return None
+        ref = read_reference(self.path, model_version)
+        if ref is None:
+            if self.reference is None:
+                log.warning("score history: no reference for model %s; run not recorded", model_version)
+                return None
+            try:  # monitoring never fails a scoring run: no reference, no history row
+                feats = self.reference()[list(names)]
+                spec, summary = build_reference(feats, predict(feats), categorical=categorical,
+                                                cfg=self.cfg)
+            except Exception as err:  # noqa: BLE001 (a missing or mismatched table, a split error)
+                log.warning("score history: cannot build the training reference of model %s from %s "
+                            "(%s: %s); run not recorded", model_version, self.reference_source,
+                            type(err).__name__, safe_error_text(err))
+                return None
+            save_reference(self.path, model_version, source=self.reference_source, spec=spec,
+                           summary=summary,
+                           created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
+            ref = read_reference(self.path, model_version)
+            log.info("score history: training reference of model %s from %s rows", model_version,
+                     f"{summary['rows']:,}")
+        return Recorder(self.path, ref["spec"], model_version, model_kind, list(names))
+
+
+@dataclass(frozen=True)
+class Recorder:
+    path: Path
+    spec: dict
+    model_version: str
+    model_kind: str
+    names: list[str]
+
+    @staticmethod
+    def chunk_file(part: Path) -> Path:
+        return part.with_name(part.name.replace("part-", "summary-").replace(".parquet", ".json"))
+
+    def has_chunk(self, part: Path) -> bool:
+        return self.chunk_file(part).exists()
+
+    def write_chunk(self, part: Path, features: pd.DataFrame | None, scored: pd.DataFrame | None) -> None:
+        """Summarise one chunk next to its part (written before the part)."""
+        summary = (drift.empty_summary(self.spec) if features is None or not len(features)
+                   else drift.summarize(features[self.names], scored, self.spec))
+        write_json(summary, self.chunk_file(part))
+
+    def append(self, parts: Sequence[Path], **row: Any) -> bool:
+        """Merge the chunk summaries and append the run's row."""
+        total = drift.empty_summary(self.spec)
+        for part in parts:
+            total = drift.merge(total, read_json(self.chunk_file(part)))
+        return append_run(self.path, run_row(model_version=self.model_version,
+                                             model_kind=self.model_kind, summary=total, **row))
