@@ -54,3 +54,16 @@ def test_segment_auc_is_the_auc_of_its_rows_with_a_grouped_interval():
 def test_conversion_by_grade_counts_leads_and_conversions():
     assert conversion_by_grade([1, 0, 0, 1], ["B1", "A1", "A1", "A1"]) == {
         "A1": [3, 1], "B1": [1, 1]}
+
+
+def test_bant_completeness_counts_answered_questions():
+    import pandas as pd
+
+    from leadscore.modeling.segments import SEGMENT_COLUMNS, with_bant_answers
+
+    frame = pd.DataFrame({"bant_budget": ["yes", "unknown", "no", None],
+                          "bant_timeline": ["now", "unknown", "unknown", "3-6 months"]})
+    assert with_bant_answers(frame)["bant_answers"].tolist() == ["2 of 2", "0 of 2", "1 of 2", "1 of 2"]
+    assert {"bant_budget", "bant_timeline", "bant_answers"} <= set(SEGMENT_COLUMNS)
+    plain = pd.DataFrame({"source": ["web"]})
+    assert with_bant_answers(plain) is plain

@@ -116,7 +116,7 @@ def handoff_and_segments(split, rules, model, *, kind: str, catalog, cfg: Evalua
     With `kind == "rules"` (or no model) the rules' own probability and point-band grades
     are handed over; otherwise `model`'s A1-D4 grades, cut on calib as in the explain stage."""
     from leadscore.modeling.capacity import capacity_handoff, model_grades
-    from leadscore.modeling.segments import segment_quality
+    from leadscore.modeling.segments import segment_quality, with_bant_answers
 
     calib, test = split.calib, split.test
     rule_grades = {name: rules.grade(df)["rule_grade"].to_numpy().astype(str)
@@ -138,7 +138,8 @@ def handoff_and_segments(split, rules, model, *, kind: str, catalog, cfg: Evalua
     probs, grades = {kind: p_test}, {kind: g_test}
     if kind != "rules":
         probs["rules"], grades["rules"] = rules_p, rule_grades["test"]
-    segments = segment_quality(test, probs, grades, min_positives=cfg.segment_min_positives,
+    segments = segment_quality(with_bant_answers(test), probs, grades,
+                               min_positives=cfg.segment_min_positives,
                                n_boot=cfg.segment_n_bootstrap, seed=seed)
     return {"capacity": capacity | {"model": kind}, "segments": segments}
 

@@ -14,7 +14,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-SEGMENT_COLUMNS: tuple[str, ...] = ("source", "country", "industry", "company_size_band")
+SEGMENT_COLUMNS: tuple[str, ...] = ("source", "country", "industry", "company_size_band",
+                                     "bant_budget", "bant_timeline", "bant_answers")
+BANT_COLUMNS: tuple[str, ...] = ("bant_budget", "bant_timeline")
+
+
+def with_bant_answers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` plus `bant_answers`: how many BANT questions the lead answered ("0 of 2" ...),
+    the BANT completeness view; unchanged when the frame has no BANT columns."""
+    present = [c for c in BANT_COLUMNS if c in frame.columns]
+    if not present:
+        return frame
+    known = sum((frame[c].astype("string").fillna("unknown") != "unknown").astype(int) for c in present)
+    return frame.assign(bant_answers=known.astype(str) + f" of {len(present)}")
 
 
 def weighted_auc(rank, y, w) -> float:

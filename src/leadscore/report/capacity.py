@@ -20,7 +20,10 @@ from leadscore.report.charts import as_float
 from leadscore.report.formatting import GRADES, MODEL_NAMES, count, fmt, pct
 
 SEGMENT_TITLES: dict[str, str] = {"source": "Lead source", "country": "Country",
-                                  "industry": "Industry", "company_size_band": "Company size band"}
+                                  "industry": "Industry", "company_size_band": "Company size band",
+                                  "bant_budget": "BANT: budget confirmed",
+                                  "bant_timeline": "BANT: purchase timeline",
+                                  "bant_answers": "BANT: questions answered"}
 WEAK_AUC_GAP = 0.05  # a segment whose model ROC AUC is this far under the overall one is flagged
 
 
