@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import typer
 
-from leadscore.errors import InputError
-from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.build import feature_catalog, training_table_from_crm
 from leadscore.features.catalog import save_catalog
 from leadscore.io import write_json, write_parquet
 from leadscore.stage import stage
@@ -32,17 +30,7 @@ def main(
     with stage("features", params) as s:
         s.require(crm, hint="run the validate stage first: dvc repro")
         cfg = s.params.features
-        try:
-            con = duckdb.connect(str(crm), read_only=True)
-        except duckdb.Error as err:
-            raise InputError(f"{crm}: not a readable DuckDB file ({type(err).__name__})") from None
-        with con:
-            table, summary = training_table(
-                con, as_of_start=cfg.as_of_start, as_of_end=cfg.as_of_end,
-                every_months=cfg.as_of_every_months, cutoff=cfg.cutoff_datetime,
-                target_stage=cfg.target_stage, horizon_days=cfg.horizon_days,
-                max_lead_age_days=cfg.max_lead_age_days, windows_days=cfg.windows_days,
-                half_life_days=cfg.half_life_days, content_types=cfg.content_types)
+        table, summary = training_table_from_crm(crm, cfg)
         write_parquet(table, out)
         save_catalog(feature_catalog(cfg.windows_days, cfg.content_types), catalog)
         write_json(summary, metrics)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -402,3 +403,21 @@ def training_table(
         },
     }
     return table, summary
+
+
+def training_table_from_crm(crm: str | Path, cfg) -> tuple[pd.DataFrame, dict]:
+    """`training_table` of the validated CRM DuckDB file `crm` with the `features` section
+    `cfg` (a `leadscore.config.FeaturesConfig`); an unreadable file is bad input."""
+    from leadscore.errors import InputError
+
+    try:
+        con = duckdb.connect(str(crm), read_only=True)
+    except duckdb.Error as err:
+        raise InputError(f"{crm}: not a readable DuckDB file ({type(err).__name__})") from None
+    with con:
+        return training_table(
+            con, as_of_start=cfg.as_of_start, as_of_end=cfg.as_of_end,
+            every_months=cfg.as_of_every_months, cutoff=cfg.cutoff_datetime,
+            target_stage=cfg.target_stage, horizon_days=cfg.horizon_days,
+            max_lead_age_days=cfg.max_lead_age_days, windows_days=cfg.windows_days,
+            half_life_days=cfg.half_life_days, content_types=cfg.content_types)

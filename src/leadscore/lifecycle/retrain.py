@@ -14,14 +14,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from leadscore.config import Params
-from leadscore.errors import InputError
 from leadscore.explain.explanation import explain_model
 from leadscore.explain.grades import save_grading
-from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.build import feature_catalog, training_table_from_crm
 from leadscore.features.catalog import FeatureCatalog, save_catalog
 from leadscore.lifecycle.choose import choose_kind
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
@@ -45,19 +43,10 @@ class Retrained:
 
 
 def build_table(crm: Path, params: Params) -> tuple[pd.DataFrame, FeatureCatalog]:
-    """The point-in-time training table of the validated CRM `crm` (features stage logic)."""
+    """The point-in-time training table of the validated CRM `crm` and its catalog (the
+    features stage's `training_table_from_crm`)."""
     cfg = params.features
-    try:
-        con = duckdb.connect(str(crm), read_only=True)
-    except duckdb.Error as err:
-        raise InputError(f"{crm}: not a readable DuckDB file ({type(err).__name__})") from None
-    with con:
-        table, _ = training_table(
-            con, as_of_start=cfg.as_of_start, as_of_end=cfg.as_of_end,
-            every_months=cfg.as_of_every_months, cutoff=cfg.cutoff_datetime,
-            target_stage=cfg.target_stage, horizon_days=cfg.horizon_days,
-            max_lead_age_days=cfg.max_lead_age_days, windows_days=cfg.windows_days,
-            half_life_days=cfg.half_life_days, content_types=cfg.content_types)
+    table, _ = training_table_from_crm(crm, cfg)
     return table, feature_catalog(cfg.windows_days, cfg.content_types)
 
 

@@ -14,7 +14,9 @@ quality by segment (leadscore.modeling.segments) for the model that ships.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,8 @@ from leadscore.modeling.metrics import (
     reliability_curve,
     top_k,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,3 +177,46 @@ def gains_frame(gains: dict[str, pd.DataFrame]) -> pd.DataFrame:
         out[f"cum_gain_{name}"] = g["cum_gain"].to_numpy()
         out[f"lift_{name}"] = g["lift"].to_numpy()
     return out
+
+
+def load_trained(folders: dict[str, str | Path]) -> dict:
+    """name -> the calibrated model saved in each folder; a fallback marker (train_model fell
+    back to the rules) is skipped with a warning."""
+    from leadscore.modeling.estimators import is_fallback, load_model
+
+    models = {}
+    for name, folder in folders.items():
+        if is_fallback(folder):
+            log.warning("%s: no model (fallback to the rule baseline); evaluating rules only", name)
+        else:
+            models[name] = load_model(folder)
+    return models
+
+
+def evaluate_release(split, rules, models: dict, *, params, catalog, train_summary: dict,
+                     rules_summary: dict) -> Evaluation:
+    """The evaluate stage's whole evaluation: the test-slice comparison
+    (`evaluate_test_slice`), the kind that ships chosen on validation (`champion`, from the
+    stages' validation figures `train_summary` / `rules_summary`), and the capacity handoff
+    and segment quality of that kind (`handoff_and_segments`)."""
+    from leadscore.lifecycle.choose import champion_entry, choose_kind, valid_aucs
+
+    p = params
+    result = evaluate_test_slice(
+        split.test, rules, models, cfg=p.evaluate, seed=p.seed, significance=p.explain.significance,
+        direction_features=[f"pricing_page_view_{d}d" for d in p.features.windows_days])
+    out = result.metrics
+    valid = valid_aucs(train_summary, rules_summary)
+    out["champion"] = champion_entry(*choose_kind(valid), valid, out)
+    kind = out["champion"]["name"]
+    out |= handoff_and_segments(split, rules, models.get(kind), kind=kind, catalog=catalog,
+                                cfg=p.evaluate, seed=p.seed, fit_shares=p.explain.fit_shares,
+                                engagement_shares=p.explain.engagement_shares)
+    return result
+
+
+def tracked_metrics(metrics: dict, models) -> dict:
+    """The headline figures logged to MLflow: per model every metric but the intervals, and
+    the LightGBM - rules AUC difference."""
+    return ({m: {k: v for k, v in metrics[m].items() if not k.endswith("_ci")} for m in ("rules", *models)}
+            | {"auc_diff": metrics.get("auc_diff", float("nan"))})
