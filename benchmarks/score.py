@@ -35,7 +35,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from leadscore.config import FeaturesConfig, GenerateConfig, IngestConfig, TrainRulesConfig  # noqa: E402
+from leadscore.config import (  # noqa: E402
+    FeaturesConfig,
+    GenerateConfig,
+    IngestConfig,
+    ScoreConfig,
+    TrainRulesConfig,
+)
 from leadscore.data.ingest import ingest  # noqa: E402
 from leadscore.explain.contributions import Explainer, group_sums  # noqa: E402
 from leadscore.explain.grades import fit_grade_cuts, save_grading  # noqa: E402
@@ -162,7 +168,8 @@ def main() -> None:
         result = score_leads(source_kind="duckdb", source=raw, out=folder / "scores.parquet",
                              model_uri=str(scorer_dir), as_of=None, features=CFG,
                              free_mail_domains=DOMAINS, chunk_size=args.chunk_size, threads=args.threads,
-                             memory_limit=args.memory_limit, progress=False)
+                             memory_limit=args.memory_limit, progress=False,
+                             control_share=ScoreConfig().control_share)
         seconds = time.perf_counter() - t0
         peak = _peak_rss_mb()
         rate = n_leads / seconds

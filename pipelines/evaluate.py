@@ -1,13 +1,12 @@
 """Stage `evaluate`: rules vs logistic regression vs LightGBM on the out-of-time test slice
 (`leadscore.modeling.evaluate.evaluate_release`).
 
-Inputs:  the training table (only its test slice is scored), models/rules.json,
-         models/{logistic,lightgbm}/, metrics/train_model.json and metrics/train_rules.json
-         (validation figures: which kind ships), the feature catalog (grade groups).
+Inputs:  the training table (only its test slice is scored), models/rules.json, models/{logistic,
+         lightgbm}/, metrics/train_{model,rules}.json (validation figures: which kind ships), the
+         feature catalog (grade groups), --crm (the validated CRM: its optional mql_feedback).
 Outputs: metrics/evaluate.json (per model: metrics with CIs; auc_diff_ci, test, rules_grades,
-         lightgbm_behaviour; champion: the kind chosen on validation; capacity: the MQL
-         handoff at sales capacity; segments: quality per source, country, industry, size
-         band and BANT answer), plots/reliability_<model>.csv, plots/gains.csv.
+         lightgbm_behaviour; champion: kind chosen on validation; capacity: MQL handoff; segments:
+         quality by source, size, BANT...; feedback: sales' acceptance by grade), plots/*.csv.
 Params:  seed, features.*, split.*, evaluate.*, explain.*, mlflow.*.
 """
 
@@ -29,6 +28,7 @@ from leadscore.modeling.evaluate import (
     metrics_table,
     tracked_metrics,
 )
+from leadscore.modeling.feedback import read_feedback
 from leadscore.modeling.splits import data_window, split_from_params
 from leadscore.stage import stage
 
@@ -46,6 +46,7 @@ def main(
                                  help="feature catalog (fit / engagement groups of the grades)"),
     train_metrics: Path = typer.Option(Path("metrics/train_model.json"), help="validation figures of the models"),
     rules_metrics: Path = typer.Option(Path("metrics/train_rules.json"), help="validation figures of the rules"),
+    crm: Path = typer.Option(Path("data/interim/validated.duckdb"), help="validated CRM (its mql_feedback)"),
     metrics: Path = typer.Option(Path("metrics/evaluate.json"), help="metrics output"),
     plots: Path = typer.Option(Path("plots"), help="folder for reliability/gains CSVs"),
     track: bool = typer.Option(True, help="log the run to MLflow"),
@@ -56,7 +57,8 @@ def main(
         split = split_from_params(read_parquet(train), p)
         models = load_trained({"logistic": logistic, "lightgbm": lightgbm})
         result = evaluate_release(split, load_rules(rules), models, params=p, catalog=load_catalog(catalog),
-                                  train_summary=read_json(train_metrics), rules_summary=read_json(rules_metrics))
+                                  feedback=read_feedback(crm), train_summary=read_json(train_metrics),
+                                  rules_summary=read_json(rules_metrics))
         out, grades = result.metrics, result.metrics["rules_grades"]
         write_json(out, metrics)
         for name, rc in result.reliability.items():

@@ -9,6 +9,8 @@ Inputs:  metrics/evaluate.json, plots/gains.csv, plots/reliability_<model>.csv,
          reports/changes.json (gate stage), models/grading.json (explain stage) and
          metrics/score.json (score stage: the live grade mix, "How the grades are defined").
          reports/monitor.json (monitor stage: drift and the grade mix over scoring runs).
+         metrics/points.json, models/points.csv and models/points.yaml (points stage: the
+         points table learned from the model, beside the hand-written one).
          A missing input becomes a "not available" note in its section, not a failure.
 Outputs: reports/report.html; with `report.log_mlflow`, a new MLflow run named `report`
          holding the file as the artifact report/report.html.
@@ -58,6 +60,9 @@ def main(
     monitor: Path = typer.Option(_D.monitor, help="monitoring report (monitor stage)"),
     grading: Path = typer.Option(_D.grading, help="grade cut points (explain stage)"),
     score: Path = typer.Option(_D.score, help="metrics of the latest scoring run (score stage)"),
+    points: Path = typer.Option(_D.points, help="learned points table's figures (points stage)"),
+    points_csv: Path = typer.Option(_D.points_csv, help="learned points table (CSV)"),
+    points_yaml: Path = typer.Option(_D.points_yaml, help="learned points table (YAML)"),
     track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
 ) -> None:
     with stage("report", params) as s:
@@ -66,7 +71,8 @@ def main(
             evaluate=evaluate, gains=gains, plots=plots, model=model, rules=rules,
             validation=validation, validate_metrics=validate_metrics, catalog=catalog,
             features=features, grades=grades, drivers=drivers, examples=examples,
-            backtest=backtest, gate=gate, changes=changes, monitor=monitor, grading=grading, score=score))
+            backtest=backtest, gate=gate, changes=changes, monitor=monitor, grading=grading, score=score,
+            points=points, points_csv=points_csv, points_yaml=points_yaml))
         write_report(build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC)), out)
         s.log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
         if track and p.report.log_mlflow:

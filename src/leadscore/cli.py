@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def command(fn: Callable) -> Callable:
 
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 @app.callback()
@@ -57,6 +59,8 @@ def generate(
     """Generate the synthetic CRM (leads, events, outcomes) into a DuckDB file."""
     from leadscore.data.synthetic import generate_crm, generate_next_quarter
 
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give the DuckDB file to write, e.g. {out / 'crm.duckdb'}")
     p = load_params(params)
     cfg = p.generate if n_leads is None else p.generate.model_copy(update={"n_leads": n_leads})
     summary = (generate_next_quarter(cfg, p.seed, out, quarters=next_quarters) if next_quarters
@@ -98,9 +102,15 @@ def metrics(
     from leadscore.io import read_json
     from leadscore.modeling.evaluate import metrics_table
 
-    if not path.exists():
+    if not path.is_file():
         raise InputError(f"{path}: not found; run `make run` (or `dvc repro evaluate`) first")
-    typer.echo(metrics_table(read_json(path)))
+    doc = read_json(path)
+    try:
+        table = metrics_table(doc)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise InputError(f"{path}: not the evaluate stage's metrics ({type(err).__name__}: "
+                         f"{str(err)[:80]} missing or malformed); rerun `dvc repro evaluate`") from None
+    typer.echo(table)
 
 
 @command
@@ -125,6 +135,9 @@ def score(
     from leadscore.io import write_json
     from leadscore.serve.batch import score_with_params
 
+    if not _TABLE_NAME.fullmatch(table):
+        raise ConfigError(f"--table {table!r}: not a table name (letters, digits and _, starting "
+                          f"with a letter or _, at most 63 characters)")
     p = load_params(params)
     if model is None or model.startswith("models:"):
         _registry(params)  # registry URIs resolve against the project's tracking store
@@ -321,6 +334,7 @@ def explain(
             when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
         except ValueError:
             raise ConfigError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
+    _check_crm(crm)
     for f in (catalog, grading):
         if not f.exists():
             raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
@@ -347,6 +361,28 @@ def explain(
             typer.echo("    (nothing)")
 
 
+def _check_crm(crm: Path) -> None:
+    """`InputError` unless `crm` is a DuckDB file holding the leads, events and outcomes tables."""
+    import duckdb
+
+    from leadscore.errors import safe_error_text
+
+    if not crm.is_file():
+        raise InputError(f"--crm {crm}: not found (run `dvc repro validate`, or pass --crm)")
+    try:
+        con = duckdb.connect(str(crm), read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        finally:
+            con.close()
+    except duckdb.Error as err:
+        raise InputError(f"--crm {crm}: not a DuckDB CRM ({safe_error_text(err, limit=120)})") from None
+    missing = sorted({"leads", "events", "outcomes"} - tables)
+    if missing:
+        raise InputError(f"--crm {crm}: not a CRM; table(s) {missing} missing (pass the validated "
+                         f"CRM, data/interim/validated.duckdb)")
+
+
 @command
 def flat(
     mapping: Path = typer.Option(..., "--mapping", help="Mapping YAML of a flat CRM export."),
@@ -362,16 +398,14 @@ def flat(
     mapping and the file, screens for leakage, trains the rules and the models, evaluates,
     explains, scores and reports; with --backtest also backtests rules vs logistic vs
     LightGBM fold after fold (leadscore.flat.backtest). Exit codes: see `leadscore --help`."""
-    from leadscore.flat.backtest import backtest_flat, backtest_json, require_order
     from leadscore.flat.mapping import load_mapping
-    from leadscore.flat.outputs import FlatOutputs
+    from leadscore.flat.outputs import check_out_folder
     from leadscore.flat.run import run_flat
     from leadscore.lifecycle.backtest import format_backtest
 
+    check_out_folder(out)  # refuse before reading anything
     m = load_mapping(mapping)
-    if backtest:
-        require_order(m)  # refuse before training, not after
-    result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow))
+    result = run_flat(m, out, nrows=rows, cv_folds=cv, extra_allow=tuple(allow), backtest=backtest)
     ev = result.metrics
     typer.echo(f"{ev['split']['note']}")
     typer.echo("ROC-AUC on the test slice: " + ", ".join(
@@ -381,12 +415,8 @@ def flat(
             f"{k} {result.cv[k]['roc_auc_mean']:.3f}" for k in ("rules", "logistic", "lightgbm")))
     typer.echo(f"wrote {out}/metrics/evaluate.json, {out}/report.html, {out}/scores.parquet "
                f"in {result.seconds:.0f}s")
-    if backtest:
-        bt = backtest_flat(m, nrows=rows, extra_allow=tuple(allow))
-        outputs = FlatOutputs(Path(out))
-        outputs.write_backtest(backtest_json(bt))
-        outputs.write_report(ev["split"]["out_of_time"], backtest=True)
-        typer.echo(format_backtest(bt))
+    if result.backtest is not None:
+        typer.echo(format_backtest(result.backtest))
         typer.echo(f"wrote {out}/metrics/backtest.json and the report's backtest section")
 
 
@@ -394,21 +424,25 @@ def flat(
 def monitor(
     history: Path | None = typer.Option(None, "--history", help="Score history DuckDB file (default: monitor.history)."),
     report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+    source: Path | None = typer.Option(
+        None, "--source", help="CRM whose outcomes judge earlier runs (default: ingest.path)."),
     params: Path = PARAMS,
 ) -> None:
     """Check the latest scoring run: PSI of each feature, of the probability and of the grade
-    mix against the training reference and the previous run; null rates, volume, freshness
-    (thresholds: monitor.* in params.yaml). Prints the alert summary; exit 4 when a check
-    alerts (so a scheduler can page), 1 when the history is missing or has no run."""
+    mix against the training reference and the previous run; null rates, volume, freshness;
+    and, for runs whose label window has passed in the CRM, realized ROC-AUC, calibration
+    and the lift over the control arm (thresholds: monitor.* in params.yaml). Prints the
+    alert summary; exit 4 when a check alerts (so a scheduler can page), 1 when the history
+    or the CRM is missing or the history has no run."""
     from leadscore.io import write_json
     from leadscore.monitor.checks import format_report
-    from leadscore.monitor.run import raise_on_alert, run_monitor
+    from leadscore.monitor.run import monitor_with_params, raise_on_alert
 
     p = load_params(params)
     path = history or Path(p.monitor.history)
     if not path.exists():
         raise InputError(f"{path}: no score history (run `leadscore score` or `dvc repro score` first)")
-    doc = run_monitor(path, p.monitor)
+    doc = monitor_with_params(p, history=path, source=source)
     if report is not None:
         write_json(doc, report)
     typer.echo(format_report(doc))

@@ -348,13 +348,18 @@ class ScoreConfig(_Section):
     `as_of` None scores as of the data cutoff: midnight after the latest timestamp in the
     source. `chunk_size` leads are featurised and scored at a time (bounds memory);
     `quarantine_budget` is the largest share of the lead base whose rows may be quarantined
-    before the run fails; `memory_limit` / `threads` bound DuckDB."""
+    before the run fails; `memory_limit` / `threads` bound DuckDB. `control_share` of the
+    leads (a hash of the lead id salted with `control_salt`: the same leads every run) form
+    the control arm, handed over in the rules' order, so the model's lift over the rules is
+    measured on real outcomes (`leadscore.monitor.realized`); 0 turns it off."""
 
     as_of: dt.date | None = None
     chunk_size: int = Field(100_000, ge=1)
     quarantine_budget: float = Field(0.01, ge=0, le=1)
     memory_limit: str = "1GB"
     threads: int = Field(2, ge=1)
+    control_share: float = Field(0.1, ge=0, le=0.5)
+    control_salt: str = Field("leadscore-control", min_length=1)
 
 
 class ExplainConfig(_Section):
@@ -386,6 +391,20 @@ class ExplainConfig(_Section):
             if any(v <= 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
                 raise ValueError(f"explain.{name} must be positive shares that sum to 1")
         return self
+
+
+class PointsConfig(_Section):
+    """The points table learned from the additive LightGBM model (stage `points`,
+    `leadscore.modeling.points`).
+
+    `points_per_doubling` points double the odds of converting; a numeric field keeps at
+    most `max_bands` bands; a category level held by less than `min_level_share` of the
+    training rows is "other" (0 points). Grade bands use `explain.*_shares`; the MQL
+    threshold fills `evaluate.reps x evaluate.leads_per_rep` leads a month."""
+
+    points_per_doubling: float = Field(20, gt=0)
+    max_bands: int = Field(5, ge=2, le=20)
+    min_level_share: float = Field(0.01, ge=0, lt=0.5)
 
 
 class ReportConfig(_Section):
@@ -421,7 +440,18 @@ class MonitorConfig(_Section):
     null rate up by more than `max_null_rate_increase`; leads scored outside
     [`min_volume_ratio`, `max_volume_ratio`] x the median of the previous `volume_runs`
     runs; more than `max_days_since_event` days between the newest event and the run's
-    as_of. `report_runs` runs are shown in the report."""
+    as_of. `report_runs` runs are shown in the report.
+
+    Realized performance (`leadscore.monitor.realized`): with `keep_lead_scores`, each run
+    keeps its per-lead scores (pseudonymous ids) for `lead_rows_days` days; once a run's
+    label window (`features.horizon_days`) has passed in the CRM, they are joined to the
+    outcomes. Alerts: the realized ROC-AUC's upper 95% bound (`n_bootstrap` draws) below the
+    backtest's lowest fold (`backtest_metrics`; without it, the reference's interval);
+    mean predicted / observed - 1 beyond `max_realized_calibration_gap` with the observed
+    rate's interval excluding the prediction; the model arm's hand-over (its top
+    `handover_share` by probability) converting significantly worse than the control arm's
+    (top share by rule points). Runs with fewer than `min_realized_positives` conversions
+    are reported, not judged."""
 
     record: bool = True
     history: str = "data/monitoring/history.duckdb"
@@ -440,6 +470,13 @@ class MonitorConfig(_Section):
     volume_runs: int = Field(4, ge=1)
     max_days_since_event: float = Field(7.0, gt=0)
     report_runs: int = Field(12, ge=1, le=100)
+    keep_lead_scores: bool = True
+    lead_rows_days: int = Field(400, ge=1)
+    backtest_metrics: str = "metrics/backtest.json"
+    n_bootstrap: int = Field(200, ge=20)
+    handover_share: float = Field(0.05, gt=0, le=1)
+    min_realized_positives: int = Field(30, ge=1)
+    max_realized_calibration_gap: float = Field(0.25, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> MonitorConfig:
@@ -471,6 +508,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     backtest: BacktestConfig = BacktestConfig()
     explain: ExplainConfig = ExplainConfig()
+    points: PointsConfig = PointsConfig()
     export: ExportConfig = ExportConfig()
     gate: GateConfig = GateConfig()
     score: ScoreConfig = ScoreConfig()

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from leadscore.errors import InputError, safe_error_text
-from leadscore.schema import TABLES, Table
+from leadscore.schema import OPTIONAL_TABLES, TABLES, Table
 
 
 @contextlib.contextmanager
@@ -231,6 +231,15 @@ def _source_relation(kind: str, path: Path, table: str) -> tuple[str, str]:
     return f"read_csv({sql_literal(file)}, {opts})", str(file)
 
 
+def _source_has(con: duckdb.DuckDBPyConnection, kind: str, path: Path, table: str) -> bool:
+    """Whether the source holds `table` (a table or view of the DuckDB file, or a file)."""
+    if kind in ("synthetic", "duckdb"):
+        return bool(con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'src' "
+            "AND table_name = ?", [table]).fetchone()[0])
+    return any((path / p.format(t=table)).is_file() for p in _FILE_PATTERNS[kind])
+
+
 @dataclass(frozen=True)
 class SourceTable:
     """What `open_source` found for one table."""
@@ -277,8 +286,9 @@ def _uncastable(
 def open_source(
     kind: str, path: str | Path, *, sample_keys: int = 5
 ) -> tuple[duckdb.DuckDBPyConnection, dict[str, SourceTable]]:
-    """Open a CRM source; expose `leads`, `events`, `outcomes` as typed views on a new
-    in-memory connection, and describe what was found.
+    """Open a CRM source; expose `leads`, `events`, `outcomes` (and the optional tables of
+    `schema.OPTIONAL_TABLES` the source holds) as typed views on a new in-memory
+    connection, and describe what was found (an absent optional table is not in it).
 
     `kind` is synthetic|duckdb (a DuckDB file) or parquet|csv (a folder with one file per
     table: ``leads.parquet`` / ``leads.csv`` ...). A missing file, table or required column,
@@ -301,7 +311,9 @@ def open_source(
             except duckdb.Error as err:
                 raise InputError(f"{path}: not a readable DuckDB database ({safe_error_text(err)})") from None
         found = {}
-        for name, table in TABLES.items():
+        for name, table in {**TABLES, **OPTIONAL_TABLES}.items():
+            if name in OPTIONAL_TABLES and not _source_has(con, kind, path, name):
+                continue  # an optional table (mql_feedback) the CRM does not have
             relation, where = _source_relation(kind, path, name)
             try:
                 described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()

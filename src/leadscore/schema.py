@@ -96,6 +96,28 @@ OUTCOMES = Table(
 
 TABLES: dict[str, Table] = {t.name: t for t in (LEADS, EVENTS, OUTCOMES)}
 
+# Sales' reason for rejecting an MQL: the closed list of `mql_feedback.reason`.
+FEEDBACK_REASONS: tuple[str, ...] = (
+    "no_budget", "no_authority", "no_need", "bad_timing", "bad_contact", "duplicate", "other",
+)
+
+# Optional: sales' accept or reject of an MQL. `reason` is one of FEEDBACK_REASONS, set when
+# the MQL is rejected and empty when accepted (leadscore.data.validate quarantines the rest).
+MQL_FEEDBACK = Table(
+    name="mql_feedback",
+    columns={
+        "lead_id": "VARCHAR",
+        "decided_at": "TIMESTAMP",
+        "accepted": "BOOLEAN",
+        "reason": "VARCHAR",
+    },
+    key=("lead_id", "decided_at"),
+    required=("lead_id", "decided_at", "accepted"),
+)
+
+# Tables a CRM may leave out: read, copied and validated when present, skipped when absent.
+OPTIONAL_TABLES: dict[str, Table] = {t.name: t for t in (MQL_FEEDBACK,)}
+
 # The planted canary PII: the generator writes it into one lead, and tests assert it
 # never appears in any file the pipeline writes.
 CANARY_EMAIL = "zelda.canary-7f3a9c@canary-pii.example"

@@ -172,3 +172,97 @@ def test_scorer_serves_the_learned_table_as_the_rules_kind(fitted):
     scored = Scorer.from_rules(table, CATALOG).score(calib)
     assert scored["rule_points"].tolist() == table.decision_function(calib).tolist()
     np.testing.assert_allclose(scored["probability"], table.predict_proba(calib)[:, 1])
+
+
+# ---- the `points` stage's library function: points_release, write_points ---------------
+def _release_inputs(fitted):
+    from leadscore.config import params_from_dict
+    from leadscore.modeling.splits import Split
+
+    model, _, train, calib = fitted
+    test = _frame(3000, 2)
+    test["as_of"] = test["as_of"] + pd.DateOffset(months=6)  # later months than calib
+    test["lead_id"] = [f"L{i % 1500:05d}" for i in range(len(test))]  # two rows per lead
+    split = Split(train=train, valid=train.iloc[:0], calib=calib, test=test, windows={}, embargo_months=0)
+    rules = FlatRuleClassifier(fit_rules={"tier": {"gold": 10}}, engagement_rules={"views": {">=3": 10}},
+                               mql_threshold=10).fit(calib, calib["label"])
+    params = params_from_dict({"evaluate": {"reps": 1, "leads_per_rep": 100, "n_bootstrap": 20},
+                               "points": {"max_bands": 4}})
+    return model, rules, split, params
+
+
+def _with(split, **kw):
+    from dataclasses import replace
+
+    return replace(split, **kw)
+
+
+@pytest.fixture(scope="module")
+def release(fitted):
+    from leadscore.modeling.points import points_release
+
+    model, rules, split, params = _release_inputs(fitted)
+    return points_release(split, model, rules, CATALOG, params), split
+
+
+def test_release_yaml_and_csv_round_trip_into_the_rules_shape(release, tmp_path):
+    from leadscore.modeling.points import points_rows, write_points
+
+    rel, split = release
+    write_points(rel, tmp_path / "points.yaml", tmp_path / "points.csv")
+    rules = RulesMapping(**yaml.safe_load((tmp_path / "points.yaml").read_text())["rules"])
+    flat = FlatRuleClassifier(fit_rules=dict(rules.fit), engagement_rules=dict(rules.engagement),
+                              max_points_per_activity=rules.max_points_per_activity)
+    np.testing.assert_array_equal(flat.decision_function(split.test), rel.table.decision_function(split.test))
+    assert rules.mql_threshold == rel.metrics["mql"]["threshold"] == rel.table.mql_threshold
+    assert dict(rules.fit_bands) == rel.metrics["fit_bands"]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "points.csv").read_text())))
+    assert rows == [{k: str(v) for k, v in r.items()} for r in points_rows(rel.table)]
+    assert {r["field"] for r in rows} == set(rules.fit) | set(rules.engagement)
+    assert all(len([c for c in t if c != "missing"]) <= 4 for t in rules.engagement.values())  # points.max_bands
+
+
+def test_release_aucs_are_in_the_unit_interval_and_beat_a_constant(release):
+    import json
+
+    m = release[0].metrics
+    assert m["available"] and set(m["roc_auc"]) == {"learned_points", "learned_points_raw", "lightgbm", "rules"}
+    assert all(0 <= v <= 1 for v in m["roc_auc"].values())
+    assert all(0 <= lo <= hi <= 1 for lo, hi in m["roc_auc_ci"].values())
+    assert m["roc_auc"]["learned_points_raw"] > 0.6  # a constant score has ROC-AUC 0.5
+    assert m["auc_diff_vs_model"] == pytest.approx(m["roc_auc"]["learned_points"] - m["roc_auc"]["lightgbm"])
+    assert json.loads(json.dumps(m)) == m  # metrics/points.json as written
+
+
+def test_release_mql_threshold_fills_capacity_on_calib_and_counts_the_test_handover(release):
+    rel, split = release
+    q = rel.metrics["mql"]
+    assert q["capacity_per_month"] == 100 and 0 < q["calib_leads_per_month"] <= 100
+    handed = (rel.table.decision_function(split.test) >= q["threshold"]).sum()
+    assert q["test"]["leads"] == handed and q["test"]["leads_per_month"] == pytest.approx(handed / 3)
+    assert rel.metrics["rules_mql"]["threshold"] == 10
+
+
+def test_release_learns_nothing_from_the_test_slice(fitted, release):
+    from leadscore.modeling.points import points_release
+
+    model, rules, split, params = _release_inputs(fitted)
+    flipped = split.test.assign(label=1 - split.test["label"])
+    again = points_release(_with(split, test=flipped), model, rules, CATALOG, params)
+    assert again.table.to_dict() == release[0].table.to_dict()
+    assert again.metrics["roc_auc"]["learned_points_raw"] == pytest.approx(
+        1 - release[0].metrics["roc_auc"]["learned_points_raw"])
+
+
+def test_release_without_a_table_says_why(fitted, tmp_path):
+    from leadscore.modeling.points import points_release, write_points
+
+    _, rules, split, params = _release_inputs(fitted)
+    plain = LightGBMClassifier.from_catalog(CATALOG, params={"num_leaves": 7}, max_boost_rounds=10,
+                                            num_threads=1).fit(split.train, split.train["label"])
+    rel = points_release(split, plain, rules, CATALOG, params)
+    assert rel.table is None and rel.metrics["available"] is False and "additive" in rel.metrics["reason"]
+    assert "fell back" in points_release(split, None, rules, CATALOG, params).metrics["reason"]
+    write_points(rel, tmp_path / "p.yaml", tmp_path / "p.csv")
+    assert yaml.safe_load((tmp_path / "p.yaml").read_text()) is None  # a comment only
+    assert (tmp_path / "p.csv").read_text() == "field,group,label,condition,points\n"

@@ -1,7 +1,8 @@
 """Ingest: read the CRM source, cast it to the contract and write a canonical, PII-free DuckDB.
 
 The source is a DuckDB file (``synthetic`` / ``duckdb``) or a folder with one Parquet or CSV
-file per table (``leads.*``, ``events.*``, ``outcomes.*``); `leadscore.io.open_source` reads
+file per table (``leads.*``, ``events.*``, ``outcomes.*``, optionally ``mql_feedback.*``: an
+absent optional table is simply not copied); `leadscore.io.open_source` reads
 it and casts every column to the types in `leadscore.schema`. Columns outside the contract
 are never copied; optional contract columns that are missing are filled with NULL (and
 reported in the summary); empty strings become NULL.
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.io import open_source, sql_literal, write_duckdb_tables
-from leadscore.schema import EVENTS, LEADS, OUTCOMES, PII_COLUMNS, Table
+from leadscore.schema import EVENTS, LEADS, OPTIONAL_TABLES, OUTCOMES, PII_COLUMNS, Table
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,15 @@ INGESTED_LEADS = Table(
     required=(*LEADS.required, *DERIVED_LEAD_COLUMNS),
 )
 INGESTED_TABLES: dict[str, Table] = {t.name: t for t in (INGESTED_LEADS, EVENTS, OUTCOMES)}
+# Optional tables (mql_feedback) hold no personal data: copied as the contract types them,
+# when the source has them.
+INGESTED_OPTIONAL_TABLES: dict[str, Table] = dict(OPTIONAL_TABLES)
 
 _ORDER: dict[str, str] = {
     "leads": "lead_id, created_at",
     "events": "lead_id, occurred_at, event_id",
     "outcomes": "lead_id, stage_at, stage",
+    "mql_feedback": "lead_id, decided_at, accepted, reason",
 }
 
 JUNK_EMAIL_LOCAL = (
@@ -130,11 +135,13 @@ def derived_flags_sql(free_mail_domains: Sequence[str]) -> dict[str, str]:
     return {"free_mail": free_mail, "email_invalid": email_invalid, "placeholder_name": placeholder}
 
 
-def ingest_queries(free_mail_domains: Sequence[str]) -> dict[str, str]:
-    """SELECTs (over the typed source views) that give the three canonical tables."""
+def ingest_queries(free_mail_domains: Sequence[str], optional: Sequence[str] = ()) -> dict[str, str]:
+    """SELECTs (over the typed source views) that give the three canonical tables, and the
+    `optional` tables named (those the source has)."""
     flags = derived_flags_sql(free_mail_domains)
     queries = {}
-    for name, table in INGESTED_TABLES.items():
+    tables = {**INGESTED_TABLES, **{n: INGESTED_OPTIONAL_TABLES[n] for n in optional}}
+    for name, table in tables.items():
         cols = [
             f"CAST({flags[c]} AS BOOLEAN) AS {c}" if c in flags else f'"{c}"'
             for c in table.columns
@@ -156,14 +163,18 @@ def ingest(
     Returns a summary: rows per table, missing/extra columns, flag counts.
     """
     con, found = open_source(source_kind, source_path)
+    optional = [n for n in INGESTED_OPTIONAL_TABLES if n in found]
     try:
-        write_duckdb_tables(out_path, sql=ingest_queries(free_mail_domains), con=con)
+        write_duckdb_tables(out_path, sql=ingest_queries(free_mail_domains, optional), con=con)
         flag_counts = con.execute(
             "SELECT " + ", ".join(f"count_if({c})" for c in DERIVED_LEAD_COLUMNS)
             + " FROM (" + ingest_queries(free_mail_domains)["leads"] + ")"
         ).fetchone()
     finally:
         con.close()
+    for name in INGESTED_OPTIONAL_TABLES:
+        if name not in found:
+            log.info("optional table '%s' not in the source: not copied", name)
     for t in found.values():
         if t.missing_columns:
             log.warning("%s: optional column(s) %s missing, filled with NULL", t.location,

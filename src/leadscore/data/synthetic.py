@@ -1,4 +1,5 @@
-"""Deterministic synthetic B2B CRM: `leads`, `events` and `outcomes` with real signal and traps.
+"""Deterministic synthetic B2B CRM: `leads`, `events`, `outcomes` (and `mql_feedback`) with real
+signal and traps.
 
 The hidden story of every lead:
 
@@ -14,6 +15,13 @@ Traps for a naive model: students, interns and junk leads open many emails and d
 and whitepapers but never convert; email opens are everywhere; opportunities keep generating
 strong events after conversion (leakage if features look past `as_of`); ~2% of events are
 logged twice with a new `event_id`; firmographics are often missing.
+
+Sales feedback (the optional ``mql_feedback`` table): most MQLs get sales' accept or reject a
+few days after the MQL (none recorded after the cutoff), accepted mostly when the lead goes on
+to ``sql``, otherwise rejected with a reason that follows the lead (no_budget after a "no" to
+the BANT budget question, no_authority for junior titles, bad_contact for junk or bounced
+addresses, bad_timing for a 6-12 month timeline; some no_need, duplicate and other). It is
+drawn from RNG streams of its own, so the other tables are the same with or without it.
 
 Everything is vectorised with numpy per chunk of leads; each chunk has its own RNG stream
 (``SeedSequence(seed, spawn_key=(chunk,))``), so the output depends only on config and seed.
@@ -53,6 +61,8 @@ from leadscore.schema import (
     CLOSING_STAGES,
     CONTENT_TYPES,
     EVENT_TYPES,
+    FEEDBACK_REASONS,
+    OPTIONAL_TABLES,
     STAGES,
     TABLES,
     Table,
@@ -465,6 +475,7 @@ class Leads:
     activity: np.ndarray  # heavy-tailed engagement multiplier
     size: np.ndarray  # true employees
     table: pa.Table
+    seniority: np.ndarray  # index into SENIORITY
 
 
 def _company_sizes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -583,7 +594,8 @@ def _leads(
             "bant_timeline": _strings(TIMELINES, pa.array(timeline, mask=~timeline_known)),
         }
     )
-    return Leads(kind=kind, created=created, fit=fit, activity=activity, size=size, table=table)
+    return Leads(kind=kind, created=created, fit=fit, activity=activity, size=size, table=table,
+                 seniority=sen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,6 +759,90 @@ def _outcomes(
             "stage": _strings(STAGES, codes[stage_i]),
             "stage_at": pa.array(start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
             "amount": pa.array(f.amount[lead], pa.float64(), mask=~is_won),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sales feedback on MQLs (the optional `mql_feedback` table)
+# ---------------------------------------------------------------------------------------------
+_FEEDBACK_KEY = 2**31 + 3  # RNG stream tag of the feedback: no other table draws from it
+FEEDBACK_COVERAGE = 0.92  # share of MQLs sales decide on (the rest are never worked)
+FEEDBACK_DELAY = (0.25, 2.0, 1.5)  # days from MQL to decision: offset + gamma(shape, scale)
+FEEDBACK_ACCEPT = (0.9, 0.12)  # P(accepted) when the lead reaches sql, when it does not
+# Rejection reasons: base weight, and (what, multiplier) for the lead that makes it likelier.
+# fmt: off
+_REASON_W = {
+    "no_budget": 1.0, "no_authority": 1.0, "no_need": 1.5, "bad_timing": 1.0,
+    "bad_contact": 0.4, "duplicate": 0.35, "other": 0.6,
+}
+# fmt: on
+_JUNIOR = np.isin(np.array(SENIORITY), ["individual", "student"])
+
+
+@dataclass
+class _FeedbackDraws:
+    """Per lead uniforms and delays of the feedback, drawn before (and whatever) the funnel,
+    so the history and its continuation decide every MQL the same way."""
+
+    delay: np.ndarray
+    u: np.ndarray  # 3 x n: coverage, acceptance, reason
+
+
+def _feedback_draws(seed: int, key: tuple[int, ...], n: int) -> _FeedbackDraws:
+    rng = np.random.default_rng(np.random.SeedSequence(seed % 2**64, spawn_key=(*key, _FEEDBACK_KEY)))
+    off, shape, scale = FEEDBACK_DELAY
+    return _FeedbackDraws(delay=off + rng.gamma(shape, scale, n), u=rng.random((3, n)))
+
+
+def _reason_weights(leads: Leads, bounce: np.ndarray, decided: np.ndarray) -> np.ndarray:
+    """n x len(FEEDBACK_REASONS) weights of the rejection reason, from what sales would see:
+    a "no" to the BANT budget question, a junior title, a junk or bounced address, a far
+    purchase timeline, a student."""
+    t = leads.table
+    no_budget = pc.fill_null(pc.invert(t.column("bant_budget")), False).to_numpy(zero_copy_only=False)
+    far = pc.fill_null(pc.equal(t.column("bant_timeline"), "6-12 months"), False)
+    far = far.to_numpy(zero_copy_only=False)
+    bad_contact = (leads.kind == KIND_JUNK) | (bounce <= decided)
+    lift = {
+        "no_budget": np.where(no_budget, 5.0, 1.0),
+        "no_authority": np.where(_JUNIOR[leads.seniority], 5.0, 1.0),
+        "no_need": np.where(leads.kind == KIND_STUDENT, 3.0, 1.0),
+        "bad_timing": np.where(far, 4.0, 1.0),
+        "bad_contact": np.where(bad_contact, 20.0, 1.0),
+    }
+    return np.column_stack(
+        [_REASON_W[r] * lift.get(r, np.ones(len(leads.kind))) for r in FEEDBACK_REASONS]
+    )
+
+
+def _feedback(
+    leads: Leads,
+    f: Funnel,
+    bounce: np.ndarray,
+    d: _FeedbackDraws,
+    lead_ids: pa.Array,
+    start: np.datetime64,
+    hi: float,
+    lo: float = -np.inf,
+) -> pa.Table:
+    """Sales' decisions recorded in [lo, hi) (days since `start`), one per MQL that sales
+    works (FEEDBACK_COVERAGE), a few days after the MQL: accepted mostly when the lead goes
+    on to sql, else rejected with a reason that depends on the lead; by lead."""
+    decided = f.mql + d.delay
+    ok = np.isfinite(f.mql) & (d.u[0] < FEEDBACK_COVERAGE) & (decided >= lo) & (decided < hi)
+    accepted = d.u[1] < np.where(np.isfinite(f.sql), *FEEDBACK_ACCEPT)
+    w = _reason_weights(leads, bounce, decided)
+    cum = np.cumsum(w, axis=1)
+    reason = np.minimum((cum < d.u[2][:, None] * cum[:, -1:]).sum(axis=1), len(FEEDBACK_REASONS) - 1)
+    lead = np.flatnonzero(ok)
+    sec = np.floor(decided[lead] * SEC_PER_DAY).astype(np.int64)
+    return pa.table(
+        {
+            "lead_id": lead_ids.take(pa.array(lead)),
+            "decided_at": pa.array(start.astype(np.int64) + sec * 1_000_000, pa.timestamp("us")),
+            "accepted": pa.array(accepted[lead], pa.bool_()),
+            "reason": _strings(FEEDBACK_REASONS, pa.array(reason[lead], mask=accepted[lead])),
         }
     )
 
@@ -1010,7 +1106,8 @@ class _ChunkState:
 def chunk_tables(
     cfg: GenerateConfig, seed: int, chunk: int
 ) -> tuple[dict[str, pa.Table], dict[str, int]]:
-    """Arrow tables (leads, events, outcomes) of one chunk, plus counters for the summary."""
+    """Arrow tables (leads, events, outcomes, mql_feedback) of one chunk, plus counters for
+    the summary."""
     tables, stats, _ = _simulate_chunk(cfg, seed, chunk)
     return tables, stats
 
@@ -1031,6 +1128,8 @@ def _simulate_chunk(
     parts, unsub, bounce = _events(rng, cfg, cal, leads, bursts, funnel, canary)
     events, n_dup = _event_table(rng, cfg, cal, parts, lead_ids, chunk)
     outcomes = _outcomes(funnel, lead_ids, cal.start, cal.cutoff)
+    draws = _feedback_draws(seed, (chunk,), last - first)
+    feedback = _feedback(leads, funnel, bounce, draws, lead_ids, cal.start, cal.cutoff)
     stats = {
         "duplicate_events": n_dup,
         "junk_leads": int((leads.kind == KIND_JUNK).sum()),
@@ -1038,14 +1137,15 @@ def _simulate_chunk(
         "intent_bursts": len(bursts.lead),
     }
     state = _ChunkState(leads, bursts, funnel, unsub, bounce, lead_ids, len(events))
-    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats, state
+    tables = {"leads": leads.table, "events": events, "outcomes": outcomes, "mql_feedback": feedback}
+    return tables, stats, state
 
 
 _PANDAS_TYPES = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def generate_chunks(cfg: GenerateConfig, seed: int) -> Iterator[dict[str, pd.DataFrame]]:
-    """Yield {'leads', 'events', 'outcomes'} DataFrames, one chunk of `cfg.chunk_leads` leads
+    """Yield {'leads', 'events', 'outcomes', 'mql_feedback'} DataFrames, one chunk of `cfg.chunk_leads` leads
     at a time. Same cfg and seed give identical frames; chunks are independent."""
     for chunk in range(len(_chunk_bounds(cfg))):
         tables, _ = chunk_tables(cfg, seed, chunk)
@@ -1057,13 +1157,13 @@ def create_table_sql(table: Table) -> str:
     return f"CREATE TABLE {table.name} ({cols})"
 
 
-def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for table in TABLES.values():
+def _create_tables(con: duckdb.DuckDBPyConnection, *, optional: bool = True) -> None:
+    for table in (*TABLES.values(), *(OPTIONAL_TABLES.values() if optional else ())):
         con.execute(create_table_sql(table))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
-    cols = ", ".join(f'"{c}"' for c in TABLES[name].columns)
+    cols = ", ".join(f'"{c}"' for c in {**TABLES, **OPTIONAL_TABLES}[name].columns)
     con.register("_chunk", data)
     try:
         con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _chunk")
@@ -1072,11 +1172,12 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, data: pa.Table) -> None:
 
 
 def write_empty_crm(path: str | Path) -> None:
-    """Write a DuckDB file with the three CRM tables and no rows (atomically)."""
+    """Write a DuckDB file with the three CRM tables and no rows (atomically); no optional
+    table (an empty CRM has no sales feedback)."""
     with atomic_path(path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
-            _create_tables(con)
+            _create_tables(con, optional=False)
         finally:
             con.close()
 
@@ -1142,10 +1243,15 @@ def _summary(
         "avg((annual_revenue IS NULL)::INT), avg((industry IS NULL)::INT), avg((country IS NULL)::INT) FROM leads"
     ).fetchone()
     rate, pairs = measure_base_rate(con, cfg.end, first_as_of(cfg))
+    n_feedback, n_accepted = con.execute(
+        "SELECT count(*), count_if(accepted) FROM mql_feedback"
+    ).fetchone()
     return {
         "leads": n_leads,
         "events": n_events,
         "outcomes": n_outcomes,
+        "mql_feedback": n_feedback,
+        "mql_feedback_accepted": int(n_accepted or 0),
         "events_per_lead": round(n_events / max(n_leads, 1), 2),
         "leads_by_stage": {s: int(stages.get(s, 0)) for s in STAGES},
         "base_rate": round(rate, 4),
@@ -1567,7 +1673,11 @@ def _continue_chunk(
         rng, cfg, win.cal.start, parts, state.lead_ids, chunk, state.n_events
     )
     outcomes = _outcomes(funnel, state.lead_ids, win.cal.start, win.c1, win.c0)
-    return {"events": events, "outcomes": outcomes}, {
+    draws = _feedback_draws(seed, (chunk,), len(leads.kind))  # the history's: same decisions
+    feedback = _feedback(
+        leads, funnel, state.bounce, draws, state.lead_ids, win.cal.start, win.c1, win.c0
+    )
+    return {"events": events, "outcomes": outcomes, "mql_feedback": feedback}, {
         "duplicate_events": n_dup,
         "changed_leads": n_changed,
     }
@@ -1602,13 +1712,16 @@ def _new_leads_chunk(
     parts = _continue_events(rng, win, leads, early, funnel.opp, unsub, bounce)
     events, n_dup = _assemble_events(rng, cfg, win.cal.start, parts, lead_ids, chunk)
     outcomes = _outcomes(funnel, lead_ids, win.cal.start, win.c1, win.c0)
+    draws = _feedback_draws(seed, (_NEW_LEADS_KEY, part), n)
+    feedback = _feedback(leads, funnel, bounce, draws, lead_ids, win.cal.start, win.c1, win.c0)
     stats = {
         "duplicate_events": n_dup,
         "junk_leads": int((leads.kind == KIND_JUNK).sum()),
         "student_leads": int((leads.kind == KIND_STUDENT).sum()),
         "intent_bursts": len(b.lead),
     }
-    return {"leads": leads.table, "events": events, "outcomes": outcomes}, stats
+    tables = {"leads": leads.table, "events": events, "outcomes": outcomes, "mql_feedback": feedback}
+    return tables, stats
 
 
 def next_quarter_leads(
@@ -1663,7 +1776,7 @@ def generate_next_quarter(
     n_new = next_quarter_leads(cfg, shift, quarters=quarters)
     hist_chunks = len(_chunk_bounds(cfg))
     stats: dict[str, int] = {}
-    added = {"leads": 0, "events": 0, "outcomes": 0, "changed_leads": 0}
+    added = {"leads": 0, "events": 0, "outcomes": 0, "mql_feedback": 0, "changed_leads": 0}
 
     def count(chunk_stats: dict[str, int]) -> None:
         for k, v in chunk_stats.items():

@@ -24,6 +24,13 @@ expectation, count and up to ``sample_keys`` keys (lead_id / event_id): never ro
 Double-logged events (same lead/time/type, new event_id) are not a validation matter:
 the feature code deduplicates them.
 
+The optional ``mql_feedback`` table (sales' accept/reject of an MQL) is validated the same
+way when the ingested file has it, and skipped when it does not; it may be empty. Its rows
+are quarantined for a null lead_id/decided_at/accepted, a duplicate (lead_id, decided_at), a
+reason outside ``schema.FEEDBACK_REASONS``, a decision after ``now``, an unknown or
+quarantined lead, a decision before the lead's creation, and ``reason_mismatch``: the reason
+must be set exactly when the MQL was rejected (derived column ``reason_fits_decision``).
+
 Timestamps are naive and read as UTC; an aware ``now`` is converted to naive UTC.
 """
 
@@ -42,10 +49,17 @@ import duckdb
 import pandas as pd
 
 from leadscore.config import ValidateConfig
-from leadscore.data.ingest import INGESTED_TABLES
+from leadscore.data.ingest import INGESTED_OPTIONAL_TABLES, INGESTED_TABLES
 from leadscore.errors import InputError
 from leadscore.io import safe_key, write_duckdb_tables
-from leadscore.schema import CONTENT_TYPES, EVENT_TYPES, PII_COLUMNS, STAGES, Table
+from leadscore.schema import (
+    CONTENT_TYPES,
+    EVENT_TYPES,
+    FEEDBACK_REASONS,
+    PII_COLUMNS,
+    STAGES,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +78,16 @@ LOAD_ORDER: dict[str, str] = {
     "leads": "lead_id, created_at, source",
     "events": "event_id, occurred_at, lead_id",
     "outcomes": "lead_id, stage, stage_at, amount",
+    "mql_feedback": "lead_id, decided_at, accepted, reason",
 }
 NON_NEGATIVE: dict[str, tuple[str, ...]] = {
     "leads": ("company_size", "annual_revenue"),
     "outcomes": ("amount",),
 }
-TIME_COLUMN: dict[str, str] = {"leads": "created_at", "events": "occurred_at", "outcomes": "stage_at"}
-DERIVED = ("lead_known", "lead_valid", "lead_created_at")
+TIME_COLUMN: dict[str, str] = {"leads": "created_at", "events": "occurred_at", "outcomes": "stage_at",
+                               "mql_feedback": "decided_at"}
+DERIVED = ("lead_known", "lead_valid", "lead_created_at", "reason_fits_decision")
+ALL_TABLES: dict[str, Table] = {**INGESTED_TABLES, **INGESTED_OPTIONAL_TABLES}
 QUARANTINE_COLUMNS = ("table_name", "row_key", "reason", "row_json")
 
 
@@ -182,10 +199,11 @@ def _column_of(config: Any) -> str | None:
 def table_level_expectations(
     spec: Table, columns: Sequence[str], max_null_share: Mapping[str, float]
 ) -> list[Any]:
-    """Phase-1 expectations: non-empty, exact column set, types, null-share bounds."""
+    """Phase-1 expectations: non-empty (an optional table may be empty), exact column set,
+    types, null-share bounds."""
     _, gxe = _gx()
     exps = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectTableRowCountToBeBetween(min_value=0 if spec.name in INGESTED_OPTIONAL_TABLES else 1),
         gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.columns), exact_match=True),
     ]
     for col, typ in spec.columns.items():
@@ -211,7 +229,8 @@ def row_level_expectations(spec: Table, now: dt.datetime) -> list[Any]:
         exps.append(gxe.ExpectCompoundColumnsToBeUnique(
             column_list=list(spec.key), meta={"reason": "duplicate_key"}))
     allowed = {"events": {"event_type": EVENT_TYPES, "content_type": CONTENT_TYPES},
-               "outcomes": {"stage": STAGES}}.get(name, {})
+               "outcomes": {"stage": STAGES},
+               "mql_feedback": {"reason": FEEDBACK_REASONS}}.get(name, {})
     for col, values in allowed.items():
         exps.append(gxe.ExpectColumnValuesToBeInSet(
             column=col, value_set=list(values), meta={"reason": "unknown_value"}))
@@ -220,6 +239,9 @@ def row_level_expectations(spec: Table, now: dt.datetime) -> list[Any]:
     for col in NON_NEGATIVE.get(name, ()):
         exps.append(gxe.ExpectColumnValuesToBeBetween(
             column=col, min_value=0, meta={"reason": "negative_value"}))
+    if name == "mql_feedback":  # a reason for every rejection, none for an acceptance
+        exps.append(gxe.ExpectColumnValuesToBeInSet(
+            column="reason_fits_decision", value_set=[True], meta={"reason": "reason_mismatch"}))
     if name != "leads":
         exps += [
             gxe.ExpectColumnValuesToBeInSet(column="lead_known", value_set=[True],
@@ -243,11 +265,14 @@ def _naive_utc(now: dt.datetime) -> dt.datetime:
 
 
 def row_keys(name: str, df: pd.DataFrame) -> pd.Series:
-    """A printable key per row: lead_id, event_id, or lead_id|stage|stage_at."""
-    if name == "outcomes":
-        key = (df["lead_id"].astype("str") + "|" + df["stage"].astype("str") + "|"
-               + df["stage_at"].astype("str"))
-        key = key.where(df[["lead_id", "stage", "stage_at"]].notna().all(axis=1))
+    """A printable key per row: lead_id, event_id, lead_id|stage|stage_at or
+    lead_id|decided_at."""
+    if name in ("outcomes", "mql_feedback"):
+        cols = list(ALL_TABLES[name].key)
+        key = df[cols[0]].astype("str")
+        for c in cols[1:]:
+            key = key + "|" + df[c].astype("str")
+        key = key.where(df[cols].notna().all(axis=1))
     else:
         key = df[INGESTED_TABLES[name].key[0]]
     key = key.astype("object")
@@ -257,7 +282,7 @@ def row_keys(name: str, df: pd.DataFrame) -> pd.Series:
 
 def _sample(name: str, df: pd.DataFrame, index: Sequence[int], n: int) -> tuple[str, ...]:
     """Up to `n` printable keys of the rows at `index`."""
-    cols = set(INGESTED_TABLES[name].key)
+    cols = set(ALL_TABLES[name].key)
     if n == 0 or not len(index) or not cols <= set(df.columns):
         return ()
     return tuple(row_keys(name, df.loc[list(index)[:n]]))
@@ -314,7 +339,8 @@ def _ns_timestamps(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_tables(path: str | Path) -> dict[str, pd.DataFrame]:
-    """Read leads/events/outcomes from an ingested DuckDB file, in `LOAD_ORDER`."""
+    """Read leads/events/outcomes (and mql_feedback when the file has it) from an ingested
+    DuckDB file, in `LOAD_ORDER`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: ingested CRM not found (run the ingest stage first)")
@@ -328,7 +354,7 @@ def load_tables(path: str | Path) -> dict[str, pd.DataFrame]:
         if missing:
             raise InputError(f"{path}: missing table(s) {missing}")
         frames = {}
-        for name in INGESTED_TABLES:
+        for name in [*INGESTED_TABLES, *(t for t in INGESTED_OPTIONAL_TABLES if t in present)]:
             cols = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
             order = ", ".join(c for c in LOAD_ORDER[name].split(", ") if c in cols) or "1"
             frames[name] = _ns_timestamps(con.execute(f'SELECT * FROM "{name}" ORDER BY {order}').df())
@@ -346,7 +372,7 @@ def _check_tables(
     """Phase 1 on every table: entries for the report, and the failures."""
     entries: dict[str, list[dict[str, Any]]] = {}
     failures: list[Failure] = []
-    for name, spec in INGESTED_TABLES.items():
+    for name, spec in _present(tables).items():
         df = tables[name].reset_index(drop=True)
         exps = table_level_expectations(spec, list(df.columns), cfg.max_null_share.get(name, {}))
         results = _run_suite(context, f"{name}_table", df, exps, "SUMMARY")
@@ -358,8 +384,15 @@ def _check_tables(
     return entries, failures
 
 
+def _present(tables: Mapping[str, pd.DataFrame]) -> dict[str, Table]:
+    """The contract of every table to validate: the three required ones, then the optional
+    ones in `tables` (validated when present, like the others)."""
+    return {**INGESTED_TABLES, **{n: t for n, t in INGESTED_OPTIONAL_TABLES.items() if n in tables}}
+
+
 def _with_lead_columns(df: pd.DataFrame, all_leads: pd.DataFrame, clean_leads: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived cross-table columns lead_known, lead_valid, lead_created_at."""
+    """Add the derived cross-table columns lead_known, lead_valid, lead_created_at (and, for
+    mql_feedback, reason_fits_decision: a reason exactly when the MQL was rejected)."""
     known = df["lead_id"].isin(all_leads["lead_id"])
     created = clean_leads.drop_duplicates("lead_id").set_index("lead_id")["created_at"]
     valid = df["lead_id"].isin(created.index)
@@ -367,6 +400,9 @@ def _with_lead_columns(df: pd.DataFrame, all_leads: pd.DataFrame, clean_leads: p
     out["lead_known"] = known
     out["lead_valid"] = valid.astype("boolean").where(known, pd.NA)
     out["lead_created_at"] = df["lead_id"].map(created)
+    if "accepted" in df.columns and "reason" in df.columns:
+        rejected = ~df["accepted"].astype("boolean")  # NA (quarantined as null) stays NA
+        out["reason_fits_decision"] = rejected == df["reason"].notna()
     return out
 
 
@@ -374,7 +410,7 @@ def _quarantine_rows(
     name: str, df: pd.DataFrame, results: list[Any],
 ) -> tuple[dict[int, list[str]], list[tuple[Any, set[int]]]]:
     """Map row index -> reasons, from GE's unexpected indices (duplicates beyond the first)."""
-    spec = INGESTED_TABLES[name]
+    spec = ALL_TABLES[name]
     reasons: dict[int, list[str]] = {}
     per_exp = []
     for r in results:
@@ -412,9 +448,10 @@ def validate_tables(
 ) -> ValidationResult:
     """Validate the ingested CRM frames; quarantine bad rows or raise `ValidationFailed`.
 
-    `tables` maps leads/events/outcomes to frames as `load_tables` gives them; `now` is the
-    reference time for "no future timestamps". Returns clean frames (same columns as the
-    input), the quarantine frame, a report and metrics.
+    `tables` maps leads/events/outcomes (and optionally mql_feedback) to frames as
+    `load_tables` gives them; `now` is the reference time for "no future timestamps" (for
+    mql_feedback: no decision after it). Returns clean frames (same columns as the input),
+    the quarantine frame, a report and metrics.
     """
     missing = [t for t in INGESTED_TABLES if t not in tables]
     if missing:
@@ -429,12 +466,12 @@ def validate_tables(
     clean: dict[str, pd.DataFrame] = {}
     quarantines: list[pd.DataFrame] = []
     table_stats: dict[str, dict[str, Any]] = {}
-    for name, spec in INGESTED_TABLES.items():
+    for name, spec in _present(tables).items():
         df = tables[name].reset_index(drop=True)
         checked = df if name == "leads" else _with_lead_columns(df, tables["leads"], clean["leads"])
         results = _run_suite(context, f"{name}_rows", checked, row_level_expectations(spec, now), "COMPLETE")
         reasons, per_exp = _quarantine_rows(name, checked, results)
-        share = len(reasons) / len(df)
+        share = len(reasons) / max(len(df), 1)  # an optional table may be empty
         entries[name] += [
             {**_result_entry(name, "row", r), "quarantined": len(idx)} for r, idx in per_exp
         ]
@@ -467,7 +504,7 @@ def validate_tables(
         "reference_time": now.isoformat(),
         "quarantine_budget": cfg.quarantine_budget,
         "tables": {
-            name: {**table_stats[name], "expectations": entries[name]} for name in INGESTED_TABLES
+            name: {**table_stats[name], "expectations": entries[name]} for name in table_stats
         },
     }
     metrics = {
@@ -479,11 +516,12 @@ def validate_tables(
 
 
 def write_validated(result: ValidationResult, path: str | Path) -> None:
-    """Write clean leads/events/outcomes (contract types) plus `quarantine`, atomically."""
+    """Write clean leads/events/outcomes (and mql_feedback when validated; contract types)
+    plus `quarantine`, atomically."""
     con = duckdb.connect()
     try:
         sql = {}
-        for name, spec in INGESTED_TABLES.items():
+        for name, spec in _present(result.tables).items():
             con.register(f"_clean_{name}", result.tables[name])
             cols = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in spec.columns.items())
             sql[name] = f"SELECT {cols} FROM _clean_{name}"

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from leadscore.io import read_json, write_json
+from leadscore.modeling.metrics import wilson_ci
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 DIGITS: tuple[str, ...] = ("1", "2", "3", "4")
@@ -167,20 +168,6 @@ class Violation(TypedDict):
     rate_better: float
     rate_worse: float
     significant: bool  # one-sided two-proportion z-test at `alpha`
-
-
-def wilson_ci(successes, n, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion (vectorised); (0, 1) when n == 0."""
-    k = np.asarray(successes, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(n > 0, k / n, 0.0)
-        denom = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    lo = np.where(n > 0, np.clip(centre - half, 0, 1), 0.0)
-    hi = np.where(n > 0, np.clip(centre + half, 0, 1), 1.0)
-    return lo, hi
 
 
 def _break_is_significant(k_better: int, n_better: int, k_worse: int, n_worse: int,

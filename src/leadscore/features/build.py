@@ -119,7 +119,7 @@ def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.datetime:
     row = con.execute(
         "SELECT greatest((SELECT max(created_at) FROM leads), (SELECT max(occurred_at) FROM events), "
         "(SELECT max(stage_at) FROM outcomes))"
-    ).fetchone()
+    ).fetchall()[0]  # fetchall: leaves no open result on the connection
     if row is None or row[0] is None:
         raise ValueError("cannot determine the data cutoff: the CRM tables are empty")
     return row[0]

@@ -13,6 +13,7 @@ is checked against the file by `leadscore.flat.table.prepare` (the mapping alone
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,9 @@ from leadscore.modeling.baseline import norm_value
 # to `missing_values` when your export uses it as a placeholder.
 DEFAULT_MISSING: tuple[str, ...] = ("", "select", "-", "--", "na", "n/a", "nan", "null", "none",
                                     "#n/a", "?")
+
+
+DATE_ORDERS: tuple[str, ...] = ("day_first", "month_first")
 
 
 class MappingError(InputError):
@@ -159,6 +163,8 @@ class Mapping(_Strict):
     encoding: str = "utf-8"
     id: str | None = None  # None: the row number is the id
     created_at: str | None = None  # date column: time-ordered split, latest rows tested
+    date_format: str | None = None  # created_at's order: day_first | month_first | a strptime format
+    max_bad_dates: float = Field(0.01, ge=0, lt=1)  # share of unreadable created_at values dropped
     time_order: Literal["rows"] | None = None  # "rows": the file is in time order
     target: str
     positive: str | int | bool | float
@@ -171,7 +177,7 @@ class Mapping(_Strict):
     allow: tuple[str, ...] = ()  # screened columns kept on purpose
     missing_values: tuple[str, ...] = DEFAULT_MISSING
     max_levels: int = Field(30, ge=2)  # categorical levels kept (top N by count), rest "other"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     rules: RulesMapping = Field(default_factory=RulesMapping)
     screen: ScreenMapping = Field(default_factory=ScreenMapping)
     split: SplitMapping = Field(default_factory=SplitMapping)
@@ -185,8 +191,26 @@ class Mapping(_Strict):
             raise ValueError("must be a single character, e.g. ';' (or leave it out to detect it)")
         return v
 
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError("unknown encoding (use e.g. utf-8, utf-8-sig, latin-1, cp1252)") from None
+        return v
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, v: str | None) -> str | None:
+        if v is not None and v not in DATE_ORDERS and "%" not in v:
+            raise ValueError(f"use one of {list(DATE_ORDERS)} or a strptime format such as '%d.%m.%Y'")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Mapping:
+        if self.date_format and not self.created_at:
+            raise ValueError("date_format needs created_at (the date column it reads)")
         if self.created_at and self.time_order:
             raise ValueError("give either created_at or time_order: rows, not both")
         for key in ("fit", "engagement"):
@@ -222,6 +246,13 @@ def mapping_from_dict(raw: dict, *, base_dir: str | Path = ".", source: str = "m
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    """Read and validate a mapping YAML file."""
-    raw = read_yaml(path, MappingError, "mapping file not found")
+    """Read and validate a mapping YAML file; a folder or an unreadable file is a
+    `MappingError` naming the path."""
+    if Path(path).is_dir():
+        raise MappingError(f"{path}: is a folder; --mapping takes the mapping YAML file")
+    try:
+        raw = read_yaml(path, MappingError, "mapping file not found")
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or type(err).__name__
+        raise MappingError(f"{path}: cannot read the mapping file ({why})") from None
     return mapping_from_dict(raw, base_dir=Path(path).resolve().parent, source=str(path))

@@ -5,7 +5,7 @@ Under the output folder DIR::
     metrics/evaluate.json   same keys as the main pipeline (rules / logistic / lightgbm:
                             roc_auc, pr_auc, log_loss, brier, ece, ... ; auc_diff_ci; test)
                             plus `split` (out_of_time true/false and what the test slice is)
-    metrics/screen.json     the leakage screen (also written when it refuses)
+    metrics/screen.json     the leakage screen (a refusal publishes nothing: its message lists the columns)
     metrics/train.json      cleaning log, slices, tuning, calibration
     metrics/grades.json     A1-D4 grade matrices on the test slice (model and rules)
     metrics/cv.json         with --cv K: random stratified K-fold ROC-AUC
@@ -21,18 +21,27 @@ Under the output folder DIR::
     scores.parquet          every row of the file: the score contract + `slice`
     report.html             the marketing report
 
-Every file is written atomically (`leadscore.io`).
+Every file is written atomically (`leadscore.io`), and the run as a whole too
+(`staged_output`): a run writes into a staging folder next to DIR (``.DIR.<random>.tmp``)
+and swaps it in with two renames at the end, so DIR holds the old run or the new one, never a
+mix; files of an earlier run that this one does not write disappear; a failed run leaves DIR
+as it was and removes the staging folder. `check_out_folder` refuses (ConfigError) a DIR that
+holds a `dvc.yaml`, is the project root or a folder above it, is a file, or holds anything a
+flat run does not write (the swap would delete it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from leadscore.config import ReportConfig
+from leadscore.errors import ConfigError
 from leadscore.explain.drivers import write_dependence
 from leadscore.explain.explanation import Explanation
 from leadscore.explain.grades import save_grading
@@ -44,6 +53,60 @@ from leadscore.modeling.evaluate import Evaluation, gains_frame
 from leadscore.modeling.leakage import LeakageReport
 from leadscore.modeling.points import LearnedPointsClassifier, points_csv, points_yaml
 from leadscore.serve.export import scorer_sources
+
+# What a flat run writes at the top of DIR: an existing DIR holding anything else is refused.
+OUTPUT_ENTRIES: frozenset[str] = frozenset({"metrics", "models", "plots", "reports",
+                                            "scores.parquet", "report.html"})
+PROJECT_MARKERS: tuple[str, ...] = ("dvc.yaml", "pyproject.toml", ".git")
+
+
+def project_roots(start: Path | None = None) -> list[Path]:
+    """The project folders an output folder must never replace: the nearest folder at or above
+    `start` (default: the working folder) holding dvc.yaml, pyproject.toml or .git, and the
+    leadscore checkout this code runs from (when it holds a dvc.yaml)."""
+    roots = []
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).exists() for m in PROJECT_MARKERS):
+            roots.append(folder)
+            break
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "dvc.yaml").exists():
+        roots.append(checkout)
+    return roots
+
+
+def check_out_folder(out: str | Path) -> Path:
+    """`out`, resolved, if a flat run may replace it; else a `ConfigError` saying why."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a folder for the run's outputs")
+    if (path / "dvc.yaml").exists():
+        raise ConfigError(f"--out {out}: holds a dvc.yaml (a DVC project); a flat run replaces its "
+                          f"--out folder whole, so give a folder of its own, e.g. out/my_export")
+    for root in project_roots():
+        if path == root or path in root.parents:
+            raise ConfigError(f"--out {out}: is the project folder {root} or a folder above it; a flat "
+                              f"run replaces its --out folder whole, so give a folder of its own, "
+                              f"e.g. out/my_export")
+    if path.is_dir():
+        foreign = sorted(e.name for e in path.iterdir() if e.name not in OUTPUT_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+            raise ConfigError(f"--out {out}: holds {len(foreign)} entr(ies) a flat run does not write "
+                              f"({shown}); a flat run replaces its --out folder whole, so give an "
+                              f"empty or new folder, or one an earlier flat run wrote")
+    return path
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path) -> Iterator[Path]:
+    """A staging folder next to `out` (checked by `check_out_folder`) to write the run into;
+    swapped in over `out` when the block ends without error, removed otherwise."""
+    target = check_out_folder(out)
+    with atomic_path(target) as staging:
+        staging.mkdir(parents=True)
+        yield staging
 
 
 def write_text(text: str, path: Path) -> None:

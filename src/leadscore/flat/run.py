@@ -40,9 +40,10 @@ from leadscore.explain.explanation import Explanation, explain_model
 from leadscore.explain.grades import format_matrix
 from leadscore.features.catalog import FeatureCatalog
 from leadscore.flat.mapping import Mapping
-from leadscore.flat.outputs import FlatOutputs
+from leadscore.flat.outputs import FlatOutputs, staged_output
 from leadscore.flat.rules import FlatRuleClassifier
 from leadscore.flat.table import FlatTable, flat_split, load_flat
+from leadscore.lifecycle.backtest import BacktestResult
 from leadscore.lifecycle.choose import champion_entry, choose_kind
 from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, LogisticClassifier
@@ -91,6 +92,7 @@ class FlatRunResult:
     screen: LeakageReport
     cv: dict | None
     seconds: float
+    backtest: BacktestResult | None = None  # with backtest=True
 
 
 # ---- building blocks ---------------------------------------------------------------------
@@ -101,9 +103,12 @@ def split_info(table: FlatTable, mapping: Mapping, split: Split) -> dict:
     elif mapping.time_order:
         kind, note = "rows", f"out-of-time test: the last {mapping.split.test:.0%} of rows (the file is in time order)"
     else:
+        shares = ", ".join(f"{label} {split.windows[name]['share']:.0%}" for name, label in
+                           (("train", "training"), ("valid", "validation"),
+                            ("calib", "calibration"), ("test", "test")))
         kind, note = "random", ("no out-of-time test: the file has no date and is not marked as "
-                                "time-ordered, so the test slice is a stratified random "
-                                f"{mapping.split.test:.0%} of rows")
+                                "time-ordered, so its rows were split at random, stratified by the "
+                                f"outcome, into shares of rows ({shares})")
     return {"kind": kind, "out_of_time": kind != "random", "note": note,
             "slices": split.windows}
 
@@ -149,7 +154,8 @@ def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: Featur
     tr, va, ca = split.train, split.valid, split.calib
     cfg = flat_train_config(mapping)
     r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
-                     seed=mapping.seed, data_window=data_window(split), calibration_groups=None,
+                     seed=mapping.seed, calibration_groups=None,
+                     data_window=data_window(split) if table.ordered else {},  # random: no range
                      refit_rows=pd.concat([tr, va, ca], ignore_index=True),
                      metadata={"target": mapping.target, "positive": str(mapping.positive),
                                "source_file": mapping.path.name})
@@ -247,16 +253,22 @@ def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCata
 
 
 def apply_screen(screen: LeakageReport, mapping: Mapping) -> list[str]:
-    """Refuse (LeakageError) or, with ``screen.on_flag: drop``, return the columns to drop."""
+    """Refuse (LeakageError) or, with ``screen.on_flag: drop``, return the columns to drop.
+    Columns flagged on their name or values alone (`LeakageReport.dropped_by_name`) are
+    dropped either way; the screen's warning says how to keep them (``allow:``). Dropping
+    every feature column is refused too (LeakageError)."""
     if not mapping.screen.enabled:
         return []
     if mapping.screen.on_flag != "drop":
         check_leakage(screen, refuse=True)
-        return []
-    check_leakage(screen, refuse=False)
-    if screen.refused:
-        log.warning("screen.on_flag = drop: training without %s", screen.refused)
-    return list(screen.refused)
+        dropped = list(screen.dropped_by_name)
+    else:
+        check_leakage(screen, refuse=False)
+        if screen.refused:
+            log.warning("screen.on_flag = drop: training without %s", screen.refused)
+        dropped = list(screen.refused) + list(screen.dropped_by_name)
+    screen.check_left(dropped)
+    return dropped
 
 
 def evaluate_flat(models: FlatModels, split: Split, mapping: Mapping, info: dict,
@@ -301,14 +313,33 @@ def score_rows(split: Split, models: FlatModels, explanation: Explanation, catal
 
 # ---- the one command ---------------------------------------------------------------------
 def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_folds: int = 0,
-             extra_allow: tuple[str, ...] = ()) -> FlatRunResult:
-    """Validate, screen, train, evaluate, explain, score and report one flat export.
+             extra_allow: tuple[str, ...] = (), backtest: bool = False) -> FlatRunResult:
+    """Validate, screen, train, evaluate, explain, score and report one flat export (with
+    `backtest`, also the rolling-origin backtest, leadscore.flat.backtest).
 
-    Raises `MappingError` (wrong mapping or file, exit 1), `LeakageError` (the screen refused;
-    metrics/screen.json is written first, exit 4), `TooFewPositivesError` (exit 4).
+    Everything is written into a staging folder next to `out` and swapped in at the end
+    (`leadscore.flat.outputs.staged_output`): on any failure `out` is left as it was.
+    Raises `ConfigError` (an `out` a run may not replace, no order with `backtest`, exit 2),
+    `MappingError` (wrong mapping or file, exit 1), `LeakageError` (the screen refused, exit
+    4; the message lists every flagged column), `TooFewPositivesError` (exit 4).
     """
     t0 = time.perf_counter()
-    outputs = FlatOutputs(Path(out))
+    if backtest:
+        from leadscore.flat.backtest import require_order
+
+        require_order(mapping)  # refuse before training, not after
+    with staged_output(out) as staging:
+        result = _run_into(FlatOutputs(staging), mapping, nrows=nrows, cv_folds=cv_folds,
+                           extra_allow=extra_allow, backtest=backtest)
+    result.out = Path(out)
+    result.seconds = time.perf_counter() - t0
+    log.info("leadscore flat done in %.1fs -> %s", result.seconds, out)
+    return result
+
+
+def _run_into(outputs: FlatOutputs, mapping: Mapping, *, nrows: int | None, cv_folds: int,
+              extra_allow: tuple[str, ...], backtest: bool) -> FlatRunResult:
+    """`run_flat`'s steps, writing into `outputs` (the staging folder)."""
     table = load_flat(mapping, nrows=nrows)
     log.info("prepared %d rows (%d positives, base rate %.1f%%), %d feature columns",
              len(table.frame), table.log["positives"], 100 * table.frame["label"].mean(),
@@ -317,8 +348,9 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
     info = split_info(table, mapping, split)
     log.info("%s", info["note"])
     for name, w in split.windows.items():
-        log.info("%-5s %s..%s: %d rows, base rate %.1f%%", name, w["as_of_first"], w["as_of_last"],
-                 w["rows"], 100 * w["base_rate"])
+        where = (f"{w['as_of_first']}..{w['as_of_last']}" if "as_of_first" in w
+                 else f"a random {w['share']:.0%} of rows")
+        log.info("%-5s %s: %d rows, base rate %.1f%%", name, where, w["rows"], 100 * w["base_rate"])
 
     screen = screen_flat(table, split, mapping, extra_allow)
     outputs.write_screen(screen)
@@ -348,7 +380,11 @@ def run_flat(mapping: Mapping, out: str | Path, *, nrows: int | None = None, cv_
         log.info("random stratified %d-fold ROC-AUC: %s", cv_folds,
                  ", ".join(f"{k} {cv[k]['roc_auc_mean']:.3f} ± {cv[k]['roc_auc_std']:.3f}" for k in MODELS))
 
-    outputs.write_report(info["out_of_time"], rules_source=models.rules_source)
-    seconds = time.perf_counter() - t0
-    log.info("leadscore flat done in %.1fs -> %s", seconds, outputs.root)
-    return FlatRunResult(outputs.root, ev.metrics, screen, cv, seconds)
+    bt = None
+    if backtest:
+        from leadscore.flat.backtest import backtest_flat, backtest_json
+
+        bt = backtest_flat(mapping, nrows=nrows, extra_allow=extra_allow)
+        outputs.write_backtest(backtest_json(bt))
+    outputs.write_report(info["out_of_time"], backtest=backtest, rules_source=models.rules_source)
+    return FlatRunResult(outputs.root, ev.metrics, screen, cv, 0.0, bt)

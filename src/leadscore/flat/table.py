@@ -45,8 +45,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from leadscore.errors import ConfigError, InputError
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
-from leadscore.flat.mapping import Mapping, MappingError
+from leadscore.flat.mapping import DATE_ORDERS, Mapping, MappingError
 from leadscore.modeling.names import name_words, snake
 from leadscore.modeling.splits import Split
 
@@ -105,6 +106,130 @@ def read_flat(mapping: Mapping, *, nrows: int | None = None) -> pd.DataFrame:
                            f"set `delimiter:` in the mapping")
     log.info("read %s: %d rows x %d columns (delimiter %r)", path.name, len(df), df.shape[1], delim)
     return df
+
+
+# ---- dates ------------------------------------------------------------------------------
+_ISO_DATE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T].*)?$")
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](.*))?$")
+ROW_NUMBERS_SHOWN = 10  # row numbers named in a date error
+
+
+@dataclass(frozen=True)
+class DateColumn:
+    """A parsed created_at column: the dates (NaT where missing or unreadable), the order
+    the numeric dates were read in, and the row positions (0-based) of unreadable values."""
+
+    dates: pd.Series
+    order: str  # "iso", "day_first", "month_first", "format", "text"
+    unreadable: np.ndarray
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r) + 1) for r in rows[:ROW_NUMBERS_SHOWN])
+    more = f" and {len(rows) - ROW_NUMBERS_SHOWN} more" if len(rows) > ROW_NUMBERS_SHOWN else ""
+    return f"{shown}{more}"
+
+
+def date_order(fields: pd.DataFrame, column: str, rows: np.ndarray) -> str | None:
+    """"day_first", "month_first" or None (ambiguous) for numeric dates split into
+    `fields` (columns "a", "b": the first and second field). A first field above 12 means
+    day first, a second field above 12 means month first (a value with both above 12 is no
+    evidence: it is unreadable either way); a column with both orders is an
+    `InputError` (the orders are never mixed). `rows`: the file rows of `fields`."""
+    a, b = fields["a"].to_numpy(), fields["b"].to_numpy()
+    day_first, month_first = (a > 12) & (b <= 12), (b > 12) & (a <= 12)  # both > 12: unreadable
+    if day_first.any() and month_first.any():
+        raise InputError(
+            f"created_at: column '{column}' mixes day-first dates ({int(day_first.sum())} row(s), "
+            f"e.g. row(s) {_rows_text(rows[day_first])}) and month-first dates "
+            f"({int(month_first.sum())} row(s), e.g. row(s) {_rows_text(rows[month_first])}); "
+            f"fix the export, or set `date_format:` (day_first, month_first or a strptime format) "
+            f"to read one order and count the others as unreadable")
+    if day_first.any():
+        return "day_first"
+    if month_first.any():
+        return "month_first"
+    return None
+
+
+def parse_dates(text: pd.Series, column: str, rows: np.ndarray, date_format: str | None = None
+                ) -> DateColumn:
+    """Read one date column (trimmed text, missing as NA). ISO dates (YYYY-MM-DD, time
+    optional) need no detection; numeric D/M/Y or M/D/Y dates are read in one order per
+    column, detected from the values (`date_order`) unless `date_format` gives it
+    (day_first, month_first, or a strptime format that reads the whole column); other text
+    (``20 Oct 2017``) is read by pandas' parser. Ambiguous numeric dates (both fields <= 12
+    everywhere) are a `ConfigError` asking for `date_format`."""
+    present = text.notna().to_numpy()
+    dates = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    if date_format and date_format not in DATE_ORDERS:
+        parsed = pd.to_datetime(text, format=date_format, errors="coerce")
+        dates = parsed.astype("datetime64[us]")
+        order = "format"
+    else:
+        t = text[present].astype(str)
+        iso = t.str.match(_ISO_DATE.pattern).to_numpy(bool)
+        parts = t.str.extract(_NUMERIC_DATE.pattern)
+        numeric = parts[0].notna().to_numpy() & ~iso
+        order = "iso" if iso.all() else "text"
+        if numeric.any():
+            f = pd.DataFrame({"a": parts.loc[numeric, 0].astype(int).to_numpy(),
+                              "b": parts.loc[numeric, 2].astype(int).to_numpy()})
+            order = date_format or date_order(f, column, rows[present][numeric])
+            if order is None:
+                raise ConfigError(
+                    f"created_at: column '{column}' has {int(numeric.sum())} numeric date(s) whose "
+                    f"first and second fields are both 12 or less in every row, so day-first and "
+                    f"month-first cannot be told apart; set `date_format: day_first` (31/12/2024), "
+                    f"`date_format: month_first` (12/31/2024) or a strptime format in the mapping")
+            p = parts[numeric]
+            day, month = (p[0], p[2]) if order == "day_first" else (p[2], p[0])
+            year = p[3].where(p[3].str.len() == 4, "20" + p[3])
+            rest = p[4].fillna("")
+            iso_text = (year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + " " + rest).str.strip()
+            t = t.copy()
+            t[numeric] = iso_text.to_numpy()
+        values = pd.Series(pd.NaT, index=t.index, dtype="datetime64[us]")
+        for kind in (iso | numeric, ~(iso | numeric)):
+            if kind.any():
+                values[kind] = _parse_text(t[kind])
+        dates[present] = values.to_numpy()
+    unreadable = np.flatnonzero(present & dates.isna().to_numpy())
+    return DateColumn(dates, order, rows[unreadable])
+
+
+def _parse_text(t: pd.Series) -> pd.Series:
+    """pandas' parser, value by value, as naive datetimes (offsets converted to UTC)."""
+    out = pd.to_datetime(t, errors="coerce", format="mixed", utc=True)
+    return out.dt.tz_localize(None).astype("datetime64[us]")
+
+
+def created_dates(text: pd.Series, mapping: Mapping, column: str, rows: np.ndarray,
+                  file: str) -> pd.Series:
+    """The created_at column as dates (NaT: missing, or unreadable and dropped), with the
+    order read and the range found logged. Unreadable values above `max_bad_dates` (a share
+    of the rows with a value) are an `InputError` naming the file, column, count and rows."""
+    parsed = parse_dates(text, column, rows, mapping.date_format)
+    n_present = int(text.notna().sum())
+    bad = parsed.unreadable
+    if n_present and len(bad) == n_present:
+        raise InputError(f"created_at: column '{column}' of {file} holds no readable date "
+                         f"({n_present} value(s)); set `date_format:` in the mapping")
+    if len(bad):
+        share = len(bad) / max(n_present, 1)
+        where = (f"created_at: {len(bad)} of {n_present} value(s) in column '{column}' of {file} "
+                 f"are not dates (row(s) {_rows_text(bad)}; row 1 is the first row after the header)")
+        if share > mapping.max_bad_dates:
+            raise InputError(f"{where}: {share:.1%} is more than max_bad_dates "
+                             f"{mapping.max_bad_dates:.1%}. Fix them, set `date_format:`, or raise "
+                             f"`max_bad_dates:` to drop them")
+        log.warning("%s; those rows are dropped (max_bad_dates %.1f%%)", where, 100 * mapping.max_bad_dates)
+    found = parsed.dates.dropna()
+    log.info("created_at: column '%s' read %s: %s to %s (%d row(s) with a date)", column,
+             {"iso": "as ISO dates", "day_first": "day first", "month_first": "month first",
+              "format": f"with date_format {mapping.date_format!r}", "text": "as text dates"}[parsed.order],
+             found.min().date(), found.max().date(), len(found))
+    return parsed.dates
 
 
 # ---- cleaning ---------------------------------------------------------------------------
@@ -275,15 +400,16 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
         out["lead_id"] = (out["row"] + 1).astype(str)
     out["label"] = label.astype("int64").to_numpy()
     if date_col:
-        dates = pd.to_datetime(to_missing(df[date_col], mapping.missing_values), errors="coerce",
-                               format="mixed")
-        if dates.isna().all():
-            raise MappingError(f"created_at: column '{date_col}' holds no readable date")
-        n_bad = int(dates.isna().sum())
-        if n_bad:
-            log.warning("created_at: %d row(s) without a readable date are dropped", n_bad)
+        text = to_missing(df[date_col], mapping.missing_values)
+        n_missing = int(text.isna().sum())
+        if n_missing == len(text):
+            raise MappingError(f"created_at: column '{date_col}' is empty")
+        dates = created_dates(text, mapping, date_col, out["row"].to_numpy(), mapping.path.name)
+        if n_missing:
+            log.warning("created_at: %d row(s) without a date in column '%s' are dropped",
+                        n_missing, date_col)
         out["as_of"] = dates.to_numpy()
-        info["rows_no_date"] = n_bad
+        info["rows_no_date"] = int(dates.isna().sum())
 
     candidates = [c for c in df.columns if c not in special and c not in drop]
     numeric_cols, cat_cols, dropped_id_like, coerced, folded = [], [], [], {}, {}
@@ -361,6 +487,22 @@ def load_flat(mapping: Mapping, *, nrows: int | None = None) -> FlatTable:
 
 
 # ---- splits -----------------------------------------------------------------------------
+SLICES = 4  # train, valid, calib, test
+
+
+def check_stratifiable(y: np.ndarray, target: str) -> None:
+    """A stratified random split needs each class in each of the 4 slices: fewer rows of a
+    class than `SLICES` is a `TooFewPositivesError` (exit 4) saying how many there are."""
+    from leadscore.modeling.estimators import TooFewPositivesError
+
+    counts = {"positive": int(y.sum()), "negative": int(len(y) - y.sum())}
+    few = {k: v for k, v in counts.items() if v < SLICES}
+    if few:
+        kind, count = next(iter(few.items()))
+        raise TooFewPositivesError(
+            f"split: target column '{target}' has {count} {kind} row(s); a stratified random split "
+            f"(no created_at or time_order in the mapping) needs at least {SLICES} of each class, "
+            f"one per slice (train, valid, calib, test), and a model needs far more")
 def flat_split(table: FlatTable, mapping: Mapping) -> Split:
     """train | valid | calib | test by time (latest last) or, without an order, stratified
     at random with the mapping's shares."""
@@ -376,6 +518,7 @@ def flat_split(table: FlatTable, mapping: Mapping) -> Split:
                  for i, name in enumerate(("train", "valid", "calib", "test"))}
     else:
         y = df["label"].to_numpy()
+        check_stratifiable(y, mapping.target)
         rest, test = train_test_split(df, test_size=sh.test, stratify=y, random_state=mapping.seed)
         share = sh.calib / (1 - sh.test)
         rest, calib = train_test_split(rest, test_size=share, stratify=rest["label"],
@@ -391,11 +534,15 @@ def flat_split(table: FlatTable, mapping: Mapping) -> Split:
             raise MappingError(f"split: the {name} slice has {len(part)} rows and "
                                f"{int(part['label'].sum())} positives; it needs both classes. "
                                f"Use more rows or change split shares")
-        if "as_of" in part:
-            first, last = str(part["as_of"].min().date()), str(part["as_of"].max().date())
+        w = {"rows": int(len(part)), "positives": int(part["label"].sum()),
+             "base_rate": float(part["label"].mean())}
+        if not table.ordered:  # a random sample: its share of the rows, never a row range
+            w = {"share": len(part) / n, **w}
+        elif "as_of" in part:
+            w = {"as_of_first": str(part["as_of"].min().date()),
+                 "as_of_last": str(part["as_of"].max().date()), **w}
         else:
-            first, last = f"row {int(part['row'].min()) + 1}", f"row {int(part['row'].max()) + 1}"
-        windows[name] = {"as_of_first": first, "as_of_last": last, "rows": int(len(part)),
-                         "positives": int(part["label"].sum()),
-                         "base_rate": float(part["label"].mean())}
+            w = {"as_of_first": f"row {int(part['row'].min()) + 1}",
+                 "as_of_last": f"row {int(part['row'].max()) + 1}", **w}
+        windows[name] = w
     return Split(**parts, windows=windows, embargo_months=0)

@@ -321,16 +321,18 @@ class LogisticClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(self, "state_"):
             return {"kind": "logistic", "params": self.get_params(), **self.state_}
         pre = self.pipeline_.named_steps["pre"]
-        num_pipe = pre.named_transformers_["num"]
-        imp, sc = num_pipe.named_steps["simpleimputer"], num_pipe.named_steps["standardscaler"]
         ohe = pre.named_transformers_["cat"]
         lr = self.pipeline_.named_steps["lr"]
-        ind = imp.indicator_.features_.tolist() if imp.indicator_ is not None else []
+        num = {"medians": [], "indicator_features": [], "mean": [], "scale": []}
+        if self.numeric_:  # with no numeric column the ColumnTransformer never fits "num"
+            num_pipe = pre.named_transformers_["num"]
+            imp, sc = num_pipe.named_steps["simpleimputer"], num_pipe.named_steps["standardscaler"]
+            ind = imp.indicator_.features_.tolist() if imp.indicator_ is not None else []
+            num = {"medians": imp.statistics_.tolist(), "indicator_features": ind,
+                   "mean": sc.mean_.tolist(), "scale": sc.scale_.tolist()}
         return {
             "kind": "logistic", "params": self.get_params(),
-            "numeric": self.numeric_, "categorical": self.categorical_,
-            "medians": imp.statistics_.tolist(), "indicator_features": ind,
-            "mean": sc.mean_.tolist(), "scale": sc.scale_.tolist(),
+            "numeric": self.numeric_, "categorical": self.categorical_, **num,
             "categories": [c.tolist() for c in ohe.categories_] if self.categorical_ else [],
             "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0]),
         }

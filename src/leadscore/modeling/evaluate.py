@@ -111,15 +111,19 @@ def evaluate_test_slice(test: pd.DataFrame, rules, models: dict, *, cfg: Evaluat
 
 
 def handoff_and_segments(split, rules, model, *, kind: str, catalog, cfg: EvaluateConfig,
-                         fit_shares=None, engagement_shares=None, seed: int = 0) -> dict:
+                         fit_shares=None, engagement_shares=None, seed: int = 0,
+                         feedback: pd.DataFrame | None = None, horizon_days: int = 90) -> dict:
     """evaluate.json's `capacity` (leadscore.modeling.capacity: the threshold and grade cut that
     fill reps x leads_per_rep per month, chosen on `split.calib`, reported on `split.test`
     against the rules' MQL threshold, and speed to lead) and `segments`
     (leadscore.modeling.segments: ROC-AUC and conversion by grade per source, country,
     industry and size band, for the model that ships (`kind`, `model`) and the rules).
     With `kind == "rules"` (or no model) the rules' own probability and point-band grades
-    are handed over; otherwise `model`'s A1-D4 grades, cut on calib as in the explain stage."""
+    are handed over; otherwise `model`'s A1-D4 grades, cut on calib as in the explain stage.
+    Also `feedback` (leadscore.modeling.feedback): sales' acceptance of the MQLs by those
+    grades and by the rules' (`feedback` is the mql_feedback table, None when there is none)."""
     from leadscore.modeling.capacity import capacity_handoff, model_grades
+    from leadscore.modeling.feedback import acceptance_by_grade
     from leadscore.modeling.segments import segment_quality, with_bant_answers
 
     calib, test = split.calib, split.test
@@ -145,7 +149,8 @@ def handoff_and_segments(split, rules, model, *, kind: str, catalog, cfg: Evalua
     segments = segment_quality(with_bant_answers(test), probs, grades,
                                min_positives=cfg.segment_min_positives,
                                n_boot=cfg.segment_n_bootstrap, seed=seed)
-    return {"capacity": capacity | {"model": kind}, "segments": segments}
+    accept = acceptance_by_grade(test, feedback, grades, horizon_days=horizon_days)
+    return {"capacity": capacity | {"model": kind}, "segments": segments, "feedback": accept}
 
 
 def metrics_table(metrics: dict, models: tuple[str, ...] = ("rules", "logistic", "lightgbm")) -> str:
@@ -194,11 +199,12 @@ def load_trained(folders: dict[str, str | Path]) -> dict:
 
 
 def evaluate_release(split, rules, models: dict, *, params, catalog, train_summary: dict,
-                     rules_summary: dict) -> Evaluation:
+                     rules_summary: dict, feedback: pd.DataFrame | None = None) -> Evaluation:
     """The evaluate stage's whole evaluation: the test-slice comparison
     (`evaluate_test_slice`), the kind that ships chosen on validation (`champion`, from the
     stages' validation figures `train_summary` / `rules_summary`), and the capacity handoff
-    and segment quality of that kind (`handoff_and_segments`)."""
+    and segment quality of that kind, and sales' feedback on the MQLs by grade (`feedback`:
+    the mql_feedback table, None when the CRM has none; `handoff_and_segments`)."""
     from leadscore.lifecycle.choose import champion_entry, choose_kind, valid_aucs
 
     p = params
@@ -211,7 +217,8 @@ def evaluate_release(split, rules, models: dict, *, params, catalog, train_summa
     kind = out["champion"]["name"]
     out |= handoff_and_segments(split, rules, models.get(kind), kind=kind, catalog=catalog,
                                 cfg=p.evaluate, seed=p.seed, fit_shares=p.explain.fit_shares,
-                                engagement_shares=p.explain.engagement_shares)
+                                engagement_shares=p.explain.engagement_shares,
+                                feedback=feedback, horizon_days=p.features.horizon_days)
     return result
 
 

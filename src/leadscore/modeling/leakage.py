@@ -19,7 +19,7 @@ slices (never on test):
    The same check runs for the whole feature set with a small fixed LightGBM.
 
 **The screen** (`screen_columns`; `screen_training_table` for the event-log table), run in
-both input modes. Every feature column is checked by four rules, each measured on the
+both input modes. Every feature column is checked by five rules, each measured on the
 training rows only (train + valid + calib, never the test slice):
 
 1. **univariate AUC** (``auc``): the column alone, as a score, reaches `max_auc` ROC-AUC
@@ -35,14 +35,32 @@ training rows only (train + valid + calib, never the test slice):
 2. **missingness** (``missing``): the column's missing/present indicator alone reaches
    `max_missing_auc` (default 0.75): a field that is filled in only for leads that
    converted (or only for lost ones).
-3. **post-outcome name** (``name``, flat exports only): a word of the column's name is one
+3. **certainty** (``certainty``): a part of the column implies the outcome with near
+   certainty on enough rows, as a field filled in only for *some* converted leads does
+   (present on 65 of 8,000 rows, all converted: its missingness AUC is about 0.5 and its
+   univariate AUC unremarkable, yet it lifts the out-of-time AUC by points). The parts
+   tested: the rows where the column is present (when it is sometimes missing); each level
+   of a categorical, and each value of a numeric column with at most `certainty_max_values`
+   (20) distinct values; and, when one value covers at least half of the present rows, the
+   rows that differ from it (an export that writes 0 or a placeholder for "not filled
+   in"). A part with at least `certainty_min_rows` (20) rows is tested with an exact
+   one-sided binomial test of its positive count against the base rate, on the converted
+   side (more positives) when the base rate is at most `certainty_max_base_rate` (0.75)
+   and on the lost side (fewer) when the base rate is at least 1 - that (0.25): at a lower
+   base rate "5% converted" is not far from ordinary (the bank data's economic indicators
+   have values at 3% against 11%). The p-values of every part and side tested, over all
+   columns, are corrected by Holm's method at family-wise level `certainty_alpha` (0.01).
+   A part is flagged when its test rejects *and* its positive rate is near certain: at
+   least `certainty_rate` (0.95) converted, or at most 1 - that (0.05) on the lost side.
+   The reason names the column, the rows and shares, never a value.
+4. **post-outcome name** (``name``, flat exports only): a word of the column's name is one
    of `POST_OUTCOME_WORDS` (status, stage, tags, quality, closed, won, lost, converted,
    outcome, result, disposition, reason, score, ...) or the name holds a phrase of
    `POST_OUTCOME_PHRASES` ("last activity", "lead score", ...), or is one of
    `AFTER_CONTACT_WORDS` (duration, talk time, call length, ...): measured when the call or
    meeting ends, when the outcome is already known. Words, not substrings: the bank data's
    ``poutcome`` (outcome of the *previous* campaign, known before the call) is not flagged.
-4. **post-outcome values** (``values``, flat exports only): a categorical level reads like a
+5. **post-outcome values** (``values``, flat exports only): a categorical level reads like a
    sales outcome (won, lost, closed, converted, "will revert", "not interested", junk, ...).
 
 On the bank data ``duration`` is flagged by two independent rules. (a) AUC: on the training
@@ -53,14 +71,19 @@ is an after-contact measure. The name rule alone would be a list we were told; t
 alone is a threshold; together, and reported with the AUC, a user sees why. The test suite
 renames the column to ``x1`` and checks that the AUC rule still refuses it.
 
-The rules 3 and 4 are off for the event-log training table: its features are built by
+The rules 3, 4 and 5 are off for the event-log training table: its features are built by
 `leadscore.features.build` from records strictly before `as_of`, and names such as
-``days_since_last_activity`` are point-in-time by construction.
+``days_since_last_activity`` are point-in-time by construction (the probe watches that
+table out of time).
 
-`check_leakage` raises `LeakageError` when the probe flagged a feature, or when the screen
-flagged a column that is not on the allow list (the mapping's ``allow:``), with a short
+**The verdict.** The rules 1-3 are statistical signals; 4 and 5 only read names and
+labels. A column flagged by a statistical rule and not on the allow list (the mapping's
+``allow:``) is **refused**: `check_leakage` raises `LeakageError` (exit 4) with a short
 report: each column, why it was flagged, its univariate AUC, and how to keep it on purpose.
-Allowed columns are reported as kept, not refused.
+A column flagged by its name or values alone, with no statistical signal (e.g. a web
+session's ``ProductRelated_Duration``, time on product pages before the purchase, AUC
+0.67), is **dropped with a warning** (`LeakageReport.dropped_by_name`) that says how to keep
+it (``allow:``), and the run goes on. Allowed columns are reported as kept, not refused.
 """
 
 from __future__ import annotations
@@ -72,6 +95,7 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
@@ -102,6 +126,12 @@ DEFAULT_MAX_AUC = 0.85
 DEFAULT_DOMINANT_AUC = 0.75
 DEFAULT_DOMINANT_GAP = 0.15
 DEFAULT_MAX_MISSING_AUC = 0.75
+DEFAULT_CERTAINTY_MIN_ROWS = 20
+DEFAULT_CERTAINTY_RATE = 0.95
+DEFAULT_CERTAINTY_MAX_BASE_RATE = 0.75
+DEFAULT_CERTAINTY_ALPHA = 0.01
+DEFAULT_CERTAINTY_MAX_VALUES = 20
+STATISTICAL_RULES: frozenset[str] = frozenset({"auc", "missing", "certainty"})
 
 
 class LeakageError(GuardError):
@@ -119,10 +149,17 @@ class ScreenFlag:
     auc: float
     missing_auc: float | None
     allowed: bool
+    rules: list[str] = field(default_factory=list)  # auc, missing, certainty, name, values
+
+    @property
+    def statistical(self) -> bool:
+        """Flagged by a statistical rule (auc, missing, certainty), not only by its name or
+        values. A flag without `rules` counts as statistical (refused, as before)."""
+        return not self.rules or bool(STATISTICAL_RULES.intersection(self.rules))
 
     def to_dict(self) -> dict:
         return {"column": self.column, "source": self.source, "reasons": self.reasons,
-                "auc": round(self.auc, 4),
+                "rules": self.rules, "auc": round(self.auc, 4),
                 "missing_auc": None if self.missing_auc is None else round(self.missing_auc, 4),
                 "allowed": self.allowed}
 
@@ -145,6 +182,7 @@ class LeakageReport:
     max_missing_auc: float = DEFAULT_MAX_MISSING_AUC
     dominant_auc: float = DEFAULT_DOMINANT_AUC
     dominant_gap: float = DEFAULT_DOMINANT_GAP
+    certainty: dict | None = None  # the certainty rule's settings (None: the rule was off)
     # the probe
     features: pd.DataFrame | None = None  # feature, oot_auc, random_auc, gap, reason
     model_oot_auc: float | None = None
@@ -154,8 +192,15 @@ class LeakageReport:
 
     @property
     def refused(self) -> list[str]:
-        """Columns the screen flagged that are not allowed."""
-        return [f.column for f in self.flags if not f.allowed]
+        """Columns the screen flagged by a statistical rule that are not allowed: the run
+        stops on them."""
+        return [f.column for f in self.flags if not f.allowed and f.statistical]
+
+    @property
+    def dropped_by_name(self) -> list[str]:
+        """Columns flagged by their name or values alone (no statistical signal) that are not
+        allowed: the run goes on without them, with a warning."""
+        return [f.column for f in self.flags if not f.allowed and not f.statistical]
 
     @property
     def allowed(self) -> list[str]:
@@ -167,28 +212,51 @@ class LeakageReport:
         return dataclasses.replace(
             self, aucs=screen.aucs, flags=screen.flags, max_auc=screen.max_auc,
             max_missing_auc=screen.max_missing_auc, dominant_auc=screen.dominant_auc,
-            dominant_gap=screen.dominant_gap)
+            dominant_gap=screen.dominant_gap, certainty=screen.certainty)
 
-    def text(self, allow_hint: str = "allow") -> str:
-        """The screen in short: column, why flagged, univariate AUC, how to keep it."""
+    def text(self, allow_hint: str = "allow", *, refuse: bool = True) -> str:
+        """The screen in short: column, why flagged, univariate AUC, how to keep it
+        (`refuse` False: the refused columns are dropped and training goes on)."""
         aucs = self.aucs or {}
         if not self.flags:
             top = sorted(aucs.items(), key=lambda kv: -kv[1])[:3]
             return ("leakage screen: no column flagged (highest univariate AUC: "
                     + ", ".join(f"{k} {v:.3f}" for k, v in top) + ")")
+        certainty = ""
+        if self.certainty:
+            c = self.certainty
+            certainty = (f"; certainty: {c['rate']:.0%} or more of one outcome on {c['min_rows']}+ "
+                         f"rows, binomial test, Holm-corrected at {c['alpha']}")
         lines = [f"leakage screen: {len(self.flags)} column(s) flagged (univariate AUC limit "
                  f"{self.max_auc:.2f}, or {self.dominant_auc:.2f} and {self.dominant_gap:.2f} above "
-                 f"every other column; missingness AUC limit {self.max_missing_auc:.2f}):"]
+                 f"every other column; missingness AUC limit {self.max_missing_auc:.2f}"
+                 f"{certainty}):"]
         for f in self.flags:
-            state = "KEPT (allow list)" if f.allowed else "REFUSED"
+            state = ("KEPT (allow list)" if f.allowed else "REFUSED" if f.statistical
+                     else "DROPPED (name only, no statistical signal)")
             lines.append(f"  - {f.source}: {state}; univariate AUC {f.auc:.3f}; "
                          + "; ".join(f.reasons))
         if self.refused:
-            names = ", ".join(f.source for f in self.flags if not f.allowed)
-            lines.append(f"Training stopped. Drop these columns from the export, or, if one is "
+            names = ", ".join(f.source for f in self.flags if not f.allowed and f.statistical)
+            lines.append(("Training stopped. " if refuse else "Training goes on without them "
+                          "(screen.on_flag: drop). ")
+                         + f"Drop these columns from the export, or, if one is "
                          f"known before the lead is scored, keep it on purpose with `{allow_hint}: "
                          f"[{names}]` in the mapping.")
+        if self.dropped_by_name:
+            names = ", ".join(f.source for f in self.flags if not f.allowed and not f.statistical)
+            lines.append(f"Dropped without stopping the run: {names}, flagged on the name or "
+                         f"values alone (univariate AUC, missingness and certainty show nothing "
+                         f"unusual). If one is known before the lead is scored, keep it with "
+                         f"`{allow_hint}: [{names}]` in the mapping.")
         return "\n".join(lines)
+
+    def check_left(self, dropped: list[str], allow_hint: str = "allow") -> None:
+        """Raise `LeakageError` when dropping `dropped` leaves no screened column to train on."""
+        if self.aucs and set(self.aucs) <= set(dropped):
+            raise LeakageError(f"{self.text(allow_hint)}\nTraining stopped: no feature column is "
+                               f"left to train on. Keep one with `{allow_hint}:` or add columns "
+                               f"known before the lead is scored.")
 
     def probe_text(self) -> str:
         """The probe's refusal message."""
@@ -210,8 +278,9 @@ class LeakageReport:
                      "top_features": top.round(4).to_dict(orient="records")}
         return {"max_auc": self.max_auc, "max_missing_auc": self.max_missing_auc,
                 "dominant_auc": self.dominant_auc, "dominant_gap": self.dominant_gap,
+                "certainty": self.certainty,
                 "flagged": [f.to_dict() for f in self.flags], "refused": self.refused,
-                "allowed": self.allowed,
+                "dropped_by_name": self.dropped_by_name, "allowed": self.allowed,
                 "univariate_auc": {k: round(v, 4) for k, v in
                                    sorted(aucs.items(), key=lambda kv: -kv[1])},
                 "probe": probe}
@@ -362,6 +431,124 @@ def value_reason(x: pd.Series, min_rows: int = 5) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class CertaintyHit:
+    """One part of a column that implies the outcome with near certainty (the certainty
+    rule): `part` is ``present`` (the rows where it is filled in), ``level`` (one level of a
+    categorical), ``value`` (one value of a few-valued numeric) or ``set`` (the rows that
+    differ from its most common value); `side` is ``converted`` or ``lost``."""
+
+    column: str
+    part: str
+    side: str
+    rows: int
+    positives: int
+    total_rows: int
+    base_rate: float
+    p_value: float
+
+    def sentence(self) -> str:
+        """For a marketer: column counts and shares, never a value."""
+        share = _pct(self.rows / self.total_rows)
+        where = {"present": f"present on {self.rows:,} rows ({share})",
+                 "set": f"differs from its most common value on {self.rows:,} rows ({share})",
+                 "level": f"one of its levels covers {self.rows:,} rows ({share})",
+                 "value": f"one of its values covers {self.rows:,} rows ({share})"}[self.part]
+        filled = "filled in" if self.part in ("present", "set") else "set"
+        looks = ("only after a sale" if self.side == "converted" else "only for lost leads")
+        return (f"{where}, {_pct(self.positives / self.rows)} of them converted against "
+                f"{_pct(self.base_rate)} overall: looks {filled} {looks}")
+
+
+def _pct(x: float) -> str:
+    """A share as a percentage: one decimal near 0 and 100%, none elsewhere."""
+    return f"{x:.1%}" if (0 < x < 0.1 or 0.99 < x < 1) else f"{x:.0%}"
+
+
+def certainty_parts(x: pd.Series, y: np.ndarray, *, categorical: bool, min_rows: int,
+                    max_values: int = DEFAULT_CERTAINTY_MAX_VALUES) -> list[tuple[str, int, int]]:
+    """The parts of one column the certainty rule tests, as (part, rows, positives), each
+    with at least `min_rows` rows (see the module docstring, rule 3)."""
+    present = x.notna().to_numpy()
+    n_present = int(present.sum())
+    parts: list[tuple[str, int, int]] = []
+    if min_rows <= n_present < len(x):
+        parts.append(("present", n_present, int(y[present].sum())))
+    if n_present == 0:
+        return parts
+    xp = x[present]
+    key = xp.astype(str) if categorical else pd.to_numeric(xp, errors="coerce")
+    stats = (pd.DataFrame({"k": key.to_numpy(), "y": y[present]})
+             .groupby("k", dropna=True)["y"].agg(["size", "sum"]))
+    if len(stats) < 2:  # one level: the presence part already covers it
+        return parts
+    if categorical or len(stats) <= max_values:
+        kind = "level" if categorical else "value"
+        parts += [(kind, int(n), int(k)) for n, k in
+                  stats.loc[stats["size"] >= min_rows, ["size", "sum"]].itertuples(index=False)]
+    top = stats["size"].idxmax()
+    rest = n_present - int(stats.at[top, "size"])
+    if len(stats) > 2 and rest <= n_present / 2 and rest >= min_rows:
+        parts.append(("set", rest, int(y[present].sum()) - int(stats.at[top, "sum"])))
+    return parts
+
+
+def certainty_hits(df: pd.DataFrame, y: np.ndarray, *, features: list[str],
+                   categorical: list[str], min_rows: int = DEFAULT_CERTAINTY_MIN_ROWS,
+                   rate: float = DEFAULT_CERTAINTY_RATE,
+                   max_base_rate: float = DEFAULT_CERTAINTY_MAX_BASE_RATE,
+                   alpha: float = DEFAULT_CERTAINTY_ALPHA,
+                   max_values: int = DEFAULT_CERTAINTY_MAX_VALUES) -> dict[str, list[CertaintyHit]]:
+    """The certainty rule (module docstring, rule 3) on every feature: per column, the parts
+    flagged, strongest first (smallest p-value, then most rows).
+
+    Each part with at least `min_rows` rows is tested with an exact one-sided binomial test
+    against the base rate p0: converted side P(X >= positives) when p0 <= `max_base_rate`,
+    lost side P(X <= positives) when p0 >= 1 - `max_base_rate`. Holm's correction at
+    family-wise level `alpha` runs over every part and side tested in all columns; a part is
+    flagged when rejected and its positive rate is >= `rate` (converted) or <= 1 - `rate`
+    (lost)."""
+    n = len(y)
+    p0 = float(y.mean()) if n else 0.0
+    if n == 0 or p0 in (0.0, 1.0):
+        return {}
+    sides = [s for s, on in (("converted", p0 <= max_base_rate), ("lost", p0 >= 1 - max_base_rate))
+             if on]
+    tested: list[CertaintyHit] = []
+    for f in features:
+        for part, rows, pos in certainty_parts(df[f], y, categorical=f in categorical,
+                                               min_rows=min_rows, max_values=max_values):
+            for side in sides:
+                pv = (float(binom.sf(pos - 1, rows, p0)) if side == "converted"
+                      else float(binom.cdf(pos, rows, p0)))
+                tested.append(CertaintyHit(f, part, side, rows, pos, n, p0, pv))
+    m = len(tested)
+    hits: dict[str, list[CertaintyHit]] = {}
+    for i, h in enumerate(sorted(tested, key=lambda h: h.p_value)):  # Holm: step down
+        if h.p_value > alpha / (m - i):
+            break
+        near_certain = (h.positives >= rate * h.rows if h.side == "converted"
+                        else h.positives <= (1 - rate) * h.rows)
+        if near_certain:
+            hits.setdefault(h.column, []).append(h)
+    for col in hits:
+        hits[col].sort(key=lambda h: (h.p_value, -h.rows))
+    return hits
+
+
+def certainty_reason(hits: list[CertaintyHit]) -> str:
+    """The certainty rule's sentence for one column: its strongest part, and how many more."""
+    more = hits[1:]
+    kinds = {h.part for h in more}
+    if not more:
+        tail = ""
+    elif kinds in ({"level"}, {"value"}):
+        tail = f" (and {len(more)} of its {kinds.pop()}s likewise)"
+    else:
+        tail = f" ({len(more)} more part{'s' if len(more) > 1 else ''} of the column likewise)"
+    return hits[0].sentence() + tail
+
+
 def screen_columns(
     df: pd.DataFrame,
     *,
@@ -376,6 +563,12 @@ def screen_columns(
     dominant_auc: float = DEFAULT_DOMINANT_AUC,
     dominant_gap: float = DEFAULT_DOMINANT_GAP,
     check_names: bool = True,
+    check_certainty: bool = True,
+    certainty_min_rows: int = DEFAULT_CERTAINTY_MIN_ROWS,
+    certainty_rate: float = DEFAULT_CERTAINTY_RATE,
+    certainty_max_base_rate: float = DEFAULT_CERTAINTY_MAX_BASE_RATE,
+    certainty_alpha: float = DEFAULT_CERTAINTY_ALPHA,
+    certainty_max_values: int = DEFAULT_CERTAINTY_MAX_VALUES,
     extra_words: tuple[str, ...] = (),
     max_rows: int = 200_000,
     seed: int = 0,
@@ -383,7 +576,13 @@ def screen_columns(
     """Screen `features` of the training rows `df` (never pass the test slice).
 
     `allow` holds feature names or source headers kept on purpose; `source_names` maps a
-    feature to its header for the report.
+    feature to its header for the report. The certainty rule (`check_certainty`, module
+    docstring rule 3) tests parts of at least `certainty_min_rows` (20) rows, flags a
+    positive rate >= `certainty_rate` (0.95) or <= 1 - it on the lost side, tests the
+    converted side when the base rate is <= `certainty_max_base_rate` (0.75) and the lost
+    side when it is >= 1 - it, with Holm's correction at `certainty_alpha` (0.01) over every
+    part and side tested; a numeric column with at most `certainty_max_values` (20) distinct
+    values is tested value by value.
     """
     if len(df) > max_rows:
         df = df.sample(max_rows, random_state=seed)
@@ -394,8 +593,19 @@ def screen_columns(
     if group and group in df and df[group].duplicated().any():
         groups = pd.factorize(df[group])[0]
     aucs: dict[str, float] = {}
+    certainty = None
+    hits: dict[str, list[CertaintyHit]] = {}
+    if check_certainty:
+        certainty = {"min_rows": certainty_min_rows, "rate": certainty_rate,
+                     "max_base_rate": certainty_max_base_rate, "alpha": certainty_alpha,
+                     "max_values": certainty_max_values}
+        hits = certainty_hits(df, y, features=features, categorical=categorical,
+                              min_rows=certainty_min_rows, rate=certainty_rate,
+                              max_base_rate=certainty_max_base_rate, alpha=certainty_alpha,
+                              max_values=certainty_max_values)
     report = LeakageReport(aucs=aucs, max_auc=max_auc, max_missing_auc=max_missing_auc,
-                           dominant_auc=dominant_auc, dominant_gap=dominant_gap)
+                           dominant_auc=dominant_auc, dominant_gap=dominant_gap,
+                           certainty=certainty)
     for f in features:
         aucs[f] = univariate_auc(df[f], y, categorical=f in categorical, seed=seed, groups=groups)
     for f in features:
@@ -403,13 +613,15 @@ def screen_columns(
         cat = f in categorical
         auc = aucs[f]
         runner_up = max([v for k, v in aucs.items() if k != f and np.isfinite(v)], default=0.5)
-        reasons = []
+        reasons, rules = [], []
         if auc >= max_auc:
             reasons.append(f"univariate AUC {auc:.3f} >= {max_auc}: one column alone separates "
                            f"the outcome almost perfectly")
+            rules.append("auc")
         elif auc >= dominant_auc and auc - runner_up >= dominant_gap:
             reasons.append(f"univariate AUC {auc:.3f} towers over every other column (next best "
                            f"{runner_up:.3f}): honest signal is spread over several columns")
+            rules.append("auc")
         miss = x.isna().to_numpy()
         m_auc = None
         if 0 < miss.mean() < 1:
@@ -420,14 +632,20 @@ def screen_columns(
                 reasons.append(f"whether it is filled in predicts the outcome (AUC {m_auc:.3f}; "
                                f"conversion {rate_present:.1%} when present, {rate_missing:.1%} "
                                f"when missing)")
+                rules.append("missing")
+        if f in hits:
+            reasons.append(certainty_reason(hits[f]))
+            rules.append("certainty")
         if check_names:
-            for why in (name_reason(src.get(f, f), extra_words),
-                        value_reason(x) if cat else None):
+            for rule, why in (("name", name_reason(src.get(f, f), extra_words)),
+                              ("values", value_reason(x) if cat else None)):
                 if why:
                     reasons.append(why)
+                    rules.append(rule)
         if reasons:
             is_allowed = snake(f) in allowed or snake(src.get(f, f)) in allowed
-            report.flags.append(ScreenFlag(f, src.get(f, f), reasons, auc, m_auc, is_allowed))
+            report.flags.append(ScreenFlag(f, src.get(f, f), reasons, auc, m_auc, is_allowed,
+                                           rules))
     return report
 
 
@@ -440,12 +658,12 @@ def screen_training_table(train: pd.DataFrame, valid: pd.DataFrame, *, features:
                           seed: int = 0) -> LeakageReport:
     """The screen for the event-log training table (stage `train_model`): the AUC and
     missingness rules on the train and valid slices, rows of one lead kept in one fold; the
-    name and value rules are off (see the module docstring)."""
+    certainty, name and value rules are off (see the module docstring)."""
     rows = pd.concat([train, valid], ignore_index=True)
     return screen_columns(rows, features=features, categorical=categorical, label=label,
                           group=group, max_auc=max_auc, max_missing_auc=max_missing_auc,
                           dominant_auc=dominant_auc, dominant_gap=dominant_gap, check_names=False,
-                          max_rows=max_rows, seed=seed)
+                          check_certainty=False, max_rows=max_rows, seed=seed)
 
 
 # ---- the verdict ------------------------------------------------------------------------
@@ -456,7 +674,7 @@ def check_leakage(report: LeakageReport, *, refuse: bool = True, allow_hint: str
         raise LeakageError(report.probe_text())
     if report.aucs is None:
         return
-    text = report.text(allow_hint)
+    text = report.text(allow_hint, refuse=refuse)
     if report.refused and refuse:
         raise LeakageError(text)
     (log.warning if report.flags else log.info)("%s", text)

@@ -189,3 +189,23 @@ def bootstrap_ci(
     if diff is not None:
         out["auc_diff"] = [float(np.percentile(diffs, lo)), float(np.percentile(diffs, hi))]
     return out
+
+
+def wilson_ci(successes, n, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion (vectorised); (0, 1) when n == 0."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, k / n, 0.0)
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    lo = np.where(n > 0, np.clip(centre - half, 0, 1), 0.0)
+    hi = np.where(n > 0, np.clip(centre + half, 0, 1), 1.0)
+    return lo, hi
+
+
+def wilson_interval(k: int, n: int) -> tuple[float, float]:
+    """`wilson_ci` of one proportion k / n, as floats."""
+    lo, hi = wilson_ci(k, n)
+    return float(lo), float(hi)

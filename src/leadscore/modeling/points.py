@@ -45,6 +45,13 @@ category value (``c_level: 12``, like `train_rules.fit_points`), a band (``"<1"`
 match scores 0; then ``fit_bands``, ``engagement_bands``, ``mql_threshold``. It can be pasted
 as ``rules:`` into a flat mapping. `points_csv`: one row per line, columns field, group,
 label, condition, points (``(other)``: any value not listed, 0 points).
+
+**The `points` stage** (`points_release`, also run by `benchmarks/points_table.py`): learns the
+table from the shipped LightGBM on pre-test rows only (train: bands; calib: grade bands, MQL
+threshold, calibration), then `measure_points` on the out-of-time test slice: ROC-AUC of the
+table, of its model and of the hand-written rules with lead-grouped bootstrap CIs, and what
+the MQL threshold hands over a month (metrics/points.json); `write_points` writes the YAML
+and CSV. A model without a table (not additive, or a fallback) gives ``available: false``.
 """
 
 from __future__ import annotations
@@ -53,16 +60,20 @@ import csv
 import io
 import logging
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from leadscore.errors import InputError
 from leadscore.explain.contributions import Explainer
 from leadscore.explain.grades import DEFAULT_SHARES, DIGITS, LETTERS, quantile_cuts
 from leadscore.features.catalog import FeatureCatalog
 from leadscore.flat.mapping import parse_condition
 from leadscore.flat.rules import FlatRuleClassifier
+from leadscore.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +82,10 @@ MAX_BANDS = 5
 MIN_LEVEL_SHARE = 0.01
 MQL_SHARE = 0.10
 OTHER = "(other)"  # the CSV's line for any value a categorical field does not list
+
+
+class NotAdditiveError(ValueError):
+    """The model is not additive (or not LightGBM): it has no points table."""
 
 
 # ---- numbers a person can read ---------------------------------------------------------
@@ -261,8 +276,8 @@ def learn_points(model, catalog: FeatureCatalog, X: pd.DataFrame, calib: pd.Data
         raise ValueError(f"points_per_doubling must be positive, got {points_per_doubling}")
     ex = Explainer.for_model(inner)
     if not getattr(ex, "additive", False) or ex._lookups is None:
-        raise ValueError("a points table needs an additive LightGBM model (train_model.additive: "
-                         "true: every tree splits on one feature)")
+        raise NotAdditiveError("a points table needs an additive LightGBM model (train_model.additive: "
+                               "true: every tree splits on one feature)")
     scale = points_per_doubling / math.log(2)
     Xm = ex.model_input(X)
     names = ex.feature_names
@@ -383,3 +398,119 @@ def points_yaml(est: LearnedPointsClassifier) -> str:
             " 1-3 in engagement_bands (else 4); MQL at mql_threshold total points.\n")
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
+
+
+# ---- the `points` stage: learn before the test slice, measure on it ---------------------
+LEARNED = "learned_points"
+
+
+@dataclass
+class PointsRelease:
+    """What the `points` stage writes: the learned table (None when the model has none) and
+    the figures of metrics/points.json (`available` False, with a `reason`, without a table)."""
+
+    table: LearnedPointsClassifier | None
+    metrics: dict
+
+
+def points_release(split, model, rules, catalog: FeatureCatalog, params) -> PointsRelease:
+    """Learn the table of `model` (the calibrated additive LightGBM; None: train_model fell back
+    to the rules) on pre-test rows only: bands weighed on `split.train`; grade bands
+    (`explain.*_shares`), the MQL threshold at capacity (`evaluate.reps x leads_per_rep` a
+    month) and the points -> probability map on `split.calib`. Then `measure_points` on the
+    out-of-time `split.test` beside `model` and the hand-written `rules`. `params`: a
+    `leadscore.config.Params` (its `points`, `evaluate`, `explain` sections and `seed`)."""
+    cfg, ev = params.points, params.evaluate
+    capacity = ev.reps * ev.leads_per_rep
+    if model is None:
+        return PointsRelease(None, {"available": False,
+                                    "reason": "no LightGBM model: train_model fell back to the rules"})
+    try:
+        table = learn_points(model, catalog, split.train, split.calib,
+                             points_per_doubling=cfg.points_per_doubling, max_bands=cfg.max_bands,
+                             min_level_share=cfg.min_level_share, capacity=capacity,
+                             fit_shares=params.explain.fit_shares,
+                             engagement_shares=params.explain.engagement_shares)
+    except NotAdditiveError as err:
+        return PointsRelease(None, {"available": False, "reason": str(err)})
+    return PointsRelease(table, measure_points(table, model, rules, split.calib, split.test,
+                                               capacity=capacity, n_boot=ev.n_bootstrap,
+                                               seed=params.seed))
+
+
+def measure_points(table: LearnedPointsClassifier, model, rules, calib: pd.DataFrame,
+                   test: pd.DataFrame, *, capacity: int, n_boot: int = 200, seed: int = 0) -> dict:
+    """metrics/points.json: out-of-time ROC-AUC of the learned table (its calibrated
+    probability, and its raw points as a marketing tool ranks them), of the `model` it came
+    from and of the hand-written `rules`, with lead-grouped bootstrap 95% CIs and the CI of
+    learned minus model; the table's MQL threshold with its leads a month on calib and what
+    it hands over on test (`leadscore.modeling.capacity.handoff_figures`, expected
+    conversions by the model's probability), beside the rules' MQL threshold."""
+    from sklearn.metrics import roc_auc_score
+
+    from leadscore.modeling.capacity import handoff_figures, per_month
+    from leadscore.modeling.metrics import bootstrap_ci
+
+    y = test["label"].to_numpy(dtype=int)
+    if len(np.unique(y)) < 2:
+        raise InputError(f"the test slice has a single class ({int(y.sum())} positives in {len(y)} rows)")
+    probs = {LEARNED: table.predict_proba(test)[:, 1], "lightgbm": model.predict_proba(test)[:, 1],
+             "rules": rules.predict_proba(test)[:, 1]}
+    groups = test["lead_id"].to_numpy() if "lead_id" in test else None
+    ci = bootstrap_ci(y, probs, n_boot=n_boot, seed=seed, groups=groups, diff=(LEARNED, "lightgbm"))
+    auc = {k: float(roc_auc_score(y, p)) for k, p in probs.items()}
+    points = table.decision_function(test)
+    period = test["as_of"].to_numpy() if "as_of" in test else np.zeros(len(test))
+    calib_period = calib["as_of"].to_numpy() if "as_of" in calib else np.zeros(len(calib))
+    mql, rules_mql = int(table.mql_threshold), float(rules.mql_threshold)
+    return {
+        "available": True,
+        "points_per_doubling": float(table.points_per_doubling),
+        "fields": {g: len(getattr(table, f"{g}_rules") or {}) for g in ("fit", "engagement")},
+        "lines": len(points_rows(table)),
+        "roc_auc": {LEARNED: auc[LEARNED], f"{LEARNED}_raw": float(roc_auc_score(y, points)),
+                    "lightgbm": auc["lightgbm"], "rules": auc["rules"]},
+        "roc_auc_ci": {k: ci[k]["roc_auc"] for k in probs},
+        "auc_diff_vs_model": auc[LEARNED] - auc["lightgbm"], "auc_diff_vs_model_ci": ci["auc_diff"],
+        "auc_diff_vs_rules": auc[LEARNED] - auc["rules"],
+        "median_log_odds_error": float(np.median(np.abs(table.log_odds(test)
+                                                        - model.decision_function(test)))),
+        "fit_bands": {k: int(v) for k, v in (table.fit_bands or {}).items()},
+        "engagement_bands": {str(k): int(v) for k, v in (table.engagement_bands or {}).items()},
+        "mql": {"threshold": mql, "capacity_per_month": int(capacity),
+                "calib_leads_per_month": per_month(table.decision_function(calib) >= mql, calib_period),
+                "test": handoff_figures(points >= mql, y, probs["lightgbm"], period)},
+        "rules_mql": {"threshold": rules_mql,
+                      "test": handoff_figures(rules.decision_function(test) >= rules_mql, y,
+                                              probs["lightgbm"], period)},
+        "test": {"rows": int(len(y)), "positives": int(y.sum()), "months": int(len(np.unique(period)))},
+    }
+
+
+def points_summary(m: dict) -> str:
+    """metrics/points.json in one paragraph (the stage's log, the benchmark's print)."""
+    if not m.get("available"):
+        return f"no learned points table: {m.get('reason')}"
+    auc, ci, q = m["roc_auc"], m["roc_auc_ci"], m["mql"]
+    lines = [f"out-of-time ROC-AUC ({m['test']['rows']} rows, {m['test']['months']} months): "
+             + ", ".join(f"{k} {auc[k]:.4f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else "")
+                         for k in (LEARNED, f"{LEARNED}_raw", "lightgbm", "rules")),
+             f"learned - model: {m['auc_diff_vs_model']:+.4f} [{m['auc_diff_vs_model_ci'][0]:+.4f}, "
+             f"{m['auc_diff_vs_model_ci'][1]:+.4f}]; learned - rules: {m['auc_diff_vs_rules']:+.4f}",
+             f"{m['fields']['fit']} fit + {m['fields']['engagement']} engagement fields, {m['lines']} lines; "
+             f"MQL at {q['threshold']} points: {q['calib_leads_per_month']:.0f} leads a month on calib "
+             f"(capacity {q['capacity_per_month']}), {q['test']['leads_per_month']:.0f} on test"]
+    return "\n".join(lines)
+
+
+def write_points(release: PointsRelease, yaml_path: str | Path, csv_path: str | Path) -> None:
+    """The table as YAML (`points_yaml`) and CSV (`points_csv`), each written atomically;
+    without a table, a YAML comment giving the reason and a CSV header."""
+    if release.table is not None:
+        texts = (points_yaml(release.table), points_csv(release.table))
+    else:
+        texts = (f"# no learned points table: {release.metrics.get('reason')}\n",
+                 "field,group,label,condition,points\n")
+    for text, path in zip(texts, (yaml_path, csv_path), strict=True):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")

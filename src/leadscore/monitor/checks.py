@@ -15,7 +15,9 @@ alert):
 * `null_rate`: the largest rise of a feature's null rate over the reference;
 * `volume`: leads scored / median of the previous `volume_runs` runs, within
   [min_volume_ratio, max_volume_ratio] (passes when there is no previous run);
-* `freshness`: days from the newest event in the source to the run's as_of.
+* `freshness`: days from the newest event in the source to the run's as_of;
+* `realized_auc`, `realized_calibration`, `realized_lift`: the latest run whose outcomes are
+  in, against its expectation (`leadscore.monitor.realized.realized_checks`).
 
 Warnings (PSI at or above psi_warn, below psi_alert) are listed, never alerted.
 """
@@ -65,9 +67,11 @@ def _run_entry(run: Mapping, reference: Mapping | None, floor: float) -> dict:
             "psi": run_drift(reference, run, floor) if reference is not None else None}
 
 
-def monitor_report(runs: Sequence[Mapping], references: Mapping[str, Mapping], cfg: MonitorConfig) -> dict:
+def monitor_report(runs: Sequence[Mapping], references: Mapping[str, Mapping], cfg: MonitorConfig,
+                   realized: Mapping | None = None) -> dict:
     """The monitoring report of a score history: `runs` (oldest first, as `read_runs` gives
-    them) and the reference summary of each model version ({version: reference}).
+    them) and the reference summary of each model version ({version: reference}); with
+    `realized` (`leadscore.monitor.realized.realized_runs`), its checks and table too.
 
     Returns {"status", "alerts", "warnings", "checks", "latest", "reference", "runs",
     "features"}; `status` is "no_runs", "no_reference", "ok" or "alert"."""
@@ -165,6 +169,10 @@ def monitor_report(runs: Sequence[Mapping], references: Mapping[str, Mapping], c
             f"newest event {_iso(newest)[:16]}, {days:.1f} day(s) before the run's as_of "
             f"{_iso(latest['as_of'])[:10]}"))
 
+    if realized is not None:
+        from leadscore.monitor.realized import realized_checks
+
+        checks += realized_checks(realized, cfg)
     alerts = [c for c in checks if not c["passed"]]
     return {
         "status": "alert" if alerts else "ok", "alerts": [c["name"] for c in alerts],
@@ -174,9 +182,11 @@ def monitor_report(runs: Sequence[Mapping], references: Mapping[str, Mapping], c
                       "grade_shares": {g: _r(v) for g, v in drift.grade_shares(ref_summary).items()},
                       "quantiles": drift.quantiles(ref_summary)},
         "runs": history,
+        "realized": realized,
         "thresholds": cfg.model_dump(mode="json", include={
             "psi_warn", "psi_alert", "feature_psi_alert", "max_new_level_share", "max_null_rate_increase", "min_volume_ratio",
-            "max_volume_ratio", "volume_runs", "max_days_since_event"}),
+            "max_volume_ratio", "volume_runs", "max_days_since_event", "handover_share",
+            "min_realized_positives", "max_realized_calibration_gap"}),
     }
 
 
@@ -195,7 +205,10 @@ def format_report(doc: Mapping) -> str:
             "new_levels": "a new category (source, country, ...) appeared: map it, or retrain so the model learns it",
             "null_rate": "a field stopped arriving: check the CRM export or form mapping",
             "volume": "far fewer or more leads than usual: check the CRM export",
-            "freshness": "no recent activity in the source: check the event feed"}
+            "freshness": "no recent activity in the source: check the event feed",
+            "realized_auc": "the model ranks leads worse than its backtest: retrain (`leadscore retrain`)",
+            "realized_calibration": "the probabilities are off: retrain, and tell sales the rates moved",
+            "realized_lift": "the rules' order beats the model's on the control arm: retrain or roll back"}
     for c in doc["checks"]:
         if not c["passed"]:
             lines.append(f"  ALERT {c['name']}: {c['message']} -> {todo.get(c['name'], '')}")

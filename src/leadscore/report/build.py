@@ -17,7 +17,8 @@ at `top_share`, AUC and top-K in words); the A1-D4 grade matrix for the model an
 with the monotonicity result (both `leadscore.explain.grades.grade_matrix` output);
 calibration and cumulative-gains charts; the top drivers (plain labels, directions, small
 dependence charts); example leads per grade with reasons; the rule points table beside what
-the model learned; the model lifecycle (`leadscore.report.lifecycle`: the backtest over time,
+the model learned; the integer points table learned from the model beside the hand-written
+one (`leadscore.report.points`; left out when `ReportPaths.points` is None); the model lifecycle (`leadscore.report.lifecycle`: the backtest over time,
 the promotion gate's decision and checks, what changed between champion and challenger); a
 summary of the data checks. `ReportPaths` without lifecycle paths (flat mode) leaves the
 lifecycle sections out.
@@ -53,9 +54,11 @@ from leadscore.report.charts import (
     nice_max,
     pretty,
 )
+from leadscore.report.feedback import feedback_section
 from leadscore.report.formatting import GRADES, MODEL_NAMES, count, fmt, pct
 from leadscore.report.lifecycle import backtest_section, changes_section, gate_section
 from leadscore.report.monitoring import monitoring_section
+from leadscore.report.points import learned_points_section, read_points_csv
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,10 @@ class ReportInputs:
     monitoring: bool = True  # False: leave out the monitoring section (no monitor file named)
     grading: Mapping | None = None  # models/grading.json (explain stage)
     score: Mapping | None = None  # metrics/score.json (score stage: the live grade mix)
+    points: Mapping | None = None  # metrics/points.json (points stage: the learned table's figures)
+    points_table: pd.DataFrame | None = None  # models/points.csv (points stage)
+    points_yaml: str | None = None  # models/points.yaml (points stage: the block to paste)
+    learned_points: bool = True  # False: leave out the learned points section (no file named)
     lifecycle: bool = True  # False: leave out the backtest, gate and what-changed sections
     # the lifecycle sections shown (backtest, gate, changes): those whose file was named
     sections: tuple[str, ...] = ("backtest", "gate", "changes")
@@ -122,6 +129,10 @@ class ReportPaths:
     monitor: Path | None = None  # drift and checks of the scoring runs (monitor stage)
     grading: Path | None = None  # grade cut points (explain stage)
     score: Path | None = None  # the latest scoring run's metrics (score stage)
+    # the points table learned from the model (points stage); None: the section is left out
+    points: Path | None = None  # its figures (metrics)
+    points_csv: Path | None = None  # the table, one row per field and condition
+    points_yaml: Path | None = None  # the table as the block to paste
 
     @classmethod
     def in_project(cls, root: str | Path) -> ReportPaths:
@@ -136,7 +147,9 @@ class ReportPaths:
                    drivers=root / "reports/drivers.json", examples=root / "reports/examples.json",
                    backtest=root / "metrics/backtest.json", gate=root / "reports/gate.json",
                    changes=root / "reports/changes.json", monitor=root / "reports/monitor.json",
-                   grading=root / "models/grading.json", score=root / "metrics/score.json")
+                   grading=root / "models/grading.json", score=root / "metrics/score.json",
+                   points=root / "metrics/points.json", points_csv=root / "models/points.csv",
+                   points_yaml=root / "models/points.yaml")
 
 
 def _read(path: Path | None, reader: Callable[[Path], Any]) -> Any:
@@ -186,6 +199,10 @@ def load_report_inputs(paths: ReportPaths) -> ReportInputs:
         monitoring=paths.monitor is not None,
         grading=_read(paths.grading, read_json),
         score=_read(paths.score, read_json),
+        points=_read(paths.points, read_json),
+        points_table=_read(paths.points_csv, read_points_csv),
+        points_yaml=_read(paths.points_yaml, lambda p: p.read_text(encoding="utf-8")),
+        learned_points=paths.points is not None,
         lifecycle=any(p is not None for p in (paths.backtest, paths.gate, paths.changes)),
         sections=tuple(n for n in ("backtest", "gate", "changes") if getattr(paths, n) is not None),
     )
@@ -272,6 +289,7 @@ def _model_section(inp: ReportInputs) -> dict:
         "window": [(label, rng) for label, rng in parts if rng],
         # flat exports (`leadscore flat`) split rows, not monthly as-of dates
         "split_note": ((inp.evaluate or {}).get("split") or {}).get("note"),
+        "out_of_time": ((inp.evaluate or {}).get("split") or {}).get("out_of_time", True) is not False,
     }
 
 
@@ -685,6 +703,11 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "drivers": _drivers_section(inputs, cfg),
         "examples": _examples_section(inputs, cfg),
         "points": _points_section(inputs, cfg),
+        "learned_points": learned_points_section(
+            inputs.points, inputs.points_table, inputs.points_yaml, rules=inputs.rules,
+            hand_written=_rule_rows(inputs.rules or {}),
+            labels={k: e["label"] for k, e in _catalog_fields(inputs.catalog).items()})
+        | {"shown": inputs.learned_points},
         "checks": _checks_section(inputs),
         "lifecycle": inputs.lifecycle,
         "sections": inputs.sections if inputs.lifecycle else (),
@@ -695,6 +718,7 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "grade_definition": grade_definition_section(inputs.grading, inputs.score),
         "handoff": handoff_section(inputs.evaluate),
         "segments": segments_section(inputs.evaluate),
+        "feedback": feedback_section(inputs.evaluate),
     }
     return _env().get_template("report.html.j2").render(**context)
 

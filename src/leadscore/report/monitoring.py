@@ -26,7 +26,11 @@ CHECK_NAMES: dict[str, str] = {
     "null_rate": "Fields still arrive (null rates)",
     "volume": "The usual number of leads was scored",
     "freshness": "The CRM has recent activity",
+    "realized_auc": "Realized ranking holds (ROC-AUC on the outcomes that came in)",
+    "realized_calibration": "Realized conversion matches the probabilities",
+    "realized_lift": "The model's hand-over beats the rules' (control arm)",
 }
+GRADES = tuple(f"{x}{d}" for x in LETTERS for d in DIGITS)
 
 
 def _cell(v: Any, vmax: float) -> dict:
@@ -40,6 +44,50 @@ def _mix(shares: Mapping | None) -> dict[str, str]:
     out = {x: pct(sum(v for g, v in s.items() if g.startswith(x)), 0) for x in LETTERS}
     out |= {x: pct(sum(v for g, v in s.items() if g.endswith(x)), 0) for x in DIGITS}
     return out
+
+
+def _interval(v: Any, ci: Any, digits: int = 3) -> str:
+    f = as_float(v)
+    if f is None:
+        return "–"
+    if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
+        return f"{f:.{digits}f} ({as_float(ci[0]):.{digits}f}–{as_float(ci[1]):.{digits}f})"
+    return f"{f:.{digits}f}"
+
+
+def realized_rows(realized: Mapping | None) -> dict:
+    """The realized-performance table (one row per run, oldest first) and, for the latest
+    matured run, observed against expected conversion per grade."""
+    runs = [r for r in ((realized or {}).get("runs") or []) if isinstance(r, Mapping)][-MAX_RUNS:]
+    rows = []
+    for r in runs:
+        row = {"as_of": str(r.get("as_of", ""))[:10], "model": str(r.get("model_version", ""))[:12],
+               "status": str(r.get("status", "")), "matures_on": str(r.get("matures_on", ""))}
+        if r.get("status") == "matured":
+            exp = r.get("expected") or {}
+            bt = exp.get("backtest") or {}
+            lf = r.get("lift") or {}
+            row |= {"leads": f"{int(r.get('n') or 0):,}", "conversions": f"{int(r.get('conversions') or 0):,}",
+                    "auc": _interval(r.get("roc_auc"), r.get("roc_auc_ci")),
+                    "expected": (f"{as_float(bt['roc_auc_min']):.3f}–{as_float(bt['roc_auc_max']):.3f} (backtest)"
+                                 if bt else _interval(exp.get("roc_auc"), exp.get("roc_auc_ci"))),
+                    "predicted": pct(r.get("mean_probability"), 1), "observed": pct(r.get("observed_rate"), 1),
+                    "lift": (f"{pct((lf.get('model') or {}).get('rate'), 1)} vs {pct((lf.get('control') or {}).get('rate'), 1)}"
+                             if lf else "–")}
+        rows.append(row)
+    done = [r for r in runs if r.get("status") == "matured"]
+    grades = []
+    if done:
+        last = done[-1]
+        exp = ((last.get("expected") or {}).get("grades")) or {}
+        for g in GRADES:
+            got = (last.get("grades") or {}).get(g)
+            if got:
+                grades.append({"grade": g, "leads": f"{int(got.get('n') or 0):,}",
+                               "observed": pct(got.get("rate"), 1), "predicted": pct(got.get("mean_probability"), 1),
+                               "expected": pct((exp.get(g) or {}).get("rate"), 1)})
+    return {"rows": rows, "grades": grades, "grades_as_of": str(done[-1].get("as_of", ""))[:10] if done else "",
+            "handover_share": pct((((done[-1].get("lift") or {}).get("share")) if done else None), 0)}
 
 
 def monitoring_section(doc: Mapping | None) -> dict:
@@ -77,4 +125,5 @@ def monitoring_section(doc: Mapping | None) -> dict:
         "reference": (f"{ref.get('source')} ({int(ref['rows']):,} rows), model "
                       f"{str(ref.get('model_version', ''))[:12]}") if ref.get("rows") else None,
         "alert": alert, "feature_alert": f_alert,
+        "realized": realized_rows(doc.get("realized")),
     }

@@ -30,7 +30,10 @@
    last: a reader sees the old scores or the new, never a mix.
 6. **Record** (with `history`, as `score_with_params` passes from params `monitor`): each
    chunk's drift counts are staged beside its part, and after publishing one summary row is
-   appended to the score history (`leadscore.monitor.history`; counts only, no lead rows).
+   appended to the score history (`leadscore.monitor.history`), with the run's per-lead
+   scores (pseudonymous lead id, probability, grade, rule points, arm) for realized
+   performance. Each lead's `arm` (`leadscore.serve.arms`): "control" for a fixed share of
+   lead ids, handed over in the rules' order, else "model".
 
 Failures are `leadscore.errors` types (`InputError`, `ConfigError`, `ModelError`), so every
 caller maps them to the one exit-code table.
@@ -77,6 +80,7 @@ from leadscore.io import (
     write_query,
 )
 from leadscore.schema import EVENT_TYPES, STAGES
+from leadscore.serve.arms import assign_arms
 
 if TYPE_CHECKING:
     from leadscore.monitor.history import History
@@ -86,7 +90,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv", "duckdb")
 SCORE_COLUMNS: tuple[str, ...] = (
     "lead_id", "as_of", "probability", "grade", "fit_grade", "engagement_grade", "rule_points",
-    "rule_grade", "reasons", "model_version", "run_id", "scored_at",
+    "rule_grade", "reasons", "model_version", "run_id", "scored_at", "arm",
 )
 REASON_TYPE = pa.list_(pa.struct([("code", pa.string()), ("text", pa.string()),
                                   ("contribution", pa.float64())]))
@@ -95,6 +99,7 @@ SCORE_SCHEMA = pa.schema([
     ("grade", pa.string()), ("fit_grade", pa.string()), ("engagement_grade", pa.string()),
     ("rule_points", pa.float64()), ("rule_grade", pa.string()), ("reasons", REASON_TYPE),
     ("model_version", pa.string()), ("run_id", pa.string()), ("scored_at", pa.timestamp("us")),
+    ("arm", pa.string()),
 ])
 QUARANTINE_SCHEMA = pa.schema([
     ("lead_id", pa.string()), ("table_name", pa.string()), ("column_name", pa.string()),
@@ -351,7 +356,8 @@ def chunk_bounds(con: duckdb.DuckDBPyConnection, chunk_size: int) -> list[str]:
 
 
 def _to_arrow(features: pd.DataFrame, scored: pd.DataFrame, *, model_version: str, run_id: str,
-              scored_at: dt.datetime, reasons: pa.Array | None = None) -> pa.Table:
+              scored_at: dt.datetime, reasons: pa.Array | None = None, control_share: float = 0.0,
+              control_salt: str = "") -> pa.Table:
     n = len(features)
     cols = {
         "lead_id": pa.array(features["lead_id"].astype(object).to_numpy(), pa.string()),
@@ -365,6 +371,7 @@ def _to_arrow(features: pd.DataFrame, scored: pd.DataFrame, *, model_version: st
     cols["model_version"] = pa.array([model_version] * n, pa.string())
     cols["run_id"] = pa.array([run_id] * n, pa.string())
     cols["scored_at"] = pa.array([scored_at] * n, pa.timestamp("us"))
+    cols["arm"] = pa.array(assign_arms(features["lead_id"], control_share, control_salt), pa.string())
     return pa.Table.from_pydict(cols, schema=SCORE_SCHEMA)
 
 
@@ -404,6 +411,8 @@ def score_leads(
     chunk_pause_s: float = 0.0,
     now: Callable[[], dt.datetime] | None = None,
     history: History | None = None,
+    control_share: float = 0.0,
+    control_salt: str = "leadscore",
 ) -> ScoreResult:
     """Score every eligible lead of the source as of `as_of` (None: the data cutoff) and
     publish the score contract to `out`. `features` are the feature settings of training
@@ -413,7 +422,9 @@ def score_leads(
     mismatch), `ConfigError` (bad arguments or settings). Nothing is published when it raises.
 
     `history` (`leadscore.monitor.history.History`) appends the run's summary row to the
-    score history after publishing (None: no history).
+    score history after publishing (None: no history). `control_share` of the leads (by a
+    hash of lead id and `control_salt`, `leadscore.serve.arms`) get `arm` "control": sales
+    works them in the rules' order; the others "model".
     """
     from tqdm import tqdm
 
@@ -482,7 +493,8 @@ def score_leads(
                     else:
                         scored, reasons = model.predict(feats[catalog.names]), None
                     tbl = _to_arrow(feats, scored, model_version=version, run_id=run_id,
-                                    scored_at=scored_at, reasons=reasons)
+                                    scored_at=scored_at, reasons=reasons, control_share=control_share,
+                                    control_salt=control_salt)
                 else:
                     tbl, scored = SCORE_SCHEMA.empty_table(), None
                 if recorder is not None:  # the chunk's drift counts, before its part
@@ -536,7 +548,8 @@ def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of:
         source_kind=source_kind or params.ingest.source, source=source or Path(params.ingest.path),
         out=out, model_uri=model_uri, as_of=as_of, features=params.features,
         free_mail_domains=params.ingest.free_mail_domains, chunk_size=chunk_size or sc.chunk_size,
-        quarantine_budget=sc.quarantine_budget, threads=sc.threads, memory_limit=sc.memory_limit, **kw)
+        quarantine_budget=sc.quarantine_budget, threads=sc.threads, memory_limit=sc.memory_limit,
+        control_share=sc.control_share, control_salt=sc.control_salt, **kw)
 
 
 # ---- 5. publish ------------------------------------------------------------------------
@@ -595,7 +608,8 @@ def read_scores(path: str | Path, fmt: str | None = None, table: str = "scores")
     if fmt == "parquet":
         return pd.read_parquet(path)
     if fmt == "csv":
-        text = ("lead_id", "grade", "fit_grade", "engagement_grade", "rule_grade", "model_version", "run_id")
+        text = ("lead_id", "grade", "fit_grade", "engagement_grade", "rule_grade", "model_version", "run_id",
+                "arm")
         df = pd.read_csv(path, dtype=dict.fromkeys(text, str), parse_dates=["as_of", "scored_at"])
         df["reasons"] = df["reasons"].map(json.loads)
         return df
