@@ -172,3 +172,15 @@ def test_runs_not_matured_are_pending_with_their_date(world):
     assert entry["status"] == "pending"
     assert entry["matures_on"] == (run.as_of + dt.timedelta(days=F.horizon_days)).date().isoformat()
     assert all(c["passed"] for c in doc["checks"] if c["name"] in REALIZED)
+
+
+def test_a_reference_without_expectation_gets_one_at_the_next_run(world):
+    params = _params(world, "backfill")
+    _score(world, params, "good", "q0")
+    path = load_params(params).monitor.history
+    with duckdb.connect(str(path)) as con:  # as a history written before `expected` existed
+        con.execute("UPDATE reference SET expected = NULL")
+    _score(world, params, "good", "same")  # another run of the same model version
+    with duckdb.connect(str(path), read_only=True) as con:
+        [(expected,)] = con.execute("SELECT expected FROM reference").fetchall()
+    assert expected is not None and "roc_auc" in expected

@@ -315,9 +315,26 @@ class History:
             ref = read_reference(self.path, model_version)
             log.info("score history: training reference of model %s from %s rows", model_version,
                      f"{summary['rows']:,}")
+        elif ref.get("expected") is None and self.reference is not None:
+            self._backfill_expected(model_version, model_kind, names, predict)
         return Recorder(self.path, ref["spec"], model_version, model_kind, list(names),
                         self.cfg.lead_rows_days if self.cfg.keep_lead_scores else None,
                         self.cfg.keep_lead_scores)
+
+
+    def _backfill_expected(self, model_version: str, model_kind: str, names: Sequence[str],
+                           predict: Predict) -> None:
+        """Add the expectation to a reference written before it existed (older histories)."""
+        try:
+            rows = self.reference()
+            expected = expected_figures(rows, predict(rows[list(names)]), kind=model_kind,
+                                        backtest=self.backtest, n_boot=self.cfg.n_bootstrap)
+            with duckdb.connect(str(self.path)) as con:
+                con.execute("UPDATE reference SET expected = ? WHERE model_version = ? AND expected IS NULL",
+                            [json.dumps(expected, sort_keys=True), model_version])
+        except Exception as err:  # noqa: BLE001 (monitoring never fails a scoring run)
+            log.warning("score history: cannot add the expectation of model %s (%s: %s)", model_version,
+                        type(err).__name__, safe_error_text(err))
 
 
 @dataclass(frozen=True)
