@@ -43,3 +43,23 @@ def write_export(folder: Path, df: pd.DataFrame, *, name: str = "export.csv", **
     path = folder / "mapping.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def high_cardinality_frame(n: int = 8000, seed: int = 0, *, levels: int = 500, planted: int = 60,
+                           first_planted: int = 30, base_rate: float = 0.08,
+                           lift: float = 3.0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A lead base in time order whose `Landing Page` has `levels` levels (Zipf-like shares,
+    level r drawn with weight 1 / (r + 10)); the `planted` levels ranked `first_planted`
+    onwards (mid-frequency: outside a top-30 cap, about 20-45 rows each in 8,000 rows) convert
+    at `lift` times the base rate, the others at the base rate, with a mild visits effect.
+    Returns the frame and the planted mask (True: the row's page is planted)."""
+    rng = np.random.default_rng(seed)
+    w = 1 / (np.arange(levels) + 10.0)
+    page = rng.choice(levels, n, p=w / w.sum())
+    hot = (page >= first_planted) & (page < first_planted + planted)
+    names = np.array([f"LP-{i:04d}" for i in rng.permutation(levels)])  # the rank is not in the name
+    visits = rng.poisson(3, n)
+    p = np.where(hot, base_rate * lift, base_rate) * np.exp(0.1 * (visits - 3))
+    converted = rng.random(n) < np.clip(p, 0, 0.95)
+    return pd.DataFrame({"Lead ID": [f"L{i:05d}" for i in range(n)], "Landing Page": names[page],
+                         "Page Visits": visits, "Converted": np.where(converted, "yes", "no")}), hot

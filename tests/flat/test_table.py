@@ -55,8 +55,9 @@ def test_messy_export_is_cleaned(messy):
     table = load_flat(_mapping(messy))
     df = table.frame
     assert table.log["stray_columns"] == ["Unnamed: 0", "Unnamed: 1"]  # "" read as Unnamed: 1
-    assert "email_address" not in df  # identifier-like text column dropped
-    assert table.log["dropped_id_like_or_empty"] == ["Email Address"]
+    assert "email_address" not in df  # personal data, found by its values, dropped
+    assert table.log["pii"] == [{"column": "Email Address", "kind": "e-mail"}]
+    assert table.log["dropped_id_like_or_empty"] == []
     # mixed case and spaces are one level; Select is missing
     assert set(df["lead_source"].dropna()) == {"google", "direct traffic", "referral"}
     assert df["lead_source"].isna().any()

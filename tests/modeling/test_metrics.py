@@ -10,6 +10,7 @@ from leadscore.modeling.metrics import (
     bootstrap_ci,
     core_metrics,
     ece,
+    ece_noise_floor,
     gains_table,
     reliability_curve,
     top_k,
@@ -38,6 +39,18 @@ def test_ece_on_known_inputs():
     # two bins: predicted .1 vs observed .25, predicted .9 vs observed .75
     assert ece(y, p, n_bins=2) == pytest.approx(0.15)
     assert ece(np.array([0, 1] * 50), np.full(100, 0.5)) == pytest.approx(0.0)
+
+
+def test_ece_noise_floor_is_the_ece_of_labels_drawn_from_the_predictions():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.02, 0.5, 4000)
+    draws = [ece((rng.random(len(p)) < p).astype(int), p) for _ in range(100)]
+    floor = ece_noise_floor(p, n_draws=300, seed=1)
+    assert floor["mean"] == pytest.approx(np.mean(draws), rel=0.1)
+    assert floor["mean"] < floor["p95"]
+    small = ece_noise_floor(p[:400], seed=1)
+    assert small["mean"] > 2 * floor["mean"]  # fewer rows, more noise (about 1/sqrt(rows))
+    assert ece_noise_floor(p, seed=3) == ece_noise_floor(p, seed=3)
 
 
 def test_weights_equal_repeated_rows():

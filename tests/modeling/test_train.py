@@ -183,3 +183,26 @@ def test_refit_off_ships_the_train_slice_models(split):
         assert fit.refit is None and fit.refit_info is None and fit.shipped is fit.model
     assert result.lightgbm is result.fits["lightgbm"].model
     assert "refit" not in result.run_metrics()
+
+
+class _Fixed:
+    """A model whose calibrated probabilities are given (for `refit_keeps_calibration`)."""
+
+    def __init__(self, p):
+        self.p = np.asarray(p, dtype=float)
+
+    def predict_proba(self, X):
+        return np.column_stack([1 - self.p, self.p])
+
+
+def test_a_refit_whose_scores_left_the_calibrator_is_not_shipped():
+    from leadscore.modeling.train import refit_keeps_calibration
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.01, 0.4, 2000)
+    calib = pd.DataFrame({"label": (rng.uniform(size=2000) < truth).astype(int)})
+    before = _Fixed(0.5 * truth + 0.1)  # the train-slice model: a blurred ranking
+    kept, why = refit_keeps_calibration(before, _Fixed(truth), calib)  # the refit saw more rows
+    assert kept and "after the refit" in why
+    kept, _ = refit_keeps_calibration(before, _Fixed(np.full(2000, 0.667)), calib)  # one step
+    assert not kept

@@ -3,7 +3,9 @@
 A flat export has one row per lead, with behaviour already totalled. The mapping names the
 id, the optional created date (or ``time_order: rows``), the target and its positive value,
 the fit and engagement columns, the columns to drop, type overrides, the columns the
-leakage screen may keep on purpose (``allow``), and the rule baseline's points table. Every
+leakage screen may keep on purpose (``allow``), whether the created date's parts become
+features (``date_parts``), the columns wrongly taken for person names (``not_pii``, see
+leadscore.flat.pii), and the rule baseline's points table. Every
 key is documented in examples/bank_marketing/README.md ("The mapping format").
 
 `load_mapping` validates the YAML with pydantic (unknown keys are errors) and raises
@@ -148,11 +150,27 @@ class ModelMapping(_Strict):
     learning_rate: float = Field(0.05, gt=0, le=1)
     max_boost_rounds: int = Field(2000, ge=10)
     early_stopping_rounds: int = Field(50, ge=5)
-    additive: bool = True  # single-feature trees: exact, fast explanations (as the main pipeline)
+    # True: single-feature trees (exact, fast look-up explanations, as the main pipeline);
+    # False: free trees (exact TreeSHAP explanations); "auto": both tuned, the lower validation
+    # log loss ships, and the metrics say what the constraint costs (leadscore.flat.run.train_flat)
+    additive: bool | Literal["auto"] = "auto"
     logistic_c: float = Field(0.1, gt=0)
     min_positives: int = Field(50, ge=1)
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     calibration_folds: int = Field(5, ge=2)
+    # with `max_levels: auto`, the categorical level caps tried on the validation slice
+    # (leadscore.flat.levels): each keeps a column's N most frequent levels in the pre-test rows
+    # among those with at least `min_level_rows` rows, plus "all" (every such level); the rest
+    # become "other"; columns with no more levels than the smallest cap are not folded
+    level_caps: tuple[int, ...] = (30, 100, 300)
+    min_level_rows: int = Field(10, ge=1)
+
+    @field_validator("level_caps")
+    @classmethod
+    def _caps(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 2 for c in v):
+            raise ValueError("every level cap must be at least 2")
+        return tuple(sorted(set(v)))
 
 
 class Mapping(_Strict):
@@ -166,6 +184,8 @@ class Mapping(_Strict):
     date_format: str | None = None  # created_at's order: day_first | month_first | a strptime format
     max_bad_dates: float = Field(0.01, ge=0, lt=1)  # share of unreadable created_at values dropped
     time_order: Literal["rows"] | None = None  # "rows": the file is in time order
+    date_parts: bool = True  # created_at's day of week, month (and hour, when it has times) as fit features
+    not_pii: tuple[str, ...] = ()  # columns taken for person names that are not (never e-mail/phone)
     target: str
     positive: str | int | bool | float
     fit: tuple[str, ...] | None = None  # None: inferred (see leadscore.flat.table.infer_groups)
@@ -176,7 +196,9 @@ class Mapping(_Strict):
     units: dict[str, str] = Field(default_factory=dict)
     allow: tuple[str, ...] = ()  # screened columns kept on purpose
     missing_values: tuple[str, ...] = DEFAULT_MISSING
-    max_levels: int = Field(30, ge=2)  # categorical levels kept (top N by count), rest "other"
+    # categorical levels kept: "auto" (the cap chosen on validation among model.level_caps,
+    # leadscore.flat.levels) or N (the N - 1 most frequent levels in the file, the rest "other")
+    max_levels: int | Literal["auto"] = "auto"
     seed: int = Field(42, ge=0, le=2**32 - 1)
     rules: RulesMapping = Field(default_factory=RulesMapping)
     screen: ScreenMapping = Field(default_factory=ScreenMapping)
@@ -191,6 +213,13 @@ class Mapping(_Strict):
             raise ValueError("must be a single character, e.g. ';' (or leave it out to detect it)")
         return v
 
+    @field_validator("max_levels")
+    @classmethod
+    def _max_levels(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("must be auto or a number of levels of at least 2")
+        return v
+
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, v: str) -> str:
@@ -198,6 +227,10 @@ class Mapping(_Strict):
             codecs.lookup(v)
         except LookupError:
             raise ValueError("unknown encoding (use e.g. utf-8, utf-8-sig, latin-1, cp1252)") from None
+        try:
+            "".encode(v)  # hex, rot13, base64, zlib, ... are codecs but not text encodings
+        except LookupError:
+            raise ValueError("not a text encoding (use e.g. utf-8, utf-8-sig, latin-1, cp1252)") from None
         return v
 
     @field_validator("date_format")

@@ -6,6 +6,7 @@ Under the output folder DIR::
                             roc_auc, pr_auc, log_loss, brier, ece, ... ; auc_diff_ci; test)
                             plus `split` (out_of_time true/false and what the test slice is)
     metrics/screen.json     the leakage screen (a refusal publishes nothing: its message lists the columns)
+                            and `pii`: columns dropped as personal data (name and kind, no values)
     metrics/train.json      cleaning log, slices, tuning, calibration
     metrics/grades.json     A1-D4 grade matrices on the test slice (model and rules)
     metrics/cv.json         with --cv K: random stratified K-fold ROC-AUC
@@ -151,8 +152,10 @@ class FlatOutputs:
                               catalog=self.models / "feature_catalog.json",
                               rules=self.models / "rules.json")
 
-    def write_screen(self, screen: LeakageReport) -> None:
-        write_json(screen.summary(), self.metrics / "screen.json")
+    def write_screen(self, screen: LeakageReport, pii: list[dict] | None = None) -> None:
+        """The leakage screen's summary plus `pii`: the columns dropped as personal data
+        (column and kind, never a value; leadscore.flat.pii)."""
+        write_json({**screen.summary(), "pii": list(pii or [])}, self.metrics / "screen.json")
 
     def write_models(self, models, explanation: Explanation, catalog: FeatureCatalog) -> None:
         """The models, the rules, the grade cut points and the catalog (`FlatModels`)."""

@@ -39,6 +39,7 @@ from leadscore.config import ExplainConfig, LeakageConfig, OptunaConfig, TrainMo
 from leadscore.explain.explanation import Explanation, explain_model
 from leadscore.explain.grades import format_matrix
 from leadscore.features.catalog import FeatureCatalog
+from leadscore.flat.levels import choose_levels, fold_levels
 from leadscore.flat.mapping import Mapping
 from leadscore.flat.outputs import FlatOutputs, staged_output
 from leadscore.flat.rules import FlatRuleClassifier
@@ -49,9 +50,10 @@ from leadscore.modeling.calibration import Calibrator
 from leadscore.modeling.estimators import CalibratedModel, LightGBMClassifier, LogisticClassifier
 from leadscore.modeling.evaluate import Evaluation, evaluate_models, metrics_table
 from leadscore.modeling.leakage import LeakageReport, check_leakage, screen_columns
+from leadscore.modeling.metrics import ece, ece_noise_floor
 from leadscore.modeling.points import LearnedPointsClassifier, learn_points
 from leadscore.modeling.splits import Split, data_window
-from leadscore.modeling.train import train_models
+from leadscore.modeling.train import TrainResult, train_models
 from leadscore.serve.export import model_version
 from leadscore.serve.scorer import Scorer
 
@@ -78,6 +80,8 @@ class FlatModels:
     valid_auc: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     rules_source: str = "mapping"  # "learned": no rules: in the mapping, the learned points table
+    split: Split | None = None  # the split the models saw: categorical levels capped (flat.levels)
+    level_keep: dict[str, list[str]] = field(default_factory=dict)  # column -> kept levels
 
     @property
     def explained(self) -> CalibratedModel:
@@ -130,50 +134,115 @@ def kept_catalog(catalog: FeatureCatalog, drop: list[str]) -> FeatureCatalog:
     return FeatureCatalog(tuple(f for f in catalog.features if f.name not in set(drop)))
 
 
-def flat_train_config(mapping: Mapping) -> TrainModelConfig:
+def flat_train_config(mapping: Mapping, additive: bool | None = None) -> TrainModelConfig:
     """Flat mode's training settings (`model:` in the mapping), for `train_flat` and the
     backtest (leadscore.flat.backtest): no fallback to the rules, no leakage guards inside
     (the screen runs before), no monotone constraints. Every setting is spelled out; Optuna's
-    start-up trials and pruning warm-up are tune_lightgbm's defaults (no mapping key)."""
+    start-up trials and pruning warm-up are tune_lightgbm's defaults (no mapping key).
+    `additive` overrides ``model.additive``; ``model.additive: auto`` without it gives
+    single-feature trees (the backtest's; `train_flat` tries both)."""
     m = mapping.model
+    if additive is None:
+        additive = m.additive is not False
     return TrainModelConfig(
         min_positives=m.min_positives, fallback_to_rules=False, num_threads=m.num_threads,
         max_boost_rounds=m.max_boost_rounds, learning_rate=m.learning_rate,
-        early_stopping_rounds=m.early_stopping_rounds, additive=m.additive, monotone_increasing=(),
+        early_stopping_rounds=m.early_stopping_rounds, additive=additive, monotone_increasing=(),
         optuna=OptunaConfig(n_trials=m.n_trials, timeout_s=m.timeout_s, n_startup_trials=5,
                             pruning_warmup_rounds=30),
         calibration_methods=m.calibration_methods, calibration_folds=m.calibration_folds,
         logistic_c=m.logistic_c, leakage=LeakageConfig(enabled=False))
 
 
-def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: FeatureCatalog) -> FlatModels:
-    """Rules (calibrated on calib), tuned LightGBM and the logistic check, both calibrated
-    on the calib slice and refitted on every pre-test row; the kind that ships is chosen on
-    the valid slice (before the test slice is looked at). No calibration groups (one row
-    per lead)."""
+def _train(split: Split, table: FlatTable, mapping: Mapping, catalog: FeatureCatalog,
+           additive: bool) -> tuple[TrainResult, float]:
+    """`train_models` with flat mode's settings and single-feature (`additive`) or free trees;
+    (result, seconds)."""
+    t = time.perf_counter()
     tr, va, ca = split.train, split.valid, split.calib
-    cfg = flat_train_config(mapping)
-    r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical, cfg=cfg,
-                     seed=mapping.seed, calibration_groups=None,
+    r = train_models(tr, va, ca, features=catalog.names, categorical=catalog.categorical,
+                     cfg=flat_train_config(mapping, additive), seed=mapping.seed,
+                     calibration_groups=None,
                      data_window=data_window(split) if table.ordered else {},  # random: no range
                      refit_rows=pd.concat([tr, va, ca], ignore_index=True),
                      metadata={"target": mapping.target, "positive": str(mapping.positive),
                                "source_file": mapping.path.name})
-    rules, source = flat_baseline(mapping, table, r.fits["lightgbm"].model.model, catalog, tr, ca)
+    return r, time.perf_counter() - t
+
+
+def _shape(r: TrainResult) -> dict:
+    """LightGBM's validation figures (train-slice model, before the refit): the raw log loss
+    the tuning minimised, and the calibrated log loss and ROC-AUC."""
+    v = r.metrics["lightgbm"]["valid"]
+    return {"valid_log_loss": float(r.tuning.best_value), "valid_log_loss_calibrated": v["log_loss"],
+            "valid_roc_auc": v["roc_auc"]}
+
+
+def choose_shape(results: dict[bool, TrainResult], seconds: dict[bool, float], setting) -> tuple[bool, dict]:
+    """Single-feature (True) or free trees (False): with both trained (``additive: auto``) the
+    lower validation log loss (tuned LightGBM, raw scores; a tie keeps single-feature trees),
+    with what the constraint costs: ``cost.log_loss`` (single-feature minus free, > 0: the
+    constraint loses) and ``cost.roc_auc`` (free minus single-feature)."""
+    name = {True: "additive", False: "free"}
+    out: dict = {"setting": setting}
+    if len(results) == 1:
+        chosen = next(iter(results))
+        return chosen, {**out, "chosen": name[chosen], name[chosen]: _shape(results[chosen]),
+                        "note": f"model.additive: {str(setting).lower()} (set auto to compare both)"}
+    shapes = {name[k]: _shape(r) for k, r in results.items()}
+    chosen = shapes["additive"]["valid_log_loss"] <= shapes["free"]["valid_log_loss"]
+    cost = {"log_loss": shapes["additive"]["valid_log_loss"] - shapes["free"]["valid_log_loss"],
+            "roc_auc": shapes["free"]["valid_roc_auc"] - shapes["additive"]["valid_roc_auc"]}
+    note = (f"{'single-feature' if chosen else 'free'} trees chosen on validation log loss: "
+            f"single-feature {shapes['additive']['valid_log_loss']:.5f} (ROC-AUC "
+            f"{shapes['additive']['valid_roc_auc']:.4f}), free {shapes['free']['valid_log_loss']:.5f} "
+            f"(ROC-AUC {shapes['free']['valid_roc_auc']:.4f}); free trees change validation log loss "
+            f"by {-cost['log_loss']:+.5f} and ROC-AUC by {cost['roc_auc']:+.4f}, which is what "
+            f"the single-feature constraint costs (a log loss change above 0 means it costs nothing)")
+    return chosen, {**out, "chosen": name[chosen], **shapes, "cost": cost, "note": note,
+                    "seconds": {name[k]: round(s, 1) for k, s in seconds.items()}}
+
+
+def train_flat(table: FlatTable, split: Split, mapping: Mapping, catalog: FeatureCatalog) -> FlatModels:
+    """Rules (calibrated on calib), tuned LightGBM and the logistic check, both calibrated
+    on the calib slice and refitted on every pre-test row; the kind that ships is chosen on
+    the valid slice (before the test slice is looked at). No calibration groups (one row
+    per lead).
+
+    First the categorical level cap (``max_levels: auto``, `leadscore.flat.levels`): the
+    returned `FlatModels.split` is `split` with the chosen levels, and every later step
+    (evaluate, explain, score) uses it. Then, with ``model.additive: auto``, LightGBM is
+    tuned with single-feature and with free trees and the lower validation log loss ships
+    (`choose_shape`); the summary's ``additive`` says what the constraint costs. Without
+    `rules:`, the learned points table comes from the single-feature model either way."""
+    split, levels = choose_levels(split, catalog, mapping)
+    tr, va, ca = split.train, split.valid, split.calib
+    setting = mapping.model.additive
+    flags = (True, False) if setting == "auto" else (bool(setting),)
+    results, seconds = {}, {}
+    for flag in flags:
+        results[flag], seconds[flag] = _train(split, table, mapping, catalog, flag)
+    chosen, shape = choose_shape(results, seconds, setting)
+    if len(flags) > 1:
+        log.info("model shape: %s", shape["note"])
+    r = results[chosen]
+    points_from = results.get(True, r)  # the learned table needs single-feature trees
+    rules, source = flat_baseline(mapping, table, points_from.fits["lightgbm"].model.model, catalog, tr, ca)
     valid = {"rules": float(roc_auc_score(va["label"], rules.predict_proba(va)[:, 1])),
              **{k: r.metrics[k]["valid"]["roc_auc"] for k in ("logistic", "lightgbm")}}
     if source == "learned":  # as the model: the table of the refit, the calibrator kept
-        rules = refit_points(rules, r.lightgbm.model, catalog, pd.concat([tr, va, ca], ignore_index=True), ca)
+        rules = refit_points(rules, points_from.lightgbm.model, catalog,
+                             pd.concat([tr, va, ca], ignore_index=True), ca)
     kind, why = choose_kind(valid)
     log.info("ships: %s", why)
     summary = {"tuning": r.tuning.summary(), "ships": {"kind": kind, "why": why, "valid_roc_auc": valid},
-               "rules_source": source,
+               "rules_source": source, "levels": levels.summary(), "additive": shape,
                **{k: {"valid": r.metrics[k]["valid"], "calibration": r.metrics[k]["calibration"],
                       "settings": r.summary()[k].get("settings"), "refit": r.summary()[k].get("refit")}
                   for k in ("lightgbm", "logistic")}}
     return FlatModels(rules, r.lightgbm, r.logistic, r.features, r.categorical,
                       r.tuning.best_params, r.fits["lightgbm"].model.model.best_iteration_, kind, why,
-                      valid, summary, source)
+                      valid, summary, source, split, levels.keep)
 
 
 def has_rules(mapping: Mapping) -> bool:
@@ -221,11 +290,15 @@ def refit_points(table: LearnedPointsClassifier, refit: LightGBMClassifier, cata
 
 
 def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCatalog, *,
-                        folds: int = 5, params: dict | None = None, rounds: int = 300) -> dict:
-    """Random stratified K-fold ROC-AUC of LightGBM (given params, fixed `rounds`), the
-    logistic regression and the rules' points (no early stopping: no fold sees its test);
-    without `rules:` in the mapping, the points table learned from each fold's LightGBM."""
-    df = table.frame
+                        folds: int = 5, params: dict | None = None, rounds: int = 300,
+                        additive: bool | None = None, levels: dict[str, list[str]] | None = None) -> dict:
+    """Random stratified K-fold ROC-AUC of LightGBM (given params, fixed `rounds`; `additive`:
+    the run's tree shape, None: the mapping's, auto as single-feature), the logistic
+    regression and the rules' points (no early stopping: no fold sees its test); without
+    `rules:` in the mapping, the points table learned from each fold's LightGBM. `levels`:
+    the run's kept categorical levels (`leadscore.flat.levels`), the rest folded."""
+    df = fold_levels(table.frame, levels) if levels else table.frame
+    additive = (mapping.model.additive is not False) if additive is None else additive
     y = df["label"].to_numpy()
     names, cats = catalog.names, catalog.categorical
     m = mapping.model
@@ -237,7 +310,7 @@ def cross_validate_flat(table: FlatTable, mapping: Mapping, catalog: FeatureCata
         lgbm = LightGBMClassifier(feature_names=names, categorical_features=cats,
                                   params=params or {"learning_rate": m.learning_rate},
                                   max_boost_rounds=rounds, seed=mapping.seed,
-                                  num_threads=m.num_threads, additive=m.additive)
+                                  num_threads=m.num_threads, additive=additive)
         lgbm.fit(a, a["label"])
         logistic = LogisticClassifier(feature_names=names, categorical_features=cats,
                                       C=m.logistic_c).fit(a, a["label"])
@@ -289,7 +362,51 @@ def evaluate_flat(models: FlatModels, split: Split, mapping: Mapping, info: dict
     m["calibration_slice_base_rate"] = split.windows["calib"]["base_rate"]
     m["screen"] = {"refused": screen.refused, "allowed": screen.allowed, "dropped": dropped}
     m["champion"] = champion_entry(models.kind, models.why, models.valid_auc, m)
+    scores = {"rules": models.rules, "logistic": models.logistic, "lightgbm": models.lightgbm}
+    notes = []
+    for name, model in scores.items():
+        m[name] |= calibration_check(test["label"].to_numpy(), probs[name],
+                                     model.decision_function(test), m[name]["ece_ci"], seed=mapping.seed)
+        notes.append(f"{name}: {m[name]['ece_note']}")
+    m["calibration_note"] = "; ".join(notes)
+    m["additive"] = models.summary.get("additive", {})
+    m["levels"] = models.summary.get("levels", {})
     return ev
+
+
+CONSTANT_SHARE = 0.99  # one probability for this share of test rows: "constant after calibration"
+
+
+def calibration_check(y: np.ndarray, p: np.ndarray, score: np.ndarray, ece_ci: list[float], *,
+                      seed: int, n_bins: int = 15) -> dict:
+    """What a test slice's ECE means for this many rows, and whether calibration flattened the
+    ranking. ``ece_noise_floor`` (mean) and ``ece_noise_floor_p95``: the ECE a perfectly
+    calibrated model shows on these predictions by chance (labels drawn from them,
+    `leadscore.modeling.metrics.ece_noise_floor`); ``ece_verdict``: "miscalibrated" when the
+    ECE's bootstrap interval lies above the floor's 95th percentile, "within noise" when the
+    ECE itself is below it, else "unclear". ``roc_auc_uncalibrated``: the ranking of the raw
+    scores (an isotonic map ties scores into steps); ``constant_after_calibration``: one
+    probability for at least 99% of the rows (after a base-rate shift an isotonic map can put
+    every test score on one step, and ROC-AUC 0.5 then describes the calibrator, not the
+    ranking)."""
+    floor = ece_noise_floor(p, n_bins=n_bins, seed=seed)
+    ece_value = float(ece(y, p, n_bins))
+    lo = float(ece_ci[0])
+    verdict = ("miscalibrated" if lo > floor["p95"] else "within noise" if ece_value <= floor["p95"]
+               else "unclear")
+    values, counts = np.unique(np.round(p, 12), return_counts=True)
+    constant = bool(counts.max() >= CONSTANT_SHARE * len(p))
+    raw_auc = float(roc_auc_score(y, score))
+    note = (f"ECE {ece_value:.3f} [{ece_ci[0]:.3f}, {ece_ci[1]:.3f}] against {floor['mean']:.3f} "
+            f"(95th percentile {floor['p95']:.3f}) for a perfectly calibrated model on {len(p)} rows: "
+            f"{verdict}")
+    if constant:
+        note += (f"; CONSTANT after calibration ({counts.max()} of {len(p)} rows get "
+                 f"{values[np.argmax(counts)]:.3f}): its ROC-AUC describes the calibrator, the raw "
+                 f"scores rank at {raw_auc:.3f}")
+    return {"ece_noise_floor": floor["mean"], "ece_noise_floor_p95": floor["p95"],
+            "ece_verdict": verdict, "ece_note": note, "distinct_probabilities": int(len(values)),
+            "constant_after_calibration": constant, "roc_auc_uncalibrated": raw_auc}
 
 
 def score_rows(split: Split, models: FlatModels, explanation: Explanation, catalog: FeatureCatalog,
@@ -353,15 +470,17 @@ def _run_into(outputs: FlatOutputs, mapping: Mapping, *, nrows: int | None, cv_f
         log.info("%-5s %s: %d rows, base rate %.1f%%", name, where, w["rows"], 100 * w["base_rate"])
 
     screen = screen_flat(table, split, mapping, extra_allow)
-    outputs.write_screen(screen)
+    outputs.write_screen(screen, table.log.get("pii"))
     dropped = apply_screen(screen, mapping)
     catalog = kept_catalog(table.catalog, dropped)
     models = train_flat(table, split, mapping, catalog)
+    split = models.split  # categorical levels as the models saw them (leadscore.flat.levels)
     ev = evaluate_flat(models, split, mapping, info, screen, dropped)
     explained = "logistic" if models.kind == "logistic" else "lightgbm"
     explanation = explain_model(split, models.explained, models.rules, catalog, ExplainConfig(),
                                 mapping.seed, name=explained)
     ev.metrics["rules_grades"] = explanation.grades["rules"]
+    ev.metrics["pii"] = table.log.get("pii", [])  # columns dropped as personal data, no values
 
     outputs.write_models(models, explanation, catalog)
     version = model_version(outputs.model_files(models.kind))
@@ -375,7 +494,9 @@ def _run_into(outputs: FlatOutputs, mapping: Mapping, *, nrows: int | None, cv_f
     cv = None
     if cv_folds:
         cv = cross_validate_flat(table, mapping, catalog, folds=cv_folds, params=models.best_params,
-                                 rounds=max(models.best_iteration, 10))
+                                 rounds=max(models.best_iteration, 10),
+                                 additive=models.summary["additive"]["chosen"] == "additive",
+                                 levels=models.level_keep)
         outputs.write_cv(cv)
         log.info("random stratified %d-fold ROC-AUC: %s", cv_folds,
                  ", ".join(f"{k} {cv[k]['roc_auc_mean']:.3f} ± {cv[k]['roc_auc_std']:.3f}" for k in MODELS))

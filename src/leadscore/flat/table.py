@@ -15,13 +15,24 @@ mapping gives one; ``.gz`` is fine). `prepare` then, in this order:
    ``" 12 "``, ``"1 234"``); the few that do not parse become missing (logged). `types`
    overrides the guess;
 5. **categories**: trimmed, inner spaces collapsed and lower-cased (``"Google"`` ==
-   ``"google "``); only the `max_levels` most frequent levels are kept, the rest become
-   ``other``. A text column with more distinct values than half its rows (and more than
-   `max_levels`) is an identifier or free text and is dropped (logged);
+   ``"google "``); with a number `max_levels`, only the most frequent levels are kept, the
+   rest become ``other``; with ``max_levels: auto`` (the default) every level is kept here
+   and the cap is chosen on the validation slice (`leadscore.flat.levels`). A text column
+   with more distinct values than half its rows (and more than a number `max_levels`) is an
+   identifier or free text and is dropped (logged);
 6. **target**: trimmed and compared, case-insensitively, with `positive`; the column must
    hold exactly two distinct values, one of them `positive`; rows without a target are
    dropped (logged);
-7. **groups**: fit and engagement columns as given, else inferred (`infer_groups`).
+7. **personal data**: columns whose values look like e-mail addresses, phone numbers or
+   person names (`leadscore.flat.pii`; the id, target and date columns excepted) are dropped
+   before typing, named in the log and in ``info["pii"]`` (column and kind, never a value);
+8. **groups**: fit and engagement columns as given, else inferred (`infer_groups`);
+9. **date parts**: with `created_at` (and ``date_parts: true``, the default), the day of the
+   week and month of each row's own created date (categorical) and its hour (numeric, only
+   when the column carries times) become fit features (`date_parts`, `DATE_PARTS`).
+
+Messages name columns, counts and row numbers, never cell values; the one exception is the
+target's labels (a target that is not binary lists its few levels).
 
 The result is a `FlatTable`: the frame (``lead_id``, ``label``, ``row`` (file order),
 ``as_of`` (the created date, if any) and the features) and a `FeatureCatalog`.
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -45,9 +57,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from leadscore.errors import ConfigError, InputError
+from leadscore.errors import ConfigError, InputError, safe_error_text
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
 from leadscore.flat.mapping import DATE_ORDERS, Mapping, MappingError
+from leadscore.flat.pii import EMAIL, PHONE, find_pii, pii_kind
 from leadscore.modeling.names import name_words, snake
 from leadscore.modeling.splits import Split
 
@@ -89,18 +102,40 @@ def detect_delimiter(sample: str) -> str:
         return max(counts, key=counts.get) if any(counts.values()) else ","
 
 
+def duplicate_headers(sample: str, delimiter: str) -> list[str]:
+    """Header names (trimmed, non-empty) that appear more than once in the first line of
+    `sample`; pandas would rename the second ``X`` to ``X.1`` without a word."""
+    try:
+        header = next(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    except (StopIteration, csv.Error):
+        return []
+    names = [h.strip() for h in header if h.strip()]
+    return sorted({h for h in names if names.count(h) > 1})
+
+
 def read_flat(mapping: Mapping, *, nrows: int | None = None) -> pd.DataFrame:
     """The export as text columns (no parsing yet), with the delimiter detected."""
     path = mapping.path
     if not path.is_file():
         raise MappingError(f"file: {path} not found (paths are relative to the mapping file)")
+    if path.stat().st_size == 0:
+        raise MappingError(f"file: {path} is empty; export the leads with a header row")
     try:
-        delim = mapping.delimiter or detect_delimiter(_head_text(path, mapping.encoding))
+        sample = _head_text(path, mapping.encoding)
+        delim = mapping.delimiter or detect_delimiter(sample)
         df = pd.read_csv(path, sep=delim, dtype=str, keep_default_na=False, na_filter=False,
                          nrows=nrows, encoding=mapping.encoding, skipinitialspace=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, csv.Error) as err:
-        raise MappingError(f"file: cannot read {path} as CSV ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:200]})") from None
+    # UnicodeError: a wrong `encoding:` (utf-16 without a byte-order mark, say); ValueError
+    # covers pandas' ParserError and EmptyDataError (no header at all)
+    except (UnicodeError, LookupError, ValueError, OSError, csv.Error) as err:
+        raise MappingError(f"file: cannot read {path} as CSV with encoding {mapping.encoding!r} "
+                           f"({type(err).__name__}: {safe_error_text(err)}); check `encoding:` "
+                           f"and `delimiter:` in the mapping") from None
+    dup = duplicate_headers(sample, delim)
+    if dup:
+        raise MappingError(f"file: {path} has {len(dup)} header(s) that appear more than once "
+                           f"({dup[:10]}); a column could be read as the other, so rename them "
+                           f"in the export")
     if df.shape[1] < 2:
         raise MappingError(f"file: {path} has {df.shape[1]} column(s) with delimiter {delim!r}; "
                            f"set `delimiter:` in the mapping")
@@ -232,6 +267,32 @@ def created_dates(text: pd.Series, mapping: Mapping, column: str, rows: np.ndarr
     return parsed.dates
 
 
+DAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS: tuple[str, ...] = ("january", "february", "march", "april", "may", "june", "july",
+                           "august", "september", "october", "november", "december")
+# Date-part features of created_at: feature name -> (plain-language label, kind).
+DATE_PARTS: dict[str, tuple[str, str]] = {
+    "created_day_of_week": ("Day of the week the lead came in", "categorical"),
+    "created_hour": ("Hour of the day the lead came in (0-23)", "numeric"),
+    "created_month": ("Month the lead came in", "categorical"),
+}
+
+
+def date_parts(dates: pd.Series) -> dict[str, pd.Series]:
+    """The parts of each row's own created date (known when the lead comes in, so no leak):
+    day of the week and month as categories (``monday``, ``january``), and the hour (0-23,
+    numeric) only when the column carries times (some date is not at midnight). Missing
+    dates give missing parts. Keys are `DATE_PARTS` names."""
+    d = pd.Series(pd.to_datetime(dates), copy=False)
+    parts = {"created_day_of_week": d.dt.dayofweek.map(dict(enumerate(DAYS))),
+             "created_month": d.dt.month.map(dict(enumerate(MONTHS, start=1)))}
+    present = d.dropna()
+    has_times = bool((present - present.dt.normalize()).dt.total_seconds().ne(0).any())
+    if has_times:
+        parts["created_hour"] = d.dt.hour.astype("float64")
+    return {name: parts[name] for name in DATE_PARTS if name in parts}
+
+
 # ---- cleaning ---------------------------------------------------------------------------
 def drop_stray_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Drop columns with an empty or 'Unnamed: N' header."""
@@ -262,14 +323,15 @@ def numeric_share(s: pd.Series) -> float:
     return float(parse_numbers(s[present]).notna().mean())
 
 
-def clean_category(s: pd.Series, max_levels: int) -> tuple[pd.Series, int]:
+def clean_category(s: pd.Series, max_levels: int | None) -> tuple[pd.Series, int]:
     """Lower-case, trimmed, collapsed spaces; levels beyond the `max_levels` most frequent
-    become 'other'. Returns the column (object dtype, missing as None) and the number of
-    levels folded into 'other'."""
+    become 'other' (None: every level is kept here, and the level cap is chosen on the
+    validation slice later, `leadscore.flat.levels`). Returns the column (object dtype,
+    missing as None) and the number of levels folded into 'other'."""
     t = s.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
     counts = t.value_counts()
     folded = 0
-    if len(counts) > max_levels:
+    if max_levels is not None and len(counts) > max_levels:
         keep = set(counts.index[: max_levels - 1])
         folded = len(counts) - len(keep)
         t = t.where(t.isna() | t.isin(keep), OTHER)
@@ -340,10 +402,13 @@ def _binary_target(raw: pd.Series, positive, target: str) -> pd.Series:
             pass
     values = text.dropna().unique().tolist()
     if len(values) != 2:
-        shown = sorted(map(str, values))[:10]
+        # A few levels are the target's labels and may be quoted; many levels, or values that
+        # look like personal data, mean the wrong column: counted, never shown.
+        labels = len(values) <= 10 and pii_kind(target, pd.Series(values, dtype="string")) is None
+        shown = f": {sorted(map(str, values))}" if labels and values else ""
         raise MappingError(
             f"target: column '{target}' must hold exactly 2 distinct values (a binary outcome), "
-            f"found {len(values)}: {shown}. Map a multi-valued status to yes/no before export, "
+            f"found {len(values)}{shown}. Map a multi-valued status to yes/no before export, "
             f"or pick the converted flag column.")
     hits = [v for v in values if v in pos_set]
     if len(hits) != 1:
@@ -364,7 +429,7 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
     id_col = res(mapping.id, "id") if mapping.id else None
     date_col = res(mapping.created_at, "created_at") if mapping.created_at else None
     drop = {res(c, f"drop[{i}]") for i, c in enumerate(mapping.drop)}
-    allow = [res(c, f"allow[{i}]") for i, c in enumerate(mapping.allow)]
+    allow = [res(c, f"allow[{i}]") for i, c in enumerate(mapping.allow) if snake(c) not in DATE_PARTS]
     types = {res(c, f"types.{c}"): t for c, t in mapping.types.items()}
     fit_given = [res(c, f"fit[{i}]") for i, c in enumerate(mapping.fit or ())]
     eng_given = [res(c, f"engagement[{i}]") for i, c in enumerate(mapping.engagement or ())]
@@ -391,10 +456,11 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
         ids = df[id_col].astype("string").str.strip()
         if ids.isna().any() or (ids == "").any():
             raise MappingError(f"id: column '{id_col}' has {int((ids.isna() | (ids == '')).sum())} empty value(s)")
-        dup = int(ids.duplicated().sum())
-        if dup:
-            raise MappingError(f"id: column '{id_col}' has {dup} duplicate value(s), e.g. "
-                               f"{ids[ids.duplicated()].head(3).tolist()}; one row per lead is needed")
+        dup = ids.duplicated().to_numpy()
+        if dup.any():
+            raise MappingError(f"id: column '{id_col}' has {int(dup.sum())} duplicate value(s), in "
+                               f"row(s) {_rows_text(out['row'].to_numpy()[dup])} (row 1 is the first "
+                               f"row after the header); one row per lead is needed")
         out["lead_id"] = ids.astype(str).to_numpy()
     else:
         out["lead_id"] = (out["row"] + 1).astype(str)
@@ -410,8 +476,27 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
                         n_missing, date_col)
         out["as_of"] = dates.to_numpy()
         info["rows_no_date"] = int(dates.isna().sum())
+        parts = date_parts(out["as_of"]) if mapping.date_parts else {}
+        info["date_parts"] = list(parts)
 
     candidates = [c for c in df.columns if c not in special and c not in drop]
+    pii = find_pii({c: to_missing(df[c], mapping.missing_values) for c in candidates})
+    for i, c in enumerate(mapping.not_pii):
+        col = res(c, f"not_pii[{i}]")
+        if pii.get(col) in (EMAIL, PHONE):
+            raise MappingError(
+                f"not_pii[{i}]: column '{col}' holds {pii[col]} values, which are always dropped "
+                f"(they identify a person and carry no signal a model can generalise); remove it "
+                f"from not_pii, and derive what you need before export (e.g. the e-mail domain's kind)")
+        pii.pop(col, None)
+    if pii:
+        log.warning("dropped %d column(s) that look like personal data (values never shown): %s; "
+                    "a person-name column that is not one can be kept with `not_pii:`", len(pii),
+                    ", ".join(f"'{c}' ({k})" for c, k in pii.items()))
+        candidates = [c for c in candidates if c not in pii]
+        fit_given = [c for c in fit_given if c not in pii]
+        eng_given = [c for c in eng_given if c not in pii]
+    info["pii"] = [{"column": c, "kind": k} for c, k in pii.items()]
     numeric_cols, cat_cols, dropped_id_like, coerced, folded = [], [], [], {}, {}
     names: dict[str, str] = {}
     feats: dict[str, pd.Series] = {}
@@ -432,12 +517,13 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
             numeric_cols.append(c)
         else:
             n_levels = s.nunique()
-            if c not in types and n_levels > max(mapping.max_levels, ID_LIKE_SHARE * s.notna().sum()):
+            cap = None if mapping.max_levels == "auto" else mapping.max_levels
+            if c not in types and n_levels > max(cap or 0, ID_LIKE_SHARE * s.notna().sum()):
                 log.warning("column '%s' has %d distinct values in %d rows: an identifier or free "
                             "text, dropped (give it a type in `types:` to keep it)", c, n_levels, len(s))
                 dropped_id_like.append(c)
                 continue
-            feats[c], n_folded = clean_category(s, mapping.max_levels)
+            feats[c], n_folded = clean_category(s, cap)
             if n_folded:
                 folded[c] = n_folded
                 log.info("column '%s': %d rare level(s) folded into '%s' (max_levels %d)", c,
@@ -470,6 +556,14 @@ def prepare(raw: pd.DataFrame, mapping: Mapping) -> FlatTable:
             specs.append(FeatureSpec(name=name, group=group, label=label_text,
                                      unit=mapping.units.get(c, mapping.units.get(name, "")), kind=kind))
             out[name] = feats[c].to_numpy()
+    for name, values in (parts if date_col else {}).items():
+        label_text, kind = DATE_PARTS[name]
+        feature = name if name not in used else f"{name}_{len(used)}"
+        used.add(feature)
+        names[feature] = feature  # no header of its own: the screen and `allow:` use this name
+        specs.append(FeatureSpec(name=feature, group="fit", kind=kind, unit=mapping.units.get(feature, ""),
+                                 label=mapping.labels.get(feature) or label_text))
+        out[feature] = values.to_numpy()
     if not specs:
         raise MappingError("no feature columns left after drop and cleaning")
     for spec in specs:
@@ -545,4 +639,14 @@ def flat_split(table: FlatTable, mapping: Mapping) -> Split:
             w = {"as_of_first": f"row {int(part['row'].min()) + 1}",
                  "as_of_last": f"row {int(part['row'].max()) + 1}", **w}
         windows[name] = w
+    calib = windows["calib"]
+    folds = mapping.model.calibration_folds
+    if min(calib["positives"], calib["rows"] - calib["positives"]) < folds:
+        from leadscore.modeling.estimators import TooFewPositivesError
+
+        raise TooFewPositivesError(
+            f"split: the calibration slice has {calib['positives']} positive and "
+            f"{calib['rows'] - calib['positives']} negative row(s); the calibration is cross-fitted "
+            f"in model.calibration_folds = {folds} folds, so it needs at least {folds} of each. "
+            f"Use more rows, a larger `split.calib` share, or fewer `model.calibration_folds`")
     return Split(**parts, windows=windows, embargo_months=0)

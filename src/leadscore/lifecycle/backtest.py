@@ -202,7 +202,7 @@ def run_backtest(
         for kind, recipe in (("logistic", logit), ("lightgbm", lgb)):
             fit = fit_calibrate_refit(recipe, split.train, split.valid, split.calib,
                                       refit_rows=split.mature, **common)
-            models[kind] = _scores(fit.refit, test, label)
+            models[kind] = _scores(fit.shipped, test, label)  # the refit unless its check failed
             models[f"{kind}_no_refit"] = _scores(fit.model, test, label)
             chosen[kind] = fit.choice.settings.to_dict()
         fold_rules = clone(rules).fit(split.calib, split.calib[label])  # flat rules too

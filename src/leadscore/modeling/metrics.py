@@ -7,6 +7,8 @@ integer weights), so a resample never copies rows.
   weighted by the bin's share of rows. Bins hold equal numbers of rows (quantile bins):
   with a low base rate, equal-width bins would put nearly every lead in the first bin.
 - `reliability_curve`: the same bins as a table.
+- `ece_noise_floor`: the ECE a perfectly calibrated model shows by chance on these
+  predictions (labels drawn from them), so a small test slice's ECE can be read against it.
 - `gains_table`: lift and cumulative gains by decile of predicted probability.
 - `top_k`: precision and recall when sales can work only the top K leads of each period.
 """
@@ -48,6 +50,23 @@ def ece(y, p, n_bins: int = 15, sample_weight=None) -> float:
     """Expected calibration error over equal-mass bins."""
     rc = reliability_curve(y, p, n_bins, sample_weight)
     return float(np.sum(rc["count"] * np.abs(rc["mean_predicted"] - rc["observed"])) / rc["count"].sum())
+
+
+def ece_noise_floor(p, n_bins: int = 15, n_draws: int = 200, seed: int = 0) -> dict[str, float]:
+    """The ECE a perfectly calibrated model would show on these predictions by chance alone:
+    labels drawn y* ~ Bernoulli(p) `n_draws` times, the ECE of `p` against each draw (the
+    same quantile bins as `ece`). Returns the mean and the 95th percentile: an ECE within
+    them is noise for this many rows, not miscalibration."""
+    p = np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    bins = _quantile_bins(p, n_bins, np.ones(len(p)))
+    onehot = np.zeros((len(p), int(bins.max()) + 1))
+    onehot[np.arange(len(p)), bins] = 1.0
+    expected = p @ onehot
+    draws = (rng.random((n_draws, len(p))) < p).astype(float) @ onehot
+    values = np.abs(draws - expected).sum(axis=1) / len(p)
+    return {"mean": float(values.mean()), "p95": float(np.percentile(values, 95)),
+            "draws": int(n_draws)}
 
 
 def core_metrics(y, p, n_bins: int = 15, sample_weight=None) -> dict[str, float]:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from leadscore.config import TrainModelConfig
@@ -214,10 +215,33 @@ def fit_calibrate_refit(
     estimator, rounds = recipe.refit(choice.model, rows, weights, train_rows=choice.train_rows,
                                      label=label)
     fit.refit_info = {**_window(rows, label), "rounds": rounds}
-    fit.refit = CalibratedModel(estimator, calibrator, dict(meta))
+    refit = CalibratedModel(estimator, calibrator, dict(meta))
+    kept, why = refit_keeps_calibration(fit.model, refit, calib, label)
+    fit.refit_info |= {"kept": kept, "check": why}
+    if not kept:  # the refit's scores moved off the calibrator: ship the train-slice model
+        log.warning("%s refit not shipped: %s", recipe.kind, why)
+        return fit
+    fit.refit = refit
     log.info("%s refit on %d rows (%s)%s, calibrator kept", recipe.kind, len(rows),
              choice.settings, f", {rounds} rounds" if rounds is not None else "")
     return fit
+
+
+def refit_keeps_calibration(model: CalibratedModel, refit: CalibratedModel, calib: pd.DataFrame,
+                            label: str = "label") -> tuple[bool, str]:
+    """Whether the refit, with the calibrator fitted on `model`'s scores, still fits `calib`:
+    its calibrated log loss there must not be worse than `model`'s. The refit has seen the
+    calib rows, so a worse figure means its scores sit on another scale than the calibrator
+    learned (a time-ordered file whose later rows differ: every score lands on one step)."""
+    from sklearn.metrics import log_loss
+
+    y = calib[label].to_numpy(dtype=int)
+    if len(np.unique(y)) < 2:
+        return True, "calib slice has one class: not checked"
+    before = log_loss(y, np.clip(model.predict_proba(calib)[:, 1], 1e-6, 1 - 1e-6), labels=[0, 1])
+    after = log_loss(y, np.clip(refit.predict_proba(calib)[:, 1], 1e-6, 1 - 1e-6), labels=[0, 1])
+    text = f"calibrated log loss on calib {after:.5f} after the refit, {before:.5f} before"
+    return after <= before, text
 
 
 # ---- the training sequence ------------------------------------------------------------------
@@ -382,7 +406,8 @@ def train_models(
                  metrics[key]["valid"]["roc_auc"], fit.calibration["chosen"],
                  {k: round(v, 5) for k, v in fit.calibration["cv_log_loss"].items()},
                  fit.choice.settings,
-                 f"refit on {fit.refit_info['rows']} rows" if fit.refit_info else "no refit")
+                 (f"refit on {fit.refit_info['rows']} rows" if fit.refit is not None
+                 else "refit not shipped (calibration check)" if fit.refit_info else "no refit"))
     return TrainResult("trained", list(features), list(categorical),
                        lightgbm=fits["lightgbm"].shipped, logistic=fits["logistic"].shipped,
                        tuning=tuning, leakage=leakage, metrics=metrics, fits=fits)

@@ -266,6 +266,20 @@ def _when(value: Any) -> str | None:
         return str(value)
 
 
+def _ece_words(e: Mapping, test: Mapping) -> str:
+    """A model's calibration error; with a noise floor (flat exports), its interval and what a
+    perfectly calibrated model would show on this many leads by chance."""
+    words = pct(e.get("ece"), 1)
+    if e.get("ece_noise_floor") is None:
+        return words
+    rows = f" on {count(test['rows'])} leads" if test.get("rows") else ""
+    verdict = {"miscalibrated": "beyond chance", "within noise": "within chance"}.get(
+        str(e.get("ece_verdict")), "not clearly beyond chance")
+    return (f"{words} (95% interval {_ci(e.get('ece_ci'), lambda v: pct(v, 1))}; a perfectly "
+            f"calibrated model would show about {pct(e['ece_noise_floor'], 1)}{rows} by chance, "
+            f"so {verdict})")
+
+
 def _model_section(inp: ReportInputs) -> dict:
     meta = dict(inp.metadata or {})
     window = meta.get("data_window") or {}
@@ -290,6 +304,8 @@ def _model_section(inp: ReportInputs) -> dict:
         # flat exports (`leadscore flat`) split rows, not monthly as-of dates
         "split_note": ((inp.evaluate or {}).get("split") or {}).get("note"),
         "out_of_time": ((inp.evaluate or {}).get("split") or {}).get("out_of_time", True) is not False,
+        # flat exports with `model.additive: auto`: single-feature or free trees, and the cost
+        "shape_note": ((inp.evaluate or {}).get("additive") or {}).get("note"),
     }
 
 
@@ -331,6 +347,9 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
             "brier": fmt(e.get("brier"), 4), "ece": pct(e.get("ece"), 2),
             "top_decile": fmt(e.get("lift_top_decile"), 1),
         })
+        if e.get("constant_after_calibration"):  # flat exports: the calibrator flattened it
+            rows[-1]["name"] += (" (constant after calibration: the same probability for nearly "
+                                 f"every test lead; its raw scores rank at {fmt(e.get('roc_auc_uncalibrated'))})")
     auc_words = None
     if m.get("roc_auc") is not None and r.get("roc_auc") is not None:
         auc_words = (
@@ -465,8 +484,8 @@ def _charts_section(inp: ReportInputs) -> dict:
                              diagonal=True, x_max=lim, y_max=lim,
                              x_label="Predicted conversion probability (group average)",
                              y_label="Observed conversion rate")
-    ece = {k: pct((inp.evaluate or {}).get(k, {}).get("ece"), 1) for k in MODELS
-           if (inp.evaluate or {}).get(k, {}).get("ece") is not None}
+    ece = {k: _ece_words((inp.evaluate or {}).get(k, {}), (inp.evaluate or {}).get("test") or {})
+           for k in MODELS if (inp.evaluate or {}).get(k, {}).get("ece") is not None}
     legend = [{"name": MODEL_NAMES[k], "color": COLORS[k], "dash": k == "logistic"}
               for k in ("lightgbm", "logistic", "rules")]
     return {"gains": gains_svg, "reliability": rel_svg, "ece": ece, "legend": legend,
