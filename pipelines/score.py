@@ -3,8 +3,9 @@
 Inputs:  the CRM source `ingest.path` (kind `ingest.source`; read through leadscore.io with
          personal data dropped inside DuckDB), the champion models/champion/ (the registry's
          `champion` alias, copied by the gate stage; promote and rollback change it).
-Outputs: data/scores/ (scores.parquet: the score contract; scores.quarantine.parquet:
-         quarantined leads with reasons; .scores.parquet.runs/<run_id>/manifest.json),
+Outputs: data/scores/ (persisted; scores.parquet: the score contract; scores.quarantine.parquet:
+         quarantined leads with reasons; scores.parquet.manifest.json, written last, names the
+         published pair: the reader rule; .scores.parquet.runs/<run_id>/manifest.json),
          metrics/score.json.
 Params:  score.* (as_of, chunk_size, quarantine_budget, memory_limit, threads), features.*
          (the same feature settings as training), ingest.source, ingest.path,

@@ -278,11 +278,16 @@ def strings_in(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
-def canary_hits(root: Path, exclude: set[Path]) -> dict[str, list[str]]:
+def canary_hits(root: Path, exclude: set[Path], needles: tuple[str, ...] = CANARIES, *,
+                raw_bytes: bool = False) -> dict[str, list[str]]:
+    """Files under `root` whose decoded strings (and, with `raw_bytes`, raw bytes: free
+    blocks of a DuckDB file, say) hold one of `needles` (the planted canary PII by default;
+    an erased lead id in the erasure tests)."""
     found: dict[str, list[str]] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p not in exclude):
         text = strings_in(path)
-        hits = [c for c in CANARIES if c in text]
+        raw = path.read_bytes() if raw_bytes else b""
+        hits = [c for c in needles if c in text or c.encode() in raw]
         if hits:
             found[str(path.relative_to(root))] = hits
     return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +37,6 @@ def command(fn: Callable) -> Callable:
 
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 @app.callback()
@@ -132,12 +130,10 @@ def score(
 ) -> None:
     """Score the live lead base (`leadscore.serve.batch.score_with_params`). Exit codes: 1 bad
     input, validation or quarantine budget, 2 config or usage, 3 model missing or mismatched."""
-    from leadscore.io import write_json
+    from leadscore.io import check_table_name, write_json
     from leadscore.serve.batch import score_with_params
 
-    if not _TABLE_NAME.fullmatch(table):
-        raise ConfigError(f"--table {table!r}: not a table name (letters, digits and _, starting "
-                          f"with a letter or _, at most 63 characters)")
+    check_table_name(table)  # the one identifier check (leadscore.io), before anything runs
     p = load_params(params)
     if model is None or model.startswith("models:"):
         _registry(params)  # registry URIs resolve against the project's tracking store
@@ -334,10 +330,10 @@ def explain(
             when = dt.datetime.combine(dt.date.fromisoformat(as_of), dt.time())
         except ValueError:
             raise ConfigError(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)") from None
-    _check_crm(crm)
-    for f in (catalog, grading):
+    for f in (catalog, grading):  # the model's files first, then the CRM
         if not f.exists():
             raise FileNotFoundError(f"{f}: not found (run `dvc repro explain`)")
+    _check_crm(crm)
     scorer = Scorer.from_model(load_model(model), load_grading(grading), load_catalog(catalog),
                                n_reasons=p.explain.n_reasons)
     X, when = lead_features(crm, lead_id, when, p.features)
@@ -449,6 +445,33 @@ def monitor(
     if doc["status"] in ("no_runs", "no_reference"):
         raise InputError(f"{path}: {doc['message']}")
     raise_on_alert(doc, report)
+
+
+@command
+def forget(
+    lead_id: list[str] = typer.Option([], "--lead-id", help="A lead to forget (repeatable)."),
+    from_file: Path | None = typer.Option(None, "--from-file", help="A file of lead ids, one per line."),
+    out: list[Path] = typer.Option([Path("data/scores/scores.parquet")], "--out",
+                                   help="A published score output (repeatable; .parquet, .csv or .duckdb)."),
+    history: Path | None = typer.Option(None, "--history", help="Score history DuckDB file (default: monitor.history)."),
+    features: list[Path] = typer.Option([Path("data/processed")], "--features",
+                                        help="A folder of cached feature tables (*.parquet; repeatable)."),
+    params: Path = PARAMS,
+) -> None:
+    """Erase leads: remove them from the published scores and quarantine (atomically), the
+    staged scoring runs, the score history's per-lead rows and the cached feature tables, and
+    record the erasure (a keyed hash of each id and the time, never the id) in the history's
+    `erasures` table. Exit 2 without an id, 1 on an unreadable file."""
+    from leadscore.serve.erasure import forget as do_forget
+    from leadscore.serve.erasure import read_lead_ids
+
+    ids = read_lead_ids(lead_id, from_file)
+    p = load_params(params)
+    result = do_forget(ids, outputs=out, history=history or Path(p.monitor.history), feature_folders=features)
+    for where, n in sorted(result.removed.items()):
+        typer.echo(f"{where}: {n:,} row(s) removed")
+    typer.echo(f"forgot {result.leads:,} lead(s); {result.staged_runs_cleared} staged run(s) cleared; "
+               "erasure recorded (hashed ids only)")
 
 
 if __name__ == "__main__":

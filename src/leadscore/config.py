@@ -351,7 +351,9 @@ class ScoreConfig(_Section):
     before the run fails; `memory_limit` / `threads` bound DuckDB. `control_share` of the
     leads (a hash of the lead id salted with `control_salt`: the same leads every run) form
     the control arm, handed over in the rules' order, so the model's lift over the rules is
-    measured on real outcomes (`leadscore.monitor.realized`); 0 turns it off."""
+    measured on real outcomes (`leadscore.monitor.realized`); 0 turns it off. `fingerprint`
+    says what identifies the input in the run id and the resume check: "stat" (file names,
+    sizes, modification times) or "content" (a hash of the files' bytes, streamed)."""
 
     as_of: dt.date | None = None
     chunk_size: int = Field(100_000, ge=1)
@@ -360,6 +362,7 @@ class ScoreConfig(_Section):
     threads: int = Field(2, ge=1)
     control_share: float = Field(0.1, ge=0, le=0.5)
     control_salt: str = Field("leadscore-control", min_length=1)
+    fingerprint: Literal["stat", "content"] = "stat"
 
 
 class ExplainConfig(_Section):

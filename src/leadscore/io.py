@@ -12,10 +12,13 @@ transaction).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,32 +28,100 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from leadscore.errors import InputError, safe_error_text
+from leadscore.errors import ConfigError, InputError, safe_error_text
 from leadscore.schema import OPTIONAL_TABLES, TABLES, Table
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file, or every file and folder under a folder, to disk (`os.fsync`)."""
+    path = Path(path)
+    if path.is_dir():
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                _fsync_file(Path(root) / name)
+            fsync_dir(root)
+    elif path.exists():
+        _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (a rename inside it) to disk; a no-op where folders cannot
+    be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE);
+    False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the complete folder `new` in place of the folder `target`: one atomic exchange
+    where the system has it (Linux), else `target` renamed aside and `new` renamed into
+    place. The old folder is deleted only after the new one is in place, never before."""
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    if _exchange(new, target):
+        os.replace(new, old)  # `new` now names the previous folder
+    else:
+        os.replace(target, old)
+        os.replace(new, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `target`; publish it over `target` on success.
 
-    The caller writes a file or a folder at the yielded path. A file is published with one
-    `os.replace`. A folder replacing an existing folder is swapped in with two renames (the
-    old one is moved aside, the new one into place, then the old one is deleted), so the old
-    folder is never deleted before the new one is complete. On any exception the temporary
-    file or folder is removed and `target` is untouched.
+    The caller writes a file or a folder at the yielded path. It is flushed to disk
+    (`fsync` of the file, or of every file and folder inside), then published with one
+    `os.replace` and the parent folder flushed, so after a crash the target is the old
+    content or the complete new one, never an empty or torn file. A folder replacing an
+    existing folder is swapped in by `replace_dir` (one atomic exchange on Linux); the old
+    folder is never deleted before the new one is complete and in place. On any exception
+    the temporary file or folder is removed and `target` is untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
+        fsync_path(tmp)
         if tmp.is_dir() and target.is_dir():
-            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_dir(tmp, target)
         else:
             os.replace(tmp, target)
+            fsync_dir(target.parent)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -59,6 +130,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         wal = tmp.with_name(tmp.name + ".wal")
         if wal.exists():
             wal.unlink()
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in blocks (constant memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_json(obj: Any, path: str | Path) -> None:
@@ -116,27 +196,32 @@ def write_query(con: duckdb.DuckDBPyConnection, query: str, path: str | Path, fm
 def swap_duckdb_tables(con: duckdb.DuckDBPyConnection, path: str | Path, queries: dict[str, str]) -> None:
     """Replace tables of the DuckDB file `path` (created if absent) by the results of
     `queries` {table: query on `con`}: each is first written to a new table, then all are
-    swapped in with one transaction, so a reader sees the old tables or the new ones."""
+    swapped in with one transaction, so a reader sees the old tables or the new ones. The
+    file is checkpointed and flushed to disk before returning."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = uuid.uuid4().hex[:8]
-    con.execute(f"ATTACH {sql_literal(path)} AS dst")
+    alias = f"dst_{suffix}"
+    con.execute(f"ATTACH {sql_literal(path)} AS {alias}")
     try:
         fresh = {}
         for name, query in queries.items():
             fresh[name] = f"{name}_new_{suffix}"
-            con.execute(f'CREATE TABLE dst."{fresh[name]}" AS {query}')
+            con.execute(f"CREATE TABLE {alias}.{sql_identifier(fresh[name])} AS {query}")
         con.execute("BEGIN TRANSACTION")
         try:
             for name, new in fresh.items():
-                con.execute(f'DROP TABLE IF EXISTS dst."{name}"')
-                con.execute(f'ALTER TABLE dst."{new}" RENAME TO "{name}"')
+                con.execute(f"DROP TABLE IF EXISTS {alias}.{sql_identifier(name)}")
+                con.execute(f"ALTER TABLE {alias}.{sql_identifier(new)} RENAME TO {sql_identifier(name)}")
             con.execute("COMMIT")
         except duckdb.Error:
             con.execute("ROLLBACK")
             raise
+        con.execute(f"CHECKPOINT {alias}")
     finally:
-        con.execute("DETACH dst")
+        con.execute(f"DETACH {alias}")
+    fsync_path(path)
+    fsync_dir(path.parent)
 
 
 def write_duckdb_tables(
@@ -151,23 +236,81 @@ def write_duckdb_tables(
     with atomic_path(path) as tmp:
         out = con if con is not None else duckdb.connect()
         alias = f"out_{uuid.uuid4().hex[:8]}"
-        out.execute(f"ATTACH '{tmp}' AS {alias}")
+        out.execute(f"ATTACH {sql_literal(tmp)} AS {alias}")
         try:
             for name, df in (frames or {}).items():
                 out.register("_frame", df)
-                out.execute(f"CREATE TABLE {alias}.{name} AS SELECT * FROM _frame")
+                out.execute(f"CREATE TABLE {alias}.{sql_identifier(name)} AS SELECT * FROM _frame")
                 out.unregister("_frame")
             for name, query in (sql or {}).items():
-                out.execute(f"CREATE TABLE {alias}.{name} AS {query}")
+                out.execute(f"CREATE TABLE {alias}.{sql_identifier(name)} AS {query}")
         finally:
             out.execute(f"DETACH {alias}")
             if con is None:
                 out.close()
 
 
+def rewrite_duckdb_without(path: str | Path, column: str, values: Sequence[str]) -> dict[str, int]:
+    """Rewrite the DuckDB file `path` without the rows whose `column` is one of `values`,
+    in every table that has that column (other tables are copied whole; the schema,
+    constraints included, is copied first). The result is a new file swapped in with
+    `atomic_path`, so the deleted rows leave no bytes behind in free blocks of the old file.
+    Returns {table: rows removed}."""
+    path = Path(path)
+    removed: dict[str, int] = {}
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {sql_literal(path)} AS old (READ_ONLY)")
+        con.register("_drop", pd.DataFrame({"v": [str(v) for v in values]}))
+        with atomic_path(path) as tmp:
+            con.execute(f"ATTACH {sql_literal(tmp)} AS new")
+            try:
+                con.execute("COPY FROM DATABASE old TO new (SCHEMA)")
+                tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                     "WHERE database_name = 'old' ORDER BY 1, 2").fetchall()
+                for schema, table in tables:
+                    cols = {r[0] for r in con.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'old' "
+                        "AND schema_name = ? AND table_name = ?", [schema, table]).fetchall()}
+                    src = f"old.{sql_identifier(schema)}.{sql_identifier(table)}"
+                    dst = f"new.{sql_identifier(schema)}.{sql_identifier(table)}"
+                    where = ""
+                    if column in cols:
+                        n = con.execute(f"SELECT count(*) FROM {src} WHERE {sql_identifier(column)} IN "
+                                        "(SELECT v FROM _drop)").fetchall()[0][0]
+                        removed[table] = int(n)
+                        where = f" WHERE {sql_identifier(column)} IS NULL OR {sql_identifier(column)} NOT IN (SELECT v FROM _drop)"
+                    con.execute(f"INSERT INTO {dst} SELECT * FROM {src}{where}")
+                con.execute("CHECKPOINT new")
+            finally:
+                con.execute("DETACH new")
+            con.execute("DETACH old")
+    finally:
+        con.close()
+    return removed
+
+
 def sql_literal(value: str | Path) -> str:
-    """A SQL string literal (single quotes doubled)."""
+    """A SQL string literal (single quotes doubled): for file paths in ATTACH / COPY /
+    read_parquet, which DuckDB does not take as prepared parameters."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (double quotes doubled): table, column and alias names."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def check_table_name(name: str, what: str = "--table") -> str:
+    """`name` when it is a plain table name (letters, digits and _, starting with a letter
+    or _, at most 63 characters), else `ConfigError`."""
+    if not isinstance(name, str) or not TABLE_NAME.fullmatch(name):
+        raise ConfigError(f"{what} {name!r}: not a table name (letters, digits and _, starting "
+                          f"with a letter or _, at most 63 characters)")
+    return name
 
 
 def safe_key(value: Any) -> str:

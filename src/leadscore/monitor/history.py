@@ -1,4 +1,4 @@
-"""The score history: a DuckDB file (params `monitor.history`) with three tables.
+"""The score history: a DuckDB file (params `monitor.history`) with four tables.
 
 * `score_runs`: one summary row per batch scoring run, keyed by `run_id`: as_of, scored_at,
   model version and kind, leads in / quarantined / scored, the newest event in the source
@@ -9,6 +9,8 @@
   outcomes are in (`leadscore.monitor.realized`): run_id, lead_id (pseudonymous: no e-mail,
   name or attribute), probability, grade, rule_points, arm. Kept `monitor.lead_rows_days`
   days after the run's as_of (then deleted); `monitor.keep_lead_scores: false` keeps none.
+* `erasures`: one row per erased lead (`leadscore forget`): a salted hash of its id
+  (`lead_hash`) and the time (`erased_at`); never the id itself.
 * `reference`: the training reference of each model version, keyed by `model_version`: the
   bin spec and the summary of the out-of-time test slice of the training table
   (`monitor.reference_table`) scored by that model, and `expected`: that model's figures
@@ -40,7 +42,7 @@ import pandas as pd
 
 from leadscore.config import MonitorConfig, Params
 from leadscore.errors import InputError, safe_error_text
-from leadscore.io import read_json, write_json
+from leadscore.io import read_json, rewrite_duckdb_without, write_json
 from leadscore.monitor import drift
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,11 @@ LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-TABLE_COLUMNS = {"score_runs": RUN_COLUMNS, "reference": REFERENCE_COLUMNS, "scored_leads": LEAD_COLUMNS}
+ERASURE_COLUMNS: tuple[tuple[str, str], ...] = (("lead_hash", "VARCHAR"), ("erased_at", "TIMESTAMP"))
+
+
+TABLE_COLUMNS = {"score_runs": RUN_COLUMNS, "reference": REFERENCE_COLUMNS, "scored_leads": LEAD_COLUMNS,
+                 "erasures": ERASURE_COLUMNS}
 
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
@@ -125,7 +131,7 @@ def read_table(path: str | Path, table: str) -> pd.DataFrame:
             if table not in found:
                 return pd.DataFrame(columns=cols)
             order = {"score_runs": "as_of, scored_at, run_id", "reference": "created_at",
-                     "scored_leads": "run_id, lead_id"}[table]
+                     "scored_leads": "run_id, lead_id", "erasures": "erased_at, lead_hash"}[table]
             return con.execute(f"SELECT * FROM {table} ORDER BY {order}").df()
     except duckdb.Error as err:
         raise InputError(f"{path}: cannot read the score history ({safe_error_text(err)})") from None
@@ -218,6 +224,24 @@ def append_run(path: str | Path, row: Mapping[str, Any], *, parts: Sequence[Path
     if not added:
         log.info("score history: run %s already recorded in %s", row["run_id"], path)
     return added
+
+
+def forget_leads(path: str | Path, lead_ids: Sequence[str], *, hashes: Sequence[str],
+                 at: dt.datetime) -> int:
+    """Erasure: remove the leads' `scored_leads` rows (the file is rewritten, so no bytes of
+    them stay behind; `leadscore.io.rewrite_duckdb_without`) and append one `erasures` row
+    per lead: its salted hash and the time, never the id. Returns the lead rows removed."""
+    path = Path(path)
+    ensure_store(path)
+    try:
+        removed = rewrite_duckdb_without(path, "lead_id", lead_ids).get("scored_leads", 0)
+        with duckdb.connect(str(path)) as con:
+            con.execute("BEGIN TRANSACTION")
+            con.executemany("INSERT INTO erasures VALUES (?, ?)", [[h, at] for h in hashes])
+            con.execute("COMMIT")
+    except duckdb.Error as err:
+        raise InputError(f"{path}: cannot erase from the score history ({safe_error_text(err)})") from None
+    return int(removed)
 
 
 # ---- the reference ------------------------------------------------------------------------

@@ -23,11 +23,15 @@
    when it is a leadscore model, of any kind: lightgbm, logistic or rules) and write it as
    one Parquet part in the run's staging folder (`leadscore.io.write_arrow`: a part on disk
    is complete). A tqdm bar on stderr.
-5. **Publish** (`publish`): the parts are combined, sorted by lead_id, into a temporary file
-   next to the output and renamed over it (`leadscore.io.write_query`); for a DuckDB
-   database the rows go into a new table that replaces the old one in one transaction
-   (`leadscore.io.swap_duckdb_tables`). The quarantine output is published first, the scores
-   last: a reader sees the old scores or the new, never a mix.
+5. **Check, then publish**. `check_invariants`: every eligible clean lead exactly once and
+   nothing else, probability in [0, 1], grades in A1..D4, else `InputError` / `ModelError`
+   and nothing is published. `publish`: the parts are combined, sorted by lead_id, into a
+   new pair of files (scores and quarantine) in `.<out name>.published/<run>-<id>/`, then
+   `<out>.manifest.json` naming both (rows, SHA-256) is written last: the commit point that
+   readers follow (see "The reader rule" above `published_manifest_path`); `<out>` and its
+   quarantine sibling are then hard links to the new pair. For a DuckDB database the
+   scores, the quarantine and a one-row manifest table replace the old ones in one
+   transaction (`leadscore.io.swap_duckdb_tables`).
 6. **Record** (with `history`, as `score_with_params` passes from params `monitor`): each
    chunk's drift counts are staged beside its part, and after publishing one summary row is
    appended to the score history (`leadscore.monitor.history`), with the run's per-lead
@@ -39,11 +43,14 @@ Failures are `leadscore.errors` types (`InputError`, `ConfigError`, `ModelError`
 caller maps them to the one exit-code table.
 
 Idempotent and resumable. `run_id` is a hash of as_of, model version and the input
-fingerprint (file paths, sizes and modification times) unless given. The staging folder
-``<out dir>/.<out name>.runs/<run_id>/`` holds `manifest.json` (run_id, scored_at = the
-run's first start, the chunk boundaries) and the finished parts. A rerun of the same run
-reuses the manifest, skips finished parts and so finishes with each lead exactly once and
-identical rows; after publishing, the parts are deleted and the manifest kept.
+fingerprint (`score.fingerprint`: file paths, sizes and modification times, or a hash of
+the files' bytes) unless given. The staging folder ``<out dir>/.<out name>.runs/<run_id>/``
+holds `manifest.json` (run_id, as_of, model version, input fingerprint, scored_at = the
+run's first start, the chunk boundaries) and the finished parts. A rerun reuses the
+manifest and skips finished parts only when as_of, model version and fingerprint all match
+(`resume_mismatch`); otherwise it clears the parts and starts over. After publishing, the
+parts are deleted and the manifest kept. The model folder is verified before it is loaded
+(`verify_model_folder`: content hash = recorded `model_version`, leadscore's code file).
 """
 
 from __future__ import annotations
@@ -55,7 +62,9 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +77,15 @@ import pyarrow as pa
 from leadscore.config import FeaturesConfig, Params
 from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
 from leadscore.errors import ConfigError, InputError, ModelError, safe_error_text
-from leadscore.features.build import build_features, data_cutoff, feature_catalog
+from leadscore.features.build import _feature_sql, build_features, data_cutoff, feature_catalog
 from leadscore.io import (
+    check_table_name,
+    file_sha256,
+    fsync_dir,
     open_source,
     read_json,
     safe_key,
+    sql_identifier,
     sql_literal,
     swap_duckdb_tables,
     write_arrow,
@@ -207,14 +220,25 @@ def _set_views(con: duckdb.DuckDBPyConnection, free_mail_domains: Sequence[str],
         con.execute(f"CREATE OR REPLACE VIEW scoring.{name} AS SELECT {', '.join(cols)} FROM {src} WHERE {where}")
 
 
-def input_fingerprint(kind: str, path: str | Path) -> str:
-    """Hash of the input files' names, sizes and modification times (cheap, no data read)."""
+FINGERPRINTS = ("stat", "content")
+
+
+def input_fingerprint(kind: str, path: str | Path, mode: str = "stat") -> str:
+    """A hash of the input files. `mode` "stat": their names, sizes and modification times
+    (cheap, no data read); "content": their bytes (read in blocks, constant memory), so a
+    copy or a touched file with the same data is the same input and an edit that keeps
+    size and mtime is not."""
+    if mode not in FINGERPRINTS:
+        raise ConfigError(f"score.fingerprint={mode!r}: use one of {', '.join(FINGERPRINTS)}")
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    h = hashlib.sha256(kind.encode())
+    h = hashlib.sha256(f"{kind}|{mode}".encode() if mode != "stat" else kind.encode())
     for f in files:
-        st = f.stat()
-        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        if mode == "content":
+            h.update(f"{f.name}|{file_sha256(f)}\n".encode())
+        else:
+            st = f.stat()
+            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -278,18 +302,78 @@ def check_input(con: duckdb.DuckDBPyConnection, info: dict, *, budget: float, sa
 # ---- 3./4. the model -------------------------------------------------------------------
 
 def load_scorer_model(uri: str) -> Any:
-    """`mlflow.pyfunc.load_model(uri)`; a missing or unloadable model is `ModelError`."""
+    """The MLflow model at `uri` (a folder, or a models:/ or runs:/ URI, downloaded first),
+    **verified before it is loaded** (`verify_model_folder`: its files must hash to the
+    `model_version` recorded at export, and its code file must be leadscore's), then
+    `mlflow.pyfunc.load_model`. A missing, unloadable, changed or corrupted model is
+    `ModelError` (exit 3)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow.artifacts
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    if "://" not in uri and not uri.startswith("models:") and not Path(uri).exists():
-        raise ModelError(f"{uri}: model not found (run the export stage, or pass --model "
-                         "models:/leadscore@champion)")
+    def load(folder: Path) -> Any:
+        verify_model_folder(folder, uri)
+        try:
+            return mlflow.pyfunc.load_model(str(folder))
+        except (MlflowException, OSError) as err:
+            raise ModelError(f"{uri}: cannot load the scorer model ({str(err).splitlines()[0][:300]})") from None
+
+    if "://" not in uri and not uri.startswith(("models:", "runs:")):
+        if not Path(uri).exists():
+            raise ModelError(f"{uri}: model not found (run the export stage, or pass --model "
+                             "models:/leadscore@champion)")
+        return load(Path(uri))
+    with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        except (MlflowException, OSError) as err:
+            raise ModelError(f"{uri}: cannot load the scorer model ({str(err).splitlines()[0][:300]})") from None
+        return load(Path(local))  # the scorer reads every artifact at load: the copy can go
+
+
+def verify_model_folder(folder: Path, uri: str | None = None) -> str | None:
+    """Check an exported model folder before any of its code runs: the artifacts listed in
+    its MLmodel must hash (`leadscore.serve.export.model_version`) to the `model_version`
+    recorded in its metadata, and its models-from-code file must be byte-identical to
+    `leadscore.serve.model_code` (the model would otherwise run code we never wrote).
+    Returns the verified version; None (a warning) for an MLflow model that is not a
+    leadscore export (no recorded version). `ModelError` otherwise."""
+    import yaml
+
+    from leadscore.serve.export import CODE_FILE, model_version
+
+    where = uri or str(folder)
+    mlmodel = folder / "MLmodel"
+    if not mlmodel.is_file():
+        raise ModelError(f"{where}: not an MLflow model folder (no MLmodel file)")
     try:
-        return mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as err:
-        raise ModelError(f"{uri}: cannot load the scorer model ({str(err).splitlines()[0][:300]})") from None
+        doc = yaml.safe_load(mlmodel.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ModelError(f"{where}: unreadable MLmodel file ({safe_error_text(err)})") from None
+    recorded = (doc.get("metadata") or {}).get("model_version")
+    pyfunc = (doc.get("flavors") or {}).get("python_function") or {}
+    if recorded is None:
+        log.warning("%s: the model records no model_version; its content is not verified", where)
+        return None
+    artifacts = pyfunc.get("artifacts") or {}
+    files = {k: folder / v["path"] for k, v in artifacts.items() if isinstance(v, dict) and "path" in v}
+    missing = sorted(k for k, f in files.items() if not f.is_file())
+    if not files or missing:
+        raise ModelError(f"{where}: the model's artifact file(s) {missing or 'all'} are missing; "
+                         "re-export the model")
+    actual = model_version(files)
+    if actual != str(recorded):
+        raise ModelError(f"{where}: the model's files do not match its recorded version {recorded} "
+                         f"(their content hash is {actual}): the folder was changed or corrupted "
+                         "after export. Re-export it, or score another --model.")
+    code_path = pyfunc.get("model_code_path")
+    if code_path:
+        stored = folder / Path(str(code_path)).name
+        if not stored.is_file() or stored.read_bytes() != CODE_FILE.read_bytes():
+            raise ModelError(f"{where}: the model's code file ({stored.name}) is not leadscore's "
+                             "serve/model_code.py; refusing to run it. Re-export the model.")
+    return str(recorded)
 
 
 def _inner_scorer(model: Any) -> Any:
@@ -335,6 +419,98 @@ def model_kind_of(model: Any) -> str:
 
 
 # ---- the run ----------------------------------------------------------------------------
+
+RESUME_KEYS = ("run_id", "as_of", "model_version", "input_fingerprint", "fingerprint")
+
+
+def resume_mismatch(manifest: dict, identity: dict) -> list[str]:
+    """The keys of `RESUME_KEYS` on which a staged run's manifest differs from this run
+    (empty: its finished parts can be reused). A manifest written before the fingerprint
+    mode was recorded was a "stat" one."""
+    staged = {"fingerprint": "stat", **manifest}
+    return [k for k in RESUME_KEYS if str(staged.get(k)) != str(identity.get(k))]
+
+
+GRADES = tuple(f"{letter}{digit}" for letter in "ABCD" for digit in "1234")
+
+
+def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, as_of: dt.datetime,
+                     features: FeaturesConfig, quarantined: pd.Series | None = None) -> dict[str, int]:
+    """Before anything is published: the staged parts hold every eligible clean lead as of
+    `as_of` exactly once (eligibility as `leadscore.features.build` defines it, on the
+    scoring views of `con`, set to the whole clean lead base) and no other lead, no
+    quarantined lead, every probability in [0, 1] and every grade one of A1..D4 equal to
+    its letter and digit. `InputError` (the leads) or `ModelError` (the scores) otherwise,
+    naming counts and up to 5 lead ids. Returns the counts."""
+    steps, _ = _feature_sql([as_of], **feature_kwargs(features))
+    eligible = next(iter(steps.values()))  # the first step is the eligibility rule itself
+    files = [str(p) for p in parts]
+    grades = ", ".join(sql_literal(g) for g in GRADES)
+    con.execute("CREATE OR REPLACE TEMP TABLE _elig AS SELECT DISTINCT lead_id FROM (" + eligible + ")")
+    if files:
+        con.execute("CREATE OR REPLACE TEMP TABLE _staged AS SELECT lead_id, probability, grade, fit_grade, "
+                    "engagement_grade FROM read_parquet(?)", [files])
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _staged (lead_id VARCHAR, probability DOUBLE, "
+                    "grade VARCHAR, fit_grade VARCHAR, engagement_grade VARCHAR)")
+    q = {
+        "rows": "SELECT count(*) FROM _staged",
+        "duplicated": "SELECT count(*) FROM (SELECT lead_id FROM _staged GROUP BY lead_id HAVING count(*) > 1)",
+        "null_lead_id": "SELECT count(*) FROM _staged WHERE lead_id IS NULL",
+        "eligible": "SELECT count(*) FROM _elig",
+        "missing": "SELECT count(*) FROM _elig e ANTI JOIN _staged s USING (lead_id)",
+        "not_eligible": "SELECT count(*) FROM _staged s ANTI JOIN _elig e USING (lead_id)",
+        "bad_probability": "SELECT count(*) FROM _staged WHERE probability IS NULL OR isnan(probability) "
+                           "OR probability < 0 OR probability > 1",
+        "bad_grade": f"SELECT count(*) FROM _staged WHERE grade IS NULL OR grade NOT IN ({grades}) "
+                     "OR grade IS DISTINCT FROM fit_grade || engagement_grade",
+    }
+    try:
+        return _judge(con, q, quarantined)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _elig")
+        con.execute("DROP TABLE IF EXISTS _staged")
+
+
+def _judge(con: duckdb.DuckDBPyConnection, q: dict[str, str], quarantined: pd.Series | None) -> dict[str, int]:
+    counts = {k: int(con.execute(v).fetchall()[0][0]) for k, v in q.items()}
+    sample = {
+        "duplicated": "SELECT lead_id FROM _staged GROUP BY lead_id HAVING count(*) > 1",
+        "missing": "SELECT lead_id FROM _elig e ANTI JOIN _staged s USING (lead_id)",
+        "not_eligible": "SELECT lead_id FROM _staged s ANTI JOIN _elig e USING (lead_id)",
+        "bad_probability": "SELECT lead_id FROM _staged WHERE probability IS NULL OR isnan(probability) "
+                           "OR probability < 0 OR probability > 1",
+        "bad_grade": q["bad_grade"].replace("SELECT count(*)", "SELECT lead_id"),
+    }
+
+    def keys(kind: str) -> str:
+        rows = con.execute(f"{sample[kind]} ORDER BY lead_id LIMIT 5").fetchall()
+        return ", ".join(safe_key(r[0]) for r in rows)
+
+    in_quarantine = 0
+    if quarantined is not None and len(quarantined.dropna()):
+        con.register("_q", pd.DataFrame({"lead_id": quarantined.dropna().astype(str).unique()}))
+        in_quarantine = int(con.execute("SELECT count(*) FROM _staged JOIN _q USING (lead_id)").fetchall()[0][0])
+        con.unregister("_q")
+    lead_problems = [f"{counts[k]} {what} (lead_id: {keys(k)})" for k, what in (
+        ("duplicated", "lead(s) scored more than once"), ("missing", "eligible lead(s) not scored"),
+        ("not_eligible", "scored lead(s) that are not eligible")) if counts[k]]
+    if counts["null_lead_id"]:
+        lead_problems.append(f"{counts['null_lead_id']} row(s) without a lead_id")
+    if in_quarantine:
+        lead_problems.append(f"{in_quarantine} quarantined lead(s) scored")
+    if lead_problems:
+        raise InputError(f"nothing published: the staged scores do not cover the {counts['eligible']} eligible "
+                         f"lead(s) exactly once: {'; '.join(lead_problems)}. The input changed during the "
+                         "run? Rerun with a new --run-id.")
+    score_problems = [f"{counts[k]} {what} (lead_id: {keys(k)})" for k, what in (
+        ("bad_probability", "probability(ies) missing or outside [0, 1]"),
+        ("bad_grade", "grade(s) not one of A1..D4 or not letter + digit")) if counts[k]]
+    if score_problems:
+        raise ModelError(f"nothing published: the model's scores are invalid: {'; '.join(score_problems)}. "
+                         "Check the exported model.")
+    return counts
+
 
 def make_run_id(as_of: dt.datetime, model_version: str, fingerprint: str) -> str:
     blob = f"{as_of.isoformat()}|{model_version}|{fingerprint}"
@@ -413,6 +589,7 @@ def score_leads(
     history: History | None = None,
     control_share: float = 0.0,
     control_salt: str = "leadscore",
+    fingerprint_mode: str = "stat",
 ) -> ScoreResult:
     """Score every eligible lead of the source as of `as_of` (None: the data cutoff) and
     publish the score contract to `out`. `features` are the feature settings of training
@@ -431,6 +608,9 @@ def score_leads(
     t0 = time.perf_counter()
     out = Path(out)
     fmt = _format_of(out, fmt)
+    check_table_name(table)
+    if fingerprint_mode not in FINGERPRINTS:
+        raise ConfigError(f"score.fingerprint={fingerprint_mode!r}: use one of {', '.join(FINGERPRINTS)}")
     if chunk_size < 1:
         raise ConfigError("chunk_size must be at least 1")
     catalog = feature_catalog(features.windows_days, features.content_types)
@@ -448,7 +628,7 @@ def score_leads(
         if as_of is None:
             cutoff = data_cutoff(con)
             as_of = dt.datetime.combine(cutoff.date() + dt.timedelta(days=1), dt.time())
-        fingerprint = input_fingerprint(source_kind, source)
+        fingerprint = input_fingerprint(source_kind, source, fingerprint_mode)
         run_id = run_id or make_run_id(as_of, version, fingerprint)
         work = staging_dir(out, run_id)
         (work / "parts").mkdir(parents=True, exist_ok=True)
@@ -458,11 +638,17 @@ def score_leads(
                                     [as_of]).fetchone()[0] if recorder is not None else None)
         n_leads = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
         manifest = read_json(manifest_path) if manifest_path.exists() else None
-        if manifest is None or manifest.get("run_id") != run_id:
+        identity = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
+                    "input_fingerprint": fingerprint, "fingerprint": fingerprint_mode}
+        stale = manifest is not None and resume_mismatch(manifest, identity)
+        if stale:
+            log.warning("run %s: the staged run was for another input or model (%s differ); "
+                        "starting over", run_id, ", ".join(stale))
+            shutil.rmtree(work / "parts", ignore_errors=True)
+            (work / "parts").mkdir(parents=True, exist_ok=True)
+        if manifest is None or stale:
             started = (now or (lambda: dt.datetime.now(dt.UTC)))().replace(tzinfo=None, microsecond=0)
-            manifest = {"run_id": run_id, "as_of": as_of.isoformat(), "model_uri": model_uri,
-                        "model_version": version, "model_kind": model_kind_of(model),
-                        "input_fingerprint": fingerprint,
+            manifest = {**identity, "model_uri": model_uri, "model_kind": model_kind_of(model),
                         "source_kind": source_kind, "scored_at": started.isoformat(),
                         "chunk_size": chunk_size, "bounds": chunk_bounds(con, chunk_size),
                         "status": "running"}
@@ -505,12 +691,21 @@ def score_leads(
                     time.sleep(chunk_pause_s)
         finally:
             bar.close()
+        expected = {work / "parts" / f"part-{i:05d}.parquet" for i in range(len(bounds))}
+        for stray in (work / "parts").glob("part-*.parquet"):  # never publish a part of another run
+            if stray not in expected:
+                stray.unlink()
+        _set_views(con, free_mail_domains, csv=source_kind == "csv")
+        check_invariants(con, sorted(expected),
+                         as_of=as_of, features=features, quarantined=quarantine["lead_id"])
     finally:
         con.close()
 
     q = quarantine.assign(as_of=as_of, run_id=run_id)
     q_table = pa.Table.from_pandas(q[QUARANTINE_SCHEMA.names], schema=QUARANTINE_SCHEMA, preserve_index=False)
-    n_scored = publish(work / "parts", out, fmt, q_table, table=table)
+    n_scored = publish(work / "parts", out, fmt, q_table, table=table,
+                       run={"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
+                            "scored_at": scored_at.isoformat()})
     n_quarantined = int(quarantine["lead_id"].nunique()) + int(quarantine["lead_id"].isna().sum())
     if recorder is not None:
         recorder.append([work / "parts" / f"part-{i:05d}.parquet" for i in range(len(bounds))],
@@ -549,30 +744,114 @@ def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of:
         out=out, model_uri=model_uri, as_of=as_of, features=params.features,
         free_mail_domains=params.ingest.free_mail_domains, chunk_size=chunk_size or sc.chunk_size,
         quarantine_budget=sc.quarantine_budget, threads=sc.threads, memory_limit=sc.memory_limit,
-        control_share=sc.control_share, control_salt=sc.control_salt, **kw)
+        control_share=sc.control_share, control_salt=sc.control_salt,
+        fingerprint_mode=sc.fingerprint, **kw)
 
 
 # ---- 5. publish ------------------------------------------------------------------------
+#
+# The reader rule (Parquet and CSV): read `<out>.manifest.json` (`published_manifest_path`)
+# first, then the two files it names (`read_scores`, `read_quarantine`, `published_file`).
+# The manifest is written last, with one `os.replace`, after both files of the new result
+# are complete and on disk in their own folder (`.<out name>.published/<run>-<id>/`), so it
+# always names a complete pair of the same run: the old pair until it is replaced, the new
+# pair after. Older pairs are removed only once the new manifest is on disk. `<out>` and its
+# quarantine sibling are then hard links to the new pair, for readers that open a fixed path:
+# the scores first, the quarantine second, so the quarantine such a reader sees is never
+# newer than the scores. DuckDB output: the scores, the quarantine and a one-row manifest
+# table (`<table>_quarantine`, `<table>_manifest`) are swapped in one transaction.
 
-def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: str = "scores") -> int:
-    """Combine the parts (sorted by lead_id) and publish them, plus the quarantine, atomically.
-    Returns the number of score rows."""
+
+def published_manifest_path(out: str | Path) -> Path:
+    """`<out>.manifest.json`: which score and quarantine files make up the published result."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.manifest.json")
+
+
+def generations_dir(out: str | Path) -> Path:
+    """The folder holding the published pairs of files (one sub-folder per publish)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.published"
+
+
+def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: str = "scores",
+            run: dict | None = None) -> int:
+    """Combine the parts (sorted by lead_id) and publish them, plus the quarantine, as one
+    atomic unit (see the reader rule above). `run` (run_id, as_of, model_version,
+    scored_at) goes into the manifest. Returns the number of score rows."""
+    run = dict(run or {})
     glob = sql_literal(str(parts / "part-*.parquet"))
     query = f"SELECT * FROM read_parquet({glob}) ORDER BY lead_id"
+    q_query = "SELECT * FROM _quarantine ORDER BY lead_id, table_name, column_name"
     con = duckdb.connect()
     try:
         con.register("_quarantine", quarantine)
-        n = con.execute(f"SELECT count(*) FROM read_parquet({glob})").fetchone()[0]
+        n = con.execute(f"SELECT count(*) FROM read_parquet({glob})").fetchall()[0][0]
         if fmt == "duckdb":  # new tables, swapped in with one transaction
-            swap_duckdb_tables(con, out, {
-                table: query, f"{table}_quarantine": "SELECT * FROM _quarantine ORDER BY lead_id"})
+            check_table_name(table)
+            con.register("_manifest", pd.DataFrame([{
+                "run_id": run.get("run_id"), "as_of": run.get("as_of"), "model_version": run.get("model_version"),
+                "scored_at": run.get("scored_at"), "scores_rows": int(n), "quarantine_rows": quarantine.num_rows}]))
+            swap_duckdb_tables(con, out, {table: query, f"{table}_quarantine": q_query,
+                                          f"{table}_manifest": "SELECT * FROM _manifest"})
         else:
-            q_out = quarantine_path(out, fmt)
-            _publish_file(con, "SELECT * FROM _quarantine ORDER BY lead_id, table_name, column_name", q_out, fmt)
-            _publish_file(con, query, out, fmt)
+            publish_files(con, {"scores": query, "quarantine": q_query}, out, fmt, run)
     finally:
         con.close()
     return int(n)
+
+
+def publish_files(con: duckdb.DuckDBPyConnection, queries: dict[str, str], out: Path, fmt: str,
+                  run: dict, *, raw_csv: bool = False) -> dict:
+    """Write `queries` {"scores": ..., "quarantine": ...} on `con` as a new pair of files,
+    commit the manifest naming them, link `out` and its quarantine sibling to them, and
+    remove older pairs. `raw_csv`: the queries already give CSV text (reasons as JSON)."""
+    gen = generations_dir(out) / f"{run.get('run_id') or 'run'}-{uuid.uuid4().hex[:8]}"
+    gen.mkdir(parents=True)
+    targets = {"scores": out, "quarantine": quarantine_path(out, fmt)}
+    doc = {"format": fmt, **{k: run.get(k) for k in ("run_id", "as_of", "model_version", "scored_at")}}
+    try:
+        for key, query in queries.items():
+            f = gen / targets[key].name
+            if raw_csv:
+                write_query(con, query, f, fmt)
+            else:
+                _publish_file(con, query, f, fmt)
+            rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
+            doc[key] = {"path": f.relative_to(out.parent).as_posix(), "rows": int(rows),
+                        "sha256": file_sha256(f)}
+        fsync_dir(gen)
+        fsync_dir(gen.parent)
+    except BaseException:
+        shutil.rmtree(gen, ignore_errors=True)
+        raise
+    _commit(out, doc)
+    for key in ("scores", "quarantine"):  # scores first: a plain reader's quarantine is never newer
+        _link_plain(gen / targets[key].name, targets[key])
+    for old in generations_dir(out).iterdir():
+        if old != gen:
+            shutil.rmtree(old, ignore_errors=True)
+    return doc
+
+
+def _commit(out: Path, doc: dict) -> None:
+    """The commit point of a publish: the manifest, written last (atomic, flushed)."""
+    write_json(doc, published_manifest_path(out))
+
+
+def _link_plain(src: Path, target: Path) -> None:
+    """`target` becomes the same file as `src` (a hard link, else a copy), in one rename."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _publish_file(con: duckdb.DuckDBPyConnection, query: str, out: Path, fmt: str) -> None:
@@ -585,33 +864,80 @@ def _columns(con: duckdb.DuckDBPyConnection, query: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {query}").fetchall()]
 
 
+def published_file(out: str | Path, key: str = "scores", *, verify: bool = True) -> Path:
+    """The file holding the published `key` ("scores" or "quarantine") of the Parquet or CSV
+    output `out`, by the reader rule: the one its manifest names (with `verify`, its SHA-256
+    must match the manifest's), or, for an output published before manifests, `out` / its
+    quarantine sibling. `InputError` when the manifest names a missing or changed file."""
+    out = Path(out)
+    manifest = published_manifest_path(out)
+    if not manifest.exists():
+        return out if key == "scores" else quarantine_path(out, _format_of(out, None))
+    doc = read_json(manifest)
+    entry = doc.get(key) or {}
+    f = out.parent / str(entry.get("path", ""))
+    if not entry or not f.is_file():
+        raise InputError(f"{manifest}: names {key} file {entry.get('path')!r}, which is missing")
+    if verify and file_sha256(f) != entry.get("sha256"):
+        raise InputError(f"{manifest}: the {key} file {entry['path']} does not match its recorded SHA-256 "
+                         "(changed after publishing)")
+    return f
+
+
+def _relation(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, table: str, key: str = "scores") -> str:
+    if fmt == "duckdb":
+        check_table_name(table)
+        con.execute(f"ATTACH {sql_literal(out)} AS src (READ_ONLY)")
+        name = table if key == "scores" else f"{table}_quarantine"
+        return f"src.{sql_identifier(name)}"
+    f = published_file(out, key, verify=False)
+    if fmt == "parquet":
+        return f"read_parquet({sql_literal(f)})"
+    return f"read_csv({sql_literal(f)}, header=true)"
+
+
 def _grade_counts(out: Path, fmt: str, table: str) -> dict[str, int]:
     con = duckdb.connect()
     try:
-        if fmt == "duckdb":
-            con.execute(f"ATTACH {sql_literal(out)} AS src (READ_ONLY)")
-            rel = f'src."{table}"'
-        elif fmt == "parquet":
-            rel = f"read_parquet({sql_literal(out)})"
-        else:
-            rel = f"read_csv({sql_literal(out)}, header=true)"
+        rel = _relation(con, out, fmt, table)
         rows = con.execute(f"SELECT grade, count(*) FROM {rel} GROUP BY grade ORDER BY grade").fetchall()
     finally:
         con.close()
     return {str(g): int(n) for g, n in rows}
 
 
-def read_scores(path: str | Path, fmt: str | None = None, table: str = "scores") -> pd.DataFrame:
-    """Read a published score output back (reasons as lists of dicts; parsed from JSON in CSV)."""
+_CSV_TEXT = ("lead_id", "grade", "fit_grade", "engagement_grade", "rule_grade", "model_version", "run_id", "arm")
+
+
+def read_scores(path: str | Path, fmt: str | None = None, table: str = "scores", *,
+                verify: bool = True) -> pd.DataFrame:
+    """Read a published score output back, by the reader rule (Parquet/CSV: the file its
+    manifest names, hash-checked with `verify`; DuckDB: the table). Reasons as lists of
+    dicts (parsed from JSON in CSV)."""
     path = Path(path)
     fmt = _format_of(path, fmt)
+    if fmt == "duckdb":
+        check_table_name(table)
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.execute(f"SELECT * FROM {sql_identifier(table)} ORDER BY lead_id").df()
+    f = published_file(path, "scores", verify=verify)
     if fmt == "parquet":
-        return pd.read_parquet(path)
-    if fmt == "csv":
-        text = ("lead_id", "grade", "fit_grade", "engagement_grade", "rule_grade", "model_version", "run_id",
-                "arm")
-        df = pd.read_csv(path, dtype=dict.fromkeys(text, str), parse_dates=["as_of", "scored_at"])
-        df["reasons"] = df["reasons"].map(json.loads)
-        return df
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(f'SELECT * FROM "{table}" ORDER BY lead_id').df()
+        return pd.read_parquet(f)
+    df = pd.read_csv(f, dtype=dict.fromkeys(_CSV_TEXT, str), parse_dates=["as_of", "scored_at"])
+    df["reasons"] = df["reasons"].map(json.loads)
+    return df
+
+
+def read_quarantine(path: str | Path, fmt: str | None = None, table: str = "scores", *,
+                    verify: bool = True) -> pd.DataFrame:
+    """The quarantine published with the scores at `path` (the same reader rule)."""
+    path = Path(path)
+    fmt = _format_of(path, fmt)
+    if fmt == "duckdb":
+        check_table_name(table)
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.execute(f"SELECT * FROM {sql_identifier(table + '_quarantine')} ORDER BY lead_id").df()
+    f = published_file(path, "quarantine", verify=verify)
+    if fmt == "parquet":
+        return pd.read_parquet(f)
+    return pd.read_csv(f, dtype={"lead_id": str}, parse_dates=["as_of"])
