@@ -11,9 +11,10 @@ mapping gives one; ``.gz`` is fine). `prepare` then, in this order:
    none, ?; trimmed, any case) become missing. "unknown" is a real level by default (see
    leadscore.flat.mapping);
 4. **numbers stored as text**: a column is numeric when at least 95% of its non-missing
-   values parse after trimming spaces and removing thousands separators (``"1,234"``,
-   ``" 12 "``, ``"1 234"``); the few that do not parse become missing (logged). `types`
-   overrides the guess;
+   values parse after trimming spaces, removing thousands separators (``"1,234"``,
+   ``" 12 "``, ``"1 234"``) and a currency sign or a percent sign (``"$12,500.00"``,
+   ``"1,234 €"``, ``"15%"`` is 15); decimal commas (``"1.234,50"``) are not guessed; the
+   few that do not parse become missing (logged). `types` overrides the guess;
 5. **categories**: trimmed, inner spaces collapsed and lower-cased (``"Google"`` ==
    ``"google "``); with a number `max_levels`, only the most frequent levels are kept, the
    rest become ``other``; with ``max_levels: auto`` (the default) every level is kept here
@@ -82,6 +83,8 @@ ENGAGEMENT_WORDS: frozenset[str] = frozenset({
 
 _UNNAMED = re.compile(r"^\s*(unnamed:\s*\d+(_level_\d+)?)?\s*$", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
+_CURRENCY_LEAD = re.compile(r"^([+-]?)\s*[$€£¥]\s*")  # "$1,234", "-€ 12"
+_SIGN_TRAIL = re.compile(r"\s*[$€£¥%]$")  # "1,234 €", "15%"
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -308,8 +311,11 @@ def to_missing(s: pd.Series, missing_values: tuple[str, ...]) -> pd.Series:
 
 
 def parse_numbers(s: pd.Series) -> pd.Series:
-    """Text -> float: spaces trimmed, thousands separators removed ('1,234', '1 234')."""
+    """Text -> float: spaces trimmed, one currency sign ($ € £ ¥, before or after) or a
+    trailing percent sign removed ('$12,500.00', '15%' -> 15), then thousands separators
+    ('1,234', '1 234'). Decimal commas ('1.234,50') are not guessed: missing."""
     t = s.astype("string").str.strip()
+    t = t.str.replace(_CURRENCY_LEAD.pattern, r"\1", regex=True).str.replace(_SIGN_TRAIL.pattern, "", regex=True)
     thousands = t.str.fullmatch(_THOUSANDS.pattern).fillna(False).astype(bool)
     t = t.where(~thousands, t.str.replace(r"[, ]", "", regex=True))
     return pd.to_numeric(t, errors="coerce").astype("float64")
