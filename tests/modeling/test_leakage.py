@@ -83,6 +83,8 @@ def test_each_rule_flags_its_column_and_honest_columns_pass():
     assert "univariate AUC" in by["x17"]
     assert "name looks post-outcome (tags)" in by["tags"]
     assert "values look like sales outcomes" in by["tags"]
+    levels = set(_frame()["tags"].dropna().astype(str))
+    assert not any(repr(v) in by["tags"] for v in levels)  # outcome words named, never a value
     assert report.aucs["age"] < 0.6
 
 

@@ -426,8 +426,10 @@ def value_reason(x: pd.Series, min_rows: int = 5) -> str | None:
     counts = x.dropna().astype(str).value_counts()
     hits = [v for v, n in counts.items()
             if n >= min_rows and set(name_words(v)) & POST_OUTCOME_VALUE_WORDS]
-    if hits:
-        return f"values look like sales outcomes ({', '.join(map(repr, hits[:3]))})"
+    if hits:  # name the outcome words matched, never the values themselves
+        words = sorted({w for v in hits for w in name_words(v)} & POST_OUTCOME_VALUE_WORDS)
+        return (f"values look like sales outcomes ({len(hits)} level(s) with the word(s) "
+                f"{', '.join(map(repr, words[:3]))})")
     return None
 
 
