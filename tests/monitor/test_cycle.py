@@ -24,12 +24,12 @@ from leadscore.config import (
 from leadscore.data.ingest import ingest
 from leadscore.data.synthetic import generate_crm, generate_next_quarter
 from leadscore.errors import EXIT_GUARD
-from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.build import feature_catalog, training_table_from_crm
 from leadscore.features.catalog import save_catalog
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
 from leadscore.monitor.history import read_runs
 from leadscore.monitor.run import run_monitor
-from leadscore.serve.batch import feature_kwargs, score_with_params
+from leadscore.serve.batch import score_with_params
 from leadscore.serve.export import export_scorer
 from pipelines.monitor import app as stage_app
 
@@ -46,11 +46,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     generate_crm(CFG, SEED, d / "q0.duckdb")
     generate_next_quarter(CFG, SEED, d / "q1.duckdb")
     ingest("duckdb", d / "q0.duckdb", d / "crm.duckdb", IngestConfig().free_mail_domains)
-    with duckdb.connect(str(d / "crm.duckdb"), read_only=True) as con:
-        table, _ = training_table(
-            con, as_of_start=F.as_of_start, as_of_end=None, every_months=1, cutoff=None,
-            target_stage=F.target_stage, horizon_days=F.horizon_days,
-            **{k: v for k, v in feature_kwargs(F).items() if k != "target_stage"})
+    table, _ = training_table_from_crm(d / "crm.duckdb", F)
     table.to_parquet(d / "train.parquet")
     save_rules(PointsRuleClassifier.from_config(TrainRulesConfig()).fit(table, table["label"]), d / "rules.json")
     save_catalog(feature_catalog(F.windows_days, F.content_types), d / "catalog.json")

@@ -33,13 +33,13 @@ from leadscore.config import (
 from leadscore.data.ingest import ingest
 from leadscore.data.synthetic import DEFAULT_SHIFT, NO_SHIFT, generate_crm, generate_next_quarter
 from leadscore.errors import EXIT_GUARD
-from leadscore.features.build import feature_catalog, training_table
+from leadscore.features.build import feature_catalog, training_table_from_crm
 from leadscore.features.catalog import save_catalog
 from leadscore.io import write_json
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
 from leadscore.monitor.history import read_lead_rows, read_runs
 from leadscore.monitor.run import monitor_with_params
-from leadscore.serve.batch import feature_kwargs, read_scores, score_with_params
+from leadscore.serve.batch import read_scores, score_with_params
 from leadscore.serve.export import export_scorer
 
 pytestmark = pytest.mark.slow  # three small CRMs, two scorers, four scoring runs (~15 s)
@@ -64,11 +64,7 @@ def world(tmp_path_factory) -> dict:
     generate_next_quarter(CFG, SEED, d / "same.duckdb", quarters=2, shift=NO_SHIFT)
     generate_next_quarter(CFG, SEED, d / "shifted.duckdb", quarters=2, shift=DEFAULT_SHIFT)
     ingest("duckdb", d / "q0.duckdb", d / "crm.duckdb", IngestConfig().free_mail_domains)
-    with duckdb.connect(str(d / "crm.duckdb"), read_only=True) as con:
-        table, _ = training_table(
-            con, as_of_start=F.as_of_start, as_of_end=None, every_months=1, cutoff=None,
-            target_stage=F.target_stage, horizon_days=F.horizon_days,
-            **{k: v for k, v in feature_kwargs(F).items() if k != "target_stage"})
+    table, _ = training_table_from_crm(d / "crm.duckdb", F)
     table.to_parquet(d / "train.parquet")
     save_catalog(feature_catalog(F.windows_days, F.content_types), d / "catalog.json")
     good = PointsRuleClassifier.from_config(TrainRulesConfig()).fit(table, table["label"])
@@ -151,7 +147,9 @@ def test_arms_are_stable_and_lead_rows_match_the_published_scores(world):
     assert (merged["arm"] == merged["arm_h"]).all()
     assert (merged["probability"] == merged["probability_h"]).all()
     assert set(rows.columns) == {"run_id", "lead_id", "probability", "grade", "rule_points", "arm"}
-    other = read_scores(world["root"] / "params_stale_q0.parquet")  # another model, same leads
+    other_params = _params(world, "arms_stale")
+    _score(world, other_params, "stale", "q0")
+    other = read_scores(world["root"] / "params_arms_stale_q0.parquet")  # another model, same leads
     both = scores.merge(other, on="lead_id", suffixes=("", "_o"))
     assert len(both) > 1000 and (both["arm"] == both["arm_o"]).all()
     assert pd.Series(scores["arm"]).value_counts().to_dict().keys() == {"model", "control"}
