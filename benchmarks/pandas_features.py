@@ -56,6 +56,9 @@ def pandas_features(
     out["industry"] = _cat(el.industry).values
     out["country"] = _cat(el.country, upper=True).values
     out["source"] = _cat(el.source).values
+    budget = el.bant_budget.astype("boolean")
+    out["bant_budget"] = np.where(budget.isna(), "unknown", np.where(budget.fillna(False), "yes", "no"))
+    out["bant_timeline"] = _cat(el.bant_timeline).values
     for flag in ("free_mail", "email_invalid", "placeholder_name"):
         out[flag] = el[flag].astype("boolean").fillna(False).astype("float64").values
     out["lead_age_days"] = ((as_of_ts - el.created_at).dt.total_seconds() / 86400.0).values

@@ -287,8 +287,8 @@ MONTH_MIN_SPAN_DAYS = 730  # the month part needs two years of dates (see `date_
 def date_parts(dates: pd.Series) -> dict[str, pd.Series]:
     """The parts of each row's own created date (known when the lead comes in, so no leak):
     day of the week as a category (``monday``), the month (``january``) only when the dates
-    span at least two years (`MONTH_MIN_SPAN_DAYS`: with less, the test slice's months were
-    never seen in training, which cost 0.023 ROC-AUC on the day-first corpus export), and
+    span at least two years (`MONTH_MIN_SPAN_DAYS`: with less, a time split's test months
+    were never seen in training, so the model has nothing to learn them from), and
     the hour (0-23, numeric) only when the column carries times (some date is not at
     midnight). Missing dates give missing parts. Keys are `DATE_PARTS` names."""
     d = pd.Series(pd.to_datetime(dates), copy=False)
