@@ -1,17 +1,10 @@
 """Stage `report`: the marketing report, one self-contained HTML file that opens offline.
 
-Inputs:  metrics/evaluate.json, plots/gains.csv, plots/reliability_<model>.csv,
-         models/lightgbm/ (metadata.json, importance.csv), models/rules.json,
-         reports/validation.json, metrics/validate.json, data/processed/feature_catalog.json,
-         metrics/features.json, and from the explain stage metrics/grades.json,
-         reports/drivers.json, reports/examples.json, plots/dependence_<field>.csv, and
-         the model lifecycle's metrics/backtest.json (backtest stage), reports/gate.json and
-         reports/changes.json (gate stage), models/grading.json (explain stage) and
-         metrics/score.json (score stage: the live grade mix, "How the grades are defined").
-         reports/monitor.json (monitor stage: drift and the grade mix over scoring runs).
-         metrics/points.json, models/points.csv and models/points.yaml (points stage: the
-         points table learned from the model, beside the hand-written one).
-         A missing input becomes a "not available" note in its section, not a failure.
+Inputs:  evaluate (metrics, gains, reliability), the models, data checks, the feature catalog;
+         explain (grades, drivers, examples, dependence, grading); backtest; gate (gate,
+         changes); score and monitor (live grade mix, drift); points (the learned table).
+         Paths: `leadscore.report.build.ReportPaths.in_project`. A missing input becomes a
+         "not available" note in its section, not a failure.
 Outputs: reports/report.html; with `report.log_mlflow`, a new MLflow run named `report`
          holding the file as the artifact report/report.html.
 Params:  report.* (top_share, max_drivers, dependence_charts, examples_per_grade,

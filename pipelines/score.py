@@ -6,7 +6,9 @@ Inputs:  the CRM source `ingest.path` (kind `ingest.source`; read through leadsc
 Outputs: data/scores/ (persisted; scores.parquet: the score contract; scores.quarantine.parquet:
          quarantined leads with reasons; scores.parquet.manifest.json, written last, names the
          published pair: the reader rule; .scores.parquet.runs/<run_id>/manifest.json),
-         metrics/score.json.
+         metrics/score.json (with `speed_to_lead`: median and p95 lag from a lead's creation or
+         last event to its score; the stage is always a full run, `leadscore score
+         --incremental` the incremental one).
 Params:  score.* (as_of, chunk_size, quarantine_budget, memory_limit, threads), features.*
          (the same feature settings as training), ingest.source, ingest.path,
          ingest.free_mail_domains.
@@ -38,6 +40,10 @@ def main(
         write_json(result.to_dict(), metrics)
         s.log.info("scored %s leads as of %s (%s quarantined) -> %s [run %s]", f"{result.leads_scored:,}",
                    result.as_of.date(), f"{result.leads_quarantined:,}", result.out, result.run_id)
+        speed = result.summary.get("speed_to_lead") or {}
+        if speed.get("leads"):
+            s.log.info("speed to lead: median %.1f h, p95 %.1f h from creation or last event to score",
+                       speed["median_h"], speed["p95_h"])
 
 
 if __name__ == "__main__":

@@ -126,10 +126,19 @@ def score(
     metrics: Path | None = typer.Option(None, "--metrics", help="Write a JSON summary here."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     chunk_pause_s: float = typer.Option(0.0, "--chunk-pause-s", hidden=True, help="Testing: pause after each chunk."),
+    changed_since: dt.datetime | None = typer.Option(
+        None, "--changed-since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+        help="Rescore only leads created, or with events or outcomes, at or after this time (UTC) and merge "
+             "them into the published table (implies --incremental)."),
+    incremental: bool = typer.Option(
+        False, "--incremental/--full", help="Rescore only the leads changed since the published run's "
+                                           "watermark and merge them (a full run when nothing can be merged)."),
     params: Path = PARAMS,
 ) -> None:
-    """Score the live lead base (`leadscore.serve.batch.score_with_params`). Exit codes: 1 bad
-    input, validation or quarantine budget, 2 config or usage, 3 model missing or mismatched."""
+    """Score the live lead base (`leadscore.serve.batch.score_with_params`); with --incremental or
+    --changed-since only the changed leads, merged into the published table
+    (`leadscore.serve.incremental`). Exit codes: 1 bad input, validation or quarantine budget (or
+    another run published meanwhile), 2 config or usage, 3 model missing or mismatched."""
     from leadscore.io import check_table_name, write_json
     from leadscore.serve.batch import score_with_params
 
@@ -142,11 +151,15 @@ def score(
     result = score_with_params(
         p, out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
         source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
-        progress=progress, chunk_pause_s=chunk_pause_s)
+        progress=progress, chunk_pause_s=chunk_pause_s, changed_since=changed_since, incremental=incremental)
     if metrics is not None:
         write_json(result.to_dict(), metrics)
-    typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} "
-               f"({result.leads_quarantined:,} quarantined) -> {result.out} [run {result.run_id}]")
+    mode = result.summary.get("mode", "full")
+    speed = result.summary.get("speed_to_lead") or {}
+    lag = (f"; lag median {speed['median_s']:,.0f} s, p95 {speed['p95_s']:,.0f} s" if speed.get("leads") else "")
+    typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} ({mode}; "
+               f"{result.leads_quarantined:,} quarantined; table {result.summary.get('table_rows', 0):,} rows{lag}) "
+               f"-> {result.out} [run {result.run_id}]")
 
 
 def _registry(params: Path):
@@ -377,6 +390,38 @@ def _check_crm(crm: Path) -> None:
     if missing:
         raise InputError(f"--crm {crm}: not a CRM; table(s) {missing} missing (pass the validated "
                          f"CRM, data/interim/validated.duckdb)")
+
+
+@command
+def serve(
+    model: str = typer.Option("models/champion", "--model",
+                              help="Exported MLflow model folder or models:/ URI (loaded and verified once)."),
+    crm: Path | None = typer.Option(None, "--crm", help="CRM DuckDB file, as `leadscore score` reads it "
+                                                        "(default: ingest.path)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free port)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Score every request as of this date or time "
+                                                           "(default: now, UTC; a request's ?as_of= wins)."),
+    params: Path = PARAMS,
+) -> None:
+    """Score one lead now over HTTP: GET /leads/<lead_id>[?as_of=], POST /score (a lead record plus
+    its events), GET /health (`leadscore.serve.server`). Exit codes at start: 3 model missing or
+    mismatched, 1 CRM missing or unreadable, 2 bad option."""
+    from leadscore.serve.server import LeadService, RequestError, parse_as_of
+    from leadscore.serve.server import serve as run_server
+
+    p = load_params(params)
+    when = None
+    if as_of is not None:
+        try:
+            when = parse_as_of(as_of)
+        except RequestError as err:
+            raise ConfigError(f"--as-of: {err.message}") from None
+    if model.startswith("models:"):
+        _registry(params)
+    service = LeadService.from_model_uri(model, crm or Path(p.ingest.path), p.features,
+                                         p.ingest.free_mail_domains, as_of=when)
+    run_server(service, host, port)
 
 
 @command

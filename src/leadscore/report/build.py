@@ -659,6 +659,26 @@ def _points_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
             "source": source, "bands": bands, "mql": p.get("mql_threshold")}
 
 
+def _duration(seconds: float) -> str:
+    """A lag in the unit a marketer reads: seconds, minutes, hours or days."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.0f} seconds"
+
+
+def speed_to_lead_section(score: Mapping | None) -> dict:
+    """Speed to lead of the latest scoring run (metrics/score.json `speed_to_lead`: the lag
+    from a lead's creation or last event to its score): one sentence's figures."""
+    s = (score or {}).get("speed_to_lead") or {}
+    try:
+        leads, med, p95 = int(s["leads"]), float(s["median_s"]), float(s["p95_s"])
+    except (KeyError, TypeError, ValueError):
+        return {"available": False}
+    return {"available": leads > 0, "leads": count(leads), "median": _duration(med), "p95": _duration(p95),
+            "mode": "an incremental" if (score or {}).get("mode") == "incremental" else "a full"}
+
+
 def _checks_section(inp: ReportInputs) -> dict:
     vm = inp.validate_metrics or {}
     val = inp.validation or {}
@@ -735,6 +755,7 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "changes": changes_section(inputs.changes),
         "monitoring": monitoring_section(inputs.monitor) | {"shown": inputs.monitoring},
         "grade_definition": grade_definition_section(inputs.grading, inputs.score),
+        "speed_to_lead": speed_to_lead_section(inputs.score),
         "handoff": handoff_section(inputs.evaluate),
         "segments": segments_section(inputs.evaluate),
         "feedback": feedback_section(inputs.evaluate),

@@ -39,6 +39,13 @@
    performance. Each lead's `arm` (`leadscore.serve.arms`): "control" for a fixed share of
    lead ids, handed over in the rules' order, else "model".
 
+**Incremental runs** (`incremental=True` or `changed_since`): step 3 scores only the leads
+changed since the published run's watermark, and step 5 merges them into the published table
+(`leadscore.serve.incremental`: which leads, which are removed, the one-unit merge, why a
+chain of them equals a full run at the same as_of). Every run stages each chunk's
+**speed-to-lead** lags (scored_at - max(created_at, last event before as_of); `lead_lags`)
+beside its part; the median and 95th percentile go to the run manifest and the result.
+
 Failures are `leadscore.errors` types (`InputError`, `ConfigError`, `ModelError`), so every
 caller maps them to the one exit-code table.
 
@@ -73,6 +80,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from leadscore.config import FeaturesConfig, Params
 from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
@@ -205,10 +213,13 @@ def open_crm(kind: str, path: str | Path, free_mail_domains: Sequence[str], *, t
 
 
 def _set_views(con: duckdb.DuckDBPyConnection, free_mail_domains: Sequence[str], *, csv: bool = False,
-               lo: str | None = None, hi: str | None = None) -> None:
-    """(Re)define the scoring views: clean (not quarantined) leads in [lo, hi)."""
+               lo: str | None = None, hi: str | None = None, only: bool = False) -> None:
+    """(Re)define the scoring views: clean (not quarantined) leads in [lo, hi); with `only`,
+    just the leads in `temp._only` (an incremental run's changed leads)."""
     flags = derived_flags_sql(free_mail_domains)
     conds = ["lead_id IS NOT NULL", "lead_id NOT IN (SELECT lead_id FROM temp._quarantined)"]
+    if only:
+        conds.append("lead_id IN (SELECT lead_id FROM temp._only)")
     if lo is not None:
         conds.append(f"lead_id >= {sql_literal(lo)}")
     if hi is not None:
@@ -420,7 +431,8 @@ def model_kind_of(model: Any) -> str:
 
 # ---- the run ----------------------------------------------------------------------------
 
-RESUME_KEYS = ("run_id", "as_of", "model_version", "input_fingerprint", "fingerprint")
+RESUME_KEYS = ("run_id", "as_of", "model_version", "input_fingerprint", "fingerprint", "changed_since",
+               "base_run_id")
 
 
 def resume_mismatch(manifest: dict, identity: dict) -> list[str]:
@@ -435,19 +447,23 @@ GRADES = tuple(f"{letter}{digit}" for letter in "ABCD" for digit in "1234")
 
 
 def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, as_of: dt.datetime,
-                     features: FeaturesConfig, quarantined: pd.Series | None = None) -> dict[str, int]:
+                     features: FeaturesConfig, quarantined: pd.Series | None = None,
+                     staged: str | None = None) -> dict[str, int]:
     """Before anything is published: the staged parts hold every eligible clean lead as of
     `as_of` exactly once (eligibility as `leadscore.features.build` defines it, on the
     scoring views of `con`, set to the whole clean lead base) and no other lead, no
     quarantined lead, every probability in [0, 1] and every grade one of A1..D4 equal to
     its letter and digit. `InputError` (the leads) or `ModelError` (the scores) otherwise,
-    naming counts and up to 5 lead ids. Returns the counts."""
+    naming counts and up to 5 lead ids. Returns the counts. `staged`: a query giving the
+    rows instead of `parts` (an incremental run's merged table)."""
     steps, _ = _feature_sql([as_of], **feature_kwargs(features))
     eligible = next(iter(steps.values()))  # the first step is the eligibility rule itself
     files = [str(p) for p in parts]
     grades = ", ".join(sql_literal(g) for g in GRADES)
     con.execute("CREATE OR REPLACE TEMP TABLE _elig AS SELECT DISTINCT lead_id FROM (" + eligible + ")")
-    if files:
+    if staged is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staged}")
+    elif files:
         con.execute("CREATE OR REPLACE TEMP TABLE _staged AS SELECT lead_id, probability, grade, fit_grade, "
                     "engagement_grade FROM read_parquet(?)", [files])
     else:
@@ -590,6 +606,8 @@ def score_leads(
     control_share: float = 0.0,
     control_salt: str = "leadscore",
     fingerprint_mode: str = "stat",
+    changed_since: dt.datetime | None = None,
+    incremental: bool = False,
 ) -> ScoreResult:
     """Score every eligible lead of the source as of `as_of` (None: the data cutoff) and
     publish the score contract to `out`. `features` are the feature settings of training
@@ -602,8 +620,15 @@ def score_leads(
     score history after publishing (None: no history). `control_share` of the leads (by a
     hash of lead id and `control_salt`, `leadscore.serve.arms`) get `arm` "control": sales
     works them in the rules' order; the others "model".
+
+    `incremental` (or a `changed_since` timestamp) rescores only the leads changed since
+    `changed_since` (default: the published run's watermark) and merges them into the
+    published table (`leadscore.serve.incremental`; a full run when it cannot merge). Such a
+    run records no score-history row.
     """
     from tqdm import tqdm
+
+    from leadscore.serve import incremental as inc
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -618,28 +643,51 @@ def score_leads(
     check_signature(model, catalog.names, catalog.categorical, model_uri)
     version = model_version_of(model)
     fast = _inner_scorer(model)
-    recorder = None if history is None else history.start(
+    feats_hash = inc.features_hash(features)
+    base = None
+    if incremental or changed_since is not None:
+        base = inc.published_base(out, fmt, table)
+        why = inc.full_run_reason(base, model_version=version, features_hash=feats_hash,
+                                  changed_since=changed_since)
+        if why:
+            log.warning("incremental run not possible (%s): running a full run", why)
+            base = None
+    since = None if base is None else (changed_since or dt.datetime.fromisoformat(str(base["watermark"])))
+    recorder = None if history is None or base is not None else history.start(
         model_version=version, model_kind=model_kind_of(model), names=catalog.names,
         categorical=catalog.categorical,
         predict=lambda x: fast.score_arrow(x)[0] if fast is not None else model.predict(x))
 
     con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit)
+    views = {"csv": source_kind == "csv", "only": base is not None}
     try:
         if as_of is None:
             cutoff = data_cutoff(con)
             as_of = dt.datetime.combine(cutoff.date() + dt.timedelta(days=1), dt.time())
         fingerprint = input_fingerprint(source_kind, source, fingerprint_mode)
-        run_id = run_id or make_run_id(as_of, version, fingerprint)
+        mode = "full" if base is None else "incremental"
+        basis = fingerprint if base is None else f"{fingerprint}|{since.isoformat()}|{base.get('run_id')}"
+        run_id = run_id or make_run_id(as_of, version, basis)
         work = staging_dir(out, run_id)
         (work / "parts").mkdir(parents=True, exist_ok=True)
         manifest_path = work / "manifest.json"
         quarantine = check_input(con, info, budget=quarantine_budget)
+        mark = inc.watermark(con, as_of)
         newest_event = (con.execute("SELECT max(occurred_at) FROM memory.main.events WHERE occurred_at < ?",
                                     [as_of]).fetchone()[0] if recorder is not None else None)
+        published_rel, changes = None, {}
+        if base is not None:
+            published_rel = inc.attach_published(con, out, fmt, table)
+            changes = inc.select_changed(con, published_rel, since=since, as_of=as_of, features=features)
+            _set_views(con, free_mail_domains, **views)
+            log.info("incremental run since %s: %d lead(s) to rescore, %d kept, %d removed", since,
+                     changes["leads_rescored"], changes["leads_kept"], changes["leads_removed"])
         n_leads = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
         manifest = read_json(manifest_path) if manifest_path.exists() else None
         identity = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
-                    "input_fingerprint": fingerprint, "fingerprint": fingerprint_mode}
+                    "input_fingerprint": fingerprint, "fingerprint": fingerprint_mode,
+                    "changed_since": None if since is None else since.isoformat(),
+                    "base_run_id": None if base is None else base.get("run_id")}
         stale = manifest is not None and resume_mismatch(manifest, identity)
         if stale:
             log.warning("run %s: the staged run was for another input or model (%s differ); "
@@ -648,7 +696,7 @@ def score_leads(
             (work / "parts").mkdir(parents=True, exist_ok=True)
         if manifest is None or stale:
             started = (now or (lambda: dt.datetime.now(dt.UTC)))().replace(tzinfo=None, microsecond=0)
-            manifest = {**identity, "model_uri": model_uri, "model_kind": model_kind_of(model),
+            manifest = {**identity, "mode": mode, "model_uri": model_uri, "model_kind": model_kind_of(model),
                         "source_kind": source_kind, "scored_at": started.isoformat(),
                         "chunk_size": chunk_size, "bounds": chunk_bounds(con, chunk_size),
                         "status": "running"}
@@ -666,7 +714,7 @@ def score_leads(
             for i, lo in enumerate(bounds):
                 part = work / "parts" / f"part-{i:05d}.parquet"
                 hi = bounds[i + 1] if i + 1 < len(bounds) else None
-                _set_views(con, free_mail_domains, csv=source_kind == "csv", lo=lo, hi=hi)
+                _set_views(con, free_mail_domains, lo=lo, hi=hi, **views)
                 if part.exists() and (recorder is None or recorder.has_chunk(part)):
                     resumed += 1
                     bar.update(con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0])
@@ -685,6 +733,7 @@ def score_leads(
                     tbl, scored = SCORE_SCHEMA.empty_table(), None
                 if recorder is not None:  # the chunk's drift counts, before its part
                     recorder.write_chunk(part, feats[catalog.names] if len(feats) else None, scored)
+                write_arrow(lead_lags(feats, as_of=as_of, scored_at=scored_at), lag_file(part))
                 write_arrow(tbl, part)
                 bar.update(n_chunk)
                 if chunk_pause_s:
@@ -692,37 +741,97 @@ def score_leads(
         finally:
             bar.close()
         expected = {work / "parts" / f"part-{i:05d}.parquet" for i in range(len(bounds))}
+        if not bounds:  # nothing to score (an incremental run with no change): one empty part
+            write_arrow(SCORE_SCHEMA.empty_table(), work / "parts" / "part-00000.parquet")
+            expected = {work / "parts" / "part-00000.parquet"}
         for stray in (work / "parts").glob("part-*.parquet"):  # never publish a part of another run
             if stray not in expected:
                 stray.unlink()
         _set_views(con, free_mail_domains, csv=source_kind == "csv")
-        check_invariants(con, sorted(expected),
-                         as_of=as_of, features=features, quarantined=quarantine["lead_id"])
+        glob = sql_literal(str(work / "parts" / "part-*.parquet"))
+        check_invariants(con, sorted(expected), as_of=as_of, features=features, quarantined=quarantine["lead_id"],
+                         staged=None if base is None else inc.staged_relation(published_rel, glob, fmt))
+        q = quarantine.assign(as_of=as_of, run_id=run_id)
+        q_table = pa.Table.from_pandas(q[QUARANTINE_SCHEMA.names], schema=QUARANTINE_SCHEMA, preserve_index=False)
+        run = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
+               "scored_at": scored_at.isoformat(), "mode": mode, "watermark": mark.isoformat(),
+               "features_hash": feats_hash}
+        n_new = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(expected))
+        speed = speed_to_lead([lag_file(p) for p in sorted(expected)])
+        if base is not None:
+            n_table = inc.publish_merge(con, published_rel, work / "parts", out, fmt, q_table, table=table,
+                                        run=run, base_run_id=base.get("run_id"))
     finally:
         con.close()
 
-    q = quarantine.assign(as_of=as_of, run_id=run_id)
-    q_table = pa.Table.from_pandas(q[QUARANTINE_SCHEMA.names], schema=QUARANTINE_SCHEMA, preserve_index=False)
-    n_scored = publish(work / "parts", out, fmt, q_table, table=table,
-                       run={"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
-                            "scored_at": scored_at.isoformat()})
+    if base is None:
+        n_table = publish(work / "parts", out, fmt, q_table, table=table, run=run)
     n_quarantined = int(quarantine["lead_id"].nunique()) + int(quarantine["lead_id"].isna().sum())
     if recorder is not None:
         recorder.append([work / "parts" / f"part-{i:05d}.parquet" for i in range(len(bounds))],
                         run_id=run_id, as_of=as_of, scored_at=scored_at, leads_in=int(info["leads"]["rows"]),
-                        leads_quarantined=n_quarantined, leads_scored=n_scored, newest_event_at=newest_event)
+                        leads_quarantined=n_quarantined, leads_scored=n_table, newest_event_at=newest_event)
     shutil.rmtree(work / "parts", ignore_errors=True)
-    manifest.update({"status": "published", "leads_scored": n_scored, "leads_quarantined": n_quarantined,
-                     "out": str(out), "format": fmt})
+    extra = {"mode": mode, "watermark": mark.isoformat(), "table_rows": n_table, "speed_to_lead": speed}
+    if base is not None:
+        extra.update(changed_since=since.isoformat(), base_run_id=base.get("run_id"), **changes)
+    manifest.update({"status": "published", "leads_scored": n_new, "leads_quarantined": n_quarantined,
+                     "out": str(out), "format": fmt, **extra})
     write_json(manifest, manifest_path)
     result = ScoreResult(run_id=run_id, as_of=as_of, model_version=version, out=out,
                          leads_in=int(info["leads"]["rows"]), leads_quarantined=n_quarantined,
-                         leads_scored=n_scored, chunks=len(bounds), chunks_resumed=resumed,
+                         leads_scored=n_new, chunks=len(bounds), chunks_resumed=resumed,
                          seconds=time.perf_counter() - t0,
-                         summary={"grades": _grade_counts(out, fmt, table)})
-    log.info("run %s: %d leads in, %d quarantined, %d scored as of %s -> %s (%.1fs)", run_id,
-             result.leads_in, n_quarantined, n_scored, as_of.date(), out, result.seconds)
+                         summary={**extra, "grades": _grade_counts(out, fmt, table)})
+    log.info("run %s (%s): %d leads in, %d quarantined, %d scored as of %s -> %s (%d rows; %.1fs)", run_id,
+             mode, result.leads_in, n_quarantined, n_new, as_of.date(), out, n_table, result.seconds)
     return result
+
+
+# ---- speed to lead ------------------------------------------------------------------------
+#
+# A lead's lag is scored_at - max(created_at, its last event before as_of): how long a new lead,
+# or a lead that just did something, waited for its score. The features already hold both
+# instants relative to as_of (`lead_age_days`, `days_since_last_activity`), so each chunk's lags
+# cost nothing; they are staged beside its part (numbers only, no lead id). CRM timestamps and
+# scored_at are both UTC. A full run's lags are long (most leads did nothing since yesterday);
+# the figure that matters for speed to lead is an incremental run's.
+
+LAG_QUANTILES = (0.5, 0.95)
+
+
+def lag_file(part: Path) -> Path:
+    return part.with_name(part.name.replace("part-", "lag-"))
+
+
+def lead_lags(features: pd.DataFrame, *, as_of: dt.datetime, scored_at: dt.datetime) -> pa.Table:
+    """Each scored lead's lag in seconds (see above), as a one-column table."""
+    if not len(features):
+        return pa.table({"lag_s": pa.array([], pa.float64())})
+    days = features["lead_age_days"].astype("float64")
+    since = features["days_since_last_activity"].astype("float64")
+    fresh = since.where(since.notna() & (since < days), days)
+    lag = (scored_at - as_of).total_seconds() + fresh.to_numpy() * 86400.0
+    return pa.table({"lag_s": pa.array(lag.round(3), pa.float64())})
+
+
+def speed_to_lead(files: Sequence[Path]) -> dict:
+    """Median and 95th percentile lag (seconds and hours) over the run's scored leads."""
+    found = [str(f) for f in files if f.exists()]
+    if not found:
+        return {"leads": 0}
+    con = duckdb.connect()
+    try:
+        n, qs = con.execute("SELECT count(lag_s), quantile_cont(lag_s, ?) FROM read_parquet(?)",
+                            [list(LAG_QUANTILES), found]).fetchall()[0]
+    finally:
+        con.close()
+    if not n:
+        return {"leads": 0}
+    med, p95 = qs
+    return {"leads": int(n), "median_s": round(med, 1), "p95_s": round(p95, 1),
+            "median_h": round(med / 3600, 2), "p95_h": round(p95 / 3600, 2),
+            "basis": "scored_at - max(created_at, last event before as_of)"}
 
 
 def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of: dt.datetime | None = None,
@@ -762,6 +871,12 @@ def score_with_params(params: Params, *, out: str | Path, model_uri: str, as_of:
 # table (`<table>_quarantine`, `<table>_manifest`) are swapped in one transaction.
 
 
+# What a published manifest records of the run that published it: the watermark (min of
+# as_of and the newest input timestamp) is where the next `--incremental` run starts; the
+# features hash and model version must match for it to merge (`leadscore.serve.incremental`).
+RUN_KEYS = ("run_id", "as_of", "model_version", "scored_at", "mode", "watermark", "features_hash")
+
+
 def published_manifest_path(out: str | Path) -> Path:
     """`<out>.manifest.json`: which score and quarantine files make up the published result."""
     out = Path(out)
@@ -789,9 +904,7 @@ def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: st
         n = con.execute(f"SELECT count(*) FROM read_parquet({glob})").fetchall()[0][0]
         if fmt == "duckdb":  # new tables, swapped in with one transaction
             check_table_name(table)
-            con.register("_manifest", pd.DataFrame([{
-                "run_id": run.get("run_id"), "as_of": run.get("as_of"), "model_version": run.get("model_version"),
-                "scored_at": run.get("scored_at"), "scores_rows": int(n), "quarantine_rows": quarantine.num_rows}]))
+            con.register("_manifest", manifest_row(run, int(n), quarantine.num_rows))
             swap_duckdb_tables(con, out, {table: query, f"{table}_quarantine": q_query,
                                           f"{table}_manifest": "SELECT * FROM _manifest"})
         else:
@@ -799,6 +912,12 @@ def publish(parts: Path, out: Path, fmt: str, quarantine: pa.Table, *, table: st
     finally:
         con.close()
     return int(n)
+
+
+def manifest_row(run: dict, scores_rows: int, quarantine_rows: int) -> pd.DataFrame:
+    """The one-row `<table>_manifest` of a DuckDB output: the run's `RUN_KEYS` and row counts."""
+    return pd.DataFrame([{**{k: run.get(k) for k in RUN_KEYS}, "scores_rows": int(scores_rows),
+                          "quarantine_rows": int(quarantine_rows)}]).astype({k: "string" for k in RUN_KEYS})
 
 
 def publish_files(con: duckdb.DuckDBPyConnection, queries: dict[str, str], out: Path, fmt: str,
@@ -809,7 +928,7 @@ def publish_files(con: duckdb.DuckDBPyConnection, queries: dict[str, str], out: 
     gen = generations_dir(out) / f"{run.get('run_id') or 'run'}-{uuid.uuid4().hex[:8]}"
     gen.mkdir(parents=True)
     targets = {"scores": out, "quarantine": quarantine_path(out, fmt)}
-    doc = {"format": fmt, **{k: run.get(k) for k in ("run_id", "as_of", "model_version", "scored_at")}}
+    doc = {"format": fmt, **{k: run.get(k) for k in RUN_KEYS}}
     try:
         for key, query in queries.items():
             f = gen / targets[key].name

@@ -31,21 +31,36 @@ complete, and a failed export leaves it untouched.
 `leadscore.lifecycle.registry.register_scorer` (the challenger alias); moving `champion` is
 the gate's job (`leadscore.lifecycle.promotion`).
 
-The model holds no copy of the `leadscore` package (its source holds the test canaries, and a
-copy on sys.path would shadow the installed package): the serving environment installs
-`leadscore` plus the pinned requirements. Spark: `mlflow.pyfunc.spark_udf(spark, uri,
-result_type=...)` runs the same artifact on executors that have `leadscore` installed;
+The model carries the `leadscore` package it imports as a **wheel**, not as source on sys.path:
+`leadscore_wheel` packs the installed package's files into
+``code/leadscore-<version>-py3-none-any.whl`` (MLflow `code_paths`; byte-identical for the
+same code), and the model's requirements name it (``code/leadscore-...whl``, resolved by pip
+inside the model folder) next to the pinned third-party packages the scoring code imports
+(`_REQUIREMENTS`). So `mlflow models serve -m <model>` with its default environment manager
+installs leadscore from the model, and `--env-manager local` uses the installed one. MLflow
+prepends ``code/`` to sys.path at load, but a wheel file there is not importable: the
+installed `leadscore` is never shadowed by a copy, and the source (which holds the test
+canaries) is not stored as plain text. The wheel is not an artifact: `model_version` (the
+content hash of the scoring artifacts) does not change with the code, and the load-time
+check (`leadscore.serve.batch.verify_model_folder`) is unchanged.
+
+Spark: `mlflow.pyfunc.spark_udf(spark, uri, result_type=...)` runs the same artifact on
+executors that have `leadscore` installed (or install it from the model's wheel);
 pyspark is not a dependency of this project, so that path is not tested here. MLflow is
 imported inside the functions that need it, so importing this module does not load it.
 """
 
 from __future__ import annotations
 
+import atexit
+import base64
+import functools
 import hashlib
 import importlib.metadata as md
 import logging
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,7 +71,10 @@ from leadscore.serve.scorer import ARTIFACT_FILES, KIND_ARTIFACTS, Scorer
 log = logging.getLogger(__name__)
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
-_REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")
+# the third-party packages that loading and running the scorer imports (leadscore.serve.pyfunc)
+_REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "pyarrow", "duckdb")
+_WHEEL_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same code gives the same wheel
+WHEEL_DIR = "code"  # where MLflow stores code_paths inside the model folder
 
 
 def model_version(files: Mapping[str, str | Path]) -> str:
@@ -87,14 +105,69 @@ def signature_for(scorer) -> object:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _requirements() -> list[str]:
+def _requirements(wheel: Path | None = None) -> list[str]:
+    """The model's pip requirements: the pinned `_REQUIREMENTS` and, with `wheel`, the
+    leadscore wheel carried in the model (a path relative to the model folder)."""
     out = []
     for name in _REQUIREMENTS:
         try:
             out.append(f"{name}=={md.version(name)}")
         except md.PackageNotFoundError:  # pragma: no cover - all are installed here
             out.append(name)
+    if wheel is not None:
+        out.append(f"{WHEEL_DIR}/{wheel.name}")
     return out
+
+
+def _leadscore_version() -> str:
+    try:
+        return md.version("leadscore")
+    except md.PackageNotFoundError:  # pragma: no cover - leadscore runs from its install
+        return "0.0.0"
+
+
+def build_wheel(out_dir: str | Path) -> Path:
+    """Pack the installed `leadscore` package (its files, without bytecode caches) into a
+    pure-Python wheel in `out_dir`; return its path. No build backend is needed, and the
+    same code gives a byte-identical wheel (sorted entries, fixed timestamps). It declares
+    no dependencies: the model's requirements pin the ones scoring needs."""
+    import leadscore
+
+    root = Path(leadscore.__file__).parent
+    version = _leadscore_version()
+    dist_info = f"leadscore-{version}.dist-info"
+    path = Path(out_dir) / f"leadscore-{version}-py3-none-any.whl"
+    entries: list[tuple[str, bytes]] = []
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".pyo"):
+            entries.append((f"leadscore/{f.relative_to(root).as_posix()}", f.read_bytes()))
+    entries.append((f"{dist_info}/METADATA",
+                    f"Metadata-Version: 2.1\nName: leadscore\nVersion: {version}\n".encode()))
+    entries.append((f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: leadscore.serve.export\n"
+                                          b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
+    record = []
+    for name, data in entries:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_WHEEL_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return path
+
+
+@functools.cache
+def leadscore_wheel() -> Path:
+    """The leadscore wheel of this process's code (`build_wheel`), built once into a
+    temporary folder removed at exit."""
+    tmp = tempfile.mkdtemp(prefix="leadscore-wheel-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return build_wheel(tmp)
 
 
 def model_kind(model_dir: str | Path | None) -> str:
@@ -189,11 +262,13 @@ def collect_artifacts(
 def pyfunc_kwargs(files: Mapping[str, Path]) -> dict:
     """The arguments of `mlflow.pyfunc.save_model` / `log_model` for the scorer built from `files`."""
     scorer = Scorer.from_artifacts(files)
+    wheel = leadscore_wheel()
     return {
         "python_model": str(CODE_FILE),
         "artifacts": {k: str(v) for k, v in files.items()},
         "signature": signature_for(scorer),
-        "pip_requirements": _requirements(),
+        "code_paths": [str(wheel)],
+        "pip_requirements": _requirements(wheel),
         "metadata": {"model_version": scorer.model_version, "kind": scorer.kind},
     }
 
