@@ -156,7 +156,8 @@ def test_arms_are_stable_and_lead_rows_match_the_published_scores(world):
 
 
 def test_monitor_without_the_crm_is_a_clear_error(world, tmp_path):
-    params = _params(world, "quiet")
+    params = _params(world, "no_crm")
+    _score(world, params, "good", "q0")  # a history to check
     result = CliRunner().invoke(cli, ["monitor", "--params", str(params), "--source", str(tmp_path / "nope.duckdb")])
     assert result.exit_code == 1 and "does not exist" in result.output
     assert "Traceback" not in result.output

@@ -1028,21 +1028,30 @@ def _grade_counts(out: Path, fmt: str, table: str) -> dict[str, int]:
 _CSV_TEXT = ("lead_id", "grade", "fit_grade", "engagement_grade", "rule_grade", "model_version", "run_id", "arm")
 
 
+def _read_published(path: str | Path, kind: str, fmt: str | None, table: str,
+                    verify: bool) -> pd.DataFrame | Path:
+    """A DuckDB output's table of `kind` ("scores" or "quarantine"), or the Parquet frame /
+    CSV file path its manifest names (the reader rule)."""
+    path = Path(path)
+    fmt = _format_of(path, fmt)
+    if fmt == "duckdb":
+        check_table_name(table)
+        name = table if kind == "scores" else f"{table}_quarantine"
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.execute(f"SELECT * FROM {sql_identifier(name)} ORDER BY lead_id").df()
+    f = published_file(path, kind, verify=verify)
+    return pd.read_parquet(f) if fmt == "parquet" else f
+
+
 def read_scores(path: str | Path, fmt: str | None = None, table: str = "scores", *,
                 verify: bool = True) -> pd.DataFrame:
     """Read a published score output back, by the reader rule (Parquet/CSV: the file its
     manifest names, hash-checked with `verify`; DuckDB: the table). Reasons as lists of
     dicts (parsed from JSON in CSV)."""
-    path = Path(path)
-    fmt = _format_of(path, fmt)
-    if fmt == "duckdb":
-        check_table_name(table)
-        with duckdb.connect(str(path), read_only=True) as con:
-            return con.execute(f"SELECT * FROM {sql_identifier(table)} ORDER BY lead_id").df()
-    f = published_file(path, "scores", verify=verify)
-    if fmt == "parquet":
-        return pd.read_parquet(f)
-    df = pd.read_csv(f, dtype=dict.fromkeys(_CSV_TEXT, str), parse_dates=["as_of", "scored_at"])
+    got = _read_published(path, "scores", fmt, table, verify)
+    if isinstance(got, pd.DataFrame):
+        return got
+    df = pd.read_csv(got, dtype=dict.fromkeys(_CSV_TEXT, str), parse_dates=["as_of", "scored_at"])
     df["reasons"] = df["reasons"].map(json.loads)
     return df
 
@@ -1050,13 +1059,7 @@ def read_scores(path: str | Path, fmt: str | None = None, table: str = "scores",
 def read_quarantine(path: str | Path, fmt: str | None = None, table: str = "scores", *,
                     verify: bool = True) -> pd.DataFrame:
     """The quarantine published with the scores at `path` (the same reader rule)."""
-    path = Path(path)
-    fmt = _format_of(path, fmt)
-    if fmt == "duckdb":
-        check_table_name(table)
-        with duckdb.connect(str(path), read_only=True) as con:
-            return con.execute(f"SELECT * FROM {sql_identifier(table + '_quarantine')} ORDER BY lead_id").df()
-    f = published_file(path, "quarantine", verify=verify)
-    if fmt == "parquet":
-        return pd.read_parquet(f)
-    return pd.read_csv(f, dtype={"lead_id": str}, parse_dates=["as_of"])
+    got = _read_published(path, "quarantine", fmt, table, verify)
+    if isinstance(got, pd.DataFrame):
+        return got
+    return pd.read_csv(got, dtype={"lead_id": str}, parse_dates=["as_of"])
