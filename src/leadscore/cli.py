@@ -512,6 +512,8 @@ def forget(
 
     ids = read_lead_ids(lead_id, from_file)
     p = load_params(params)
+    if missing := [str(o) for o in out if not o.parent.exists()]:
+        raise InputError(f"--out {', '.join(missing)}: the folder does not exist (nothing was forgotten)")
     result = do_forget(ids, outputs=out, history=history or Path(p.monitor.history), feature_folders=features)
     for where, n in sorted(result.removed.items()):
         typer.echo(f"{where}: {n:,} row(s) removed")

@@ -92,6 +92,10 @@ def test_forget_without_an_id_is_a_usage_error_and_an_unreadable_list_bad_input(
     assert runner.invoke(cli, ["forget"]).exit_code == 2
     r = runner.invoke(cli, ["forget", "--from-file", str(tmp_path / "none.txt")])
     assert r.exit_code == 1 and "none.txt" in r.output
+    history = tmp_path / "history.duckdb"  # a mistyped output folder: refused, nothing touched
+    r = runner.invoke(cli, ["forget", "--lead-id", "L1", "--out", str(tmp_path / "nope" / "s.parquet"),
+                            "--history", str(history)])
+    assert r.exit_code == 1 and "does not exist" in r.output and not history.exists()
 
 
 def test_read_lead_ids_merges_and_deduplicates(tmp_path):

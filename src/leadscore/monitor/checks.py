@@ -25,6 +25,7 @@ Warnings (PSI at or above psi_warn, below psi_alert) are listed, never alerted.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ def _iso(v: Any) -> str | None:
 
 
 def _r(v: float | None, digits: int = 4) -> float | None:
-    return None if v is None else round(float(v), digits)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), digits)
 
 
 def _check(name: str, passed: bool, value: float | None, threshold: Any, message: str) -> dict:

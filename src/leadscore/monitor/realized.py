@@ -32,11 +32,8 @@ from sklearn.metrics import roc_auc_score
 from leadscore.config import MonitorConfig, Params
 from leadscore.errors import InputError, safe_error_text
 from leadscore.modeling.metrics import wilson_interval
+from leadscore.monitor.checks import _check, _r
 from leadscore.monitor.history import read_lead_rows
-
-
-def _r(v: float | None, digits: int = 4) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), digits)
 
 
 def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
@@ -163,11 +160,6 @@ def _expected(doc: Mapping | None) -> dict | None:
     return {"roc_auc": doc.get("roc_auc"), "roc_auc_ci": doc.get("roc_auc_ci"),
             "observed_rate": doc.get("observed_rate"), "mean_probability": doc.get("mean_probability"),
             "backtest": doc.get("backtest"), "grades": doc.get("grades")}
-
-
-def _check(name: str, passed: bool, value: float | None, threshold: Any, message: str) -> dict:
-    return {"name": name, "passed": bool(passed), "value": _r(value), "threshold": threshold,
-            "message": message}
 
 
 def realized_checks(realized: Mapping, cfg: MonitorConfig) -> list[dict]:
