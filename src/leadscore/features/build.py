@@ -301,15 +301,20 @@ def build_features(
     try:
         for name, sql in steps.items():
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        df = con.execute(final).df()
+        # through Arrow: the same dtypes as `.df()`, in a fraction of the time
+        df = con.sql(final).to_arrow_table().to_pandas()
     finally:
         for name in steps:
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
     catalog = feature_catalog(windows_days, content_types)
-    df = df[["lead_id", "as_of", *catalog.names]]
+    columns = ["lead_id", "as_of", *catalog.names]
+    if list(df.columns) != columns:
+        df = df[columns]
     for name in catalog.categorical:
-        df[name] = df[name].astype("str")
-    df["as_of"] = df["as_of"].astype("datetime64[us]")
+        if df[name].dtype != "str":
+            df[name] = df[name].astype("str")
+    if df["as_of"].dtype != "datetime64[us]":
+        df["as_of"] = df["as_of"].astype("datetime64[us]")
     return df
 
 

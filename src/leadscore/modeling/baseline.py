@@ -64,6 +64,15 @@ class RuleItem:
     label: str
 
 
+def _lookup_points(values: pd.Series, table: dict) -> np.ndarray:
+    """Points of each value by `norm_value` key (0 when absent); each distinct value is
+    normalised once, so millions of rows cost a hash lookup each."""
+    lookup = {norm_value(k): float(v) for k, v in table.items()}
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    per_unique = np.array([lookup.get(norm_value(v), 0.0) for v in uniques], dtype=float)
+    return per_unique[codes] if len(codes) else np.zeros(0)
+
+
 def words_of(name: str) -> str:
     """A column name in words: pricing_page_view -> Pricing page view."""
     s = str(name).replace("_", " ").strip()
@@ -191,9 +200,7 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
         out: list[tuple[str, str, np.ndarray]] = []
         for col, table in (self.fit_points or {}).items():
             if col in X:
-                lookup = {norm_value(k): float(v) for k, v in table.items()}
-                out.append(("fit", col, X[col].map(lambda v, lk=lookup: lk.get(norm_value(v), 0.0)
-                                                   ).to_numpy(dtype=float)))
+                out.append(("fit", col, _lookup_points(X[col], table)))
             else:
                 out.append(("fit", col, np.zeros(n)))
         for col, pts in (self.fit_negative_points or {}).items():

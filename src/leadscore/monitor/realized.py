@@ -121,7 +121,7 @@ def realized_runs(history: str | Path, runs: Sequence[Mapping], references: Mapp
     if not source.path.exists():
         raise InputError(f"{source.path}: the CRM for realized performance does not exist "
                          "(set ingest.path, or pass --source)")
-    con, _ = open_crm(source.kind, source.path, source.free_mail_domains)
+    con, _ = open_crm(source.kind, source.path, source.free_mail_domains, flags=False)
     try:
         try:
             cutoff = data_cutoff(con)

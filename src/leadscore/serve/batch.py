@@ -83,7 +83,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadscore.config import FeaturesConfig, Params
-from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
+from leadscore.data.ingest import DERIVED_LEAD_COLUMNS, INGESTED_TABLES, leads_sql
 from leadscore.errors import ConfigError, InputError, ModelError, safe_error_text
 from leadscore.features.build import _feature_sql, build_features, data_cutoff, feature_catalog
 from leadscore.io import (
@@ -179,12 +179,14 @@ class ScoreResult:
 # ---- 1. reading ------------------------------------------------------------------------
 
 def open_crm(kind: str, path: str | Path, free_mail_domains: Sequence[str], *, threads: int = 2,
-             memory_limit: str = "1GB", temp_dir: str | Path | None = None
+             memory_limit: str = "1GB", temp_dir: str | Path | None = None, flags: bool = True
              ) -> tuple[duckdb.DuckDBPyConnection, dict]:
     """Open the source; create `scoring.{leads,events,outcomes}` views (PII-free, ingested
     contract) over it and make `scoring` the default schema. CSV input is loaded once into
-    DuckDB (parsing it once per chunk would be slow). Returns the connection and, per table,
-    the source location and row count."""
+    DuckDB (parsing it once per chunk would be slow). Without `flags`, `scoring.leads` has no
+    derived flag columns until `materialize_leads` (the batch job computes them only for the
+    leads it scores). Returns the connection and, per table, the source location and row
+    count."""
     kind = "duckdb" if kind == "synthetic" else kind
     con, found = open_source(kind, path)
     try:
@@ -203,7 +205,9 @@ def open_crm(kind: str, path: str | Path, free_mail_domains: Sequence[str], *, t
                 con.execute(f'CREATE TABLE memory.main."_src_{name}" AS SELECT * FROM memory.main."{name}"')
         con.execute("CREATE SCHEMA scoring")
         con.execute("CREATE TEMP TABLE _quarantined (lead_id VARCHAR)")
-        _set_views(con, free_mail_domains, csv=kind == "csv")
+        if flags:
+            materialize_leads(con, free_mail_domains, csv=kind == "csv")
+        _set_views(con, csv=kind == "csv", flags=flags)
         con.execute("SET search_path='scoring'")
     except BaseException:
         con.close()
@@ -212,11 +216,25 @@ def open_crm(kind: str, path: str | Path, free_mail_domains: Sequence[str], *, t
     return con, info
 
 
-def _set_views(con: duckdb.DuckDBPyConnection, free_mail_domains: Sequence[str], *, csv: bool = False,
-               lo: str | None = None, hi: str | None = None, only: bool = False) -> None:
+def materialize_leads(con: duckdb.DuckDBPyConnection, free_mail_domains: Sequence[str], *,
+                      csv: bool = False, only: bool = False) -> None:
+    """`temp._leads`: the lead contract with the derived flags in place of the personal
+    columns, computed once per run (the flags' regular expressions would otherwise run again
+    on every query of the views); with `only`, just the leads of `temp._only`. Until it
+    exists the `scoring.leads` view has no flag columns, so nothing can read them unset."""
+    src = 'memory.main."_src_leads"' if csv else 'memory.main."leads"'
+    if only:
+        src = f"(SELECT * FROM {src} WHERE lead_id IN (SELECT lead_id FROM temp._only))"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _leads AS {leads_sql(src, free_mail_domains)}")
+
+
+def _set_views(con: duckdb.DuckDBPyConnection, *, csv: bool = False, lo: str | None = None,
+               hi: str | None = None, only: bool = False, flags: bool = False) -> None:
     """(Re)define the scoring views: clean (not quarantined) leads in [lo, hi); with `only`,
-    just the leads in `temp._only` (an incremental run's changed leads)."""
-    flags = derived_flags_sql(free_mail_domains)
+    just the leads in `temp._only` (an incremental run's changed leads). With `flags`, the
+    leads come from `temp._leads` (`materialize_leads`: features need the flags); without,
+    from the source without the flag columns (eligibility, checks). Events and outcomes come
+    from the source."""
     conds = ["lead_id IS NOT NULL", "lead_id NOT IN (SELECT lead_id FROM temp._quarantined)"]
     if only:
         conds.append("lead_id IN (SELECT lead_id FROM temp._only)")
@@ -226,8 +244,10 @@ def _set_views(con: duckdb.DuckDBPyConnection, free_mail_domains: Sequence[str],
         conds.append(f"lead_id < {sql_literal(hi)}")
     where = " AND ".join(conds)
     for name, table in INGESTED_TABLES.items():
-        cols = [f"CAST({flags[c]} AS BOOLEAN) AS {c}" if c in flags else f'"{c}"' for c in table.columns]
         src = f'memory.main."_src_{name}"' if csv else f'memory.main."{name}"'
+        cols = [f'"{c}"' for c in table.columns if flags or c not in DERIVED_LEAD_COLUMNS]
+        if name == "leads" and flags:
+            src = "temp.main._leads"
         con.execute(f"CREATE OR REPLACE VIEW scoring.{name} AS SELECT {', '.join(cols)} FROM {src} WHERE {where}")
 
 
@@ -658,7 +678,8 @@ def score_leads(
         categorical=catalog.categorical,
         predict=lambda x: fast.score_arrow(x)[0] if fast is not None else model.predict(x))
 
-    con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit)
+    con, info = open_crm(source_kind, source, free_mail_domains, threads=threads, memory_limit=memory_limit,
+                         flags=False)
     views = {"csv": source_kind == "csv", "only": base is not None}
     try:
         if as_of is None:
@@ -679,9 +700,10 @@ def score_leads(
         if base is not None:
             published_rel = inc.attach_published(con, out, fmt, table)
             changes = inc.select_changed(con, published_rel, since=since, as_of=as_of, features=features)
-            _set_views(con, free_mail_domains, **views)
             log.info("incremental run since %s: %d lead(s) to rescore, %d kept, %d removed", since,
                      changes["leads_rescored"], changes["leads_kept"], changes["leads_removed"])
+        materialize_leads(con, free_mail_domains, csv=source_kind == "csv", only=base is not None)
+        _set_views(con, flags=True, **views)
         n_leads = con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0]
         manifest = read_json(manifest_path) if manifest_path.exists() else None
         identity = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version,
@@ -714,7 +736,7 @@ def score_leads(
             for i, lo in enumerate(bounds):
                 part = work / "parts" / f"part-{i:05d}.parquet"
                 hi = bounds[i + 1] if i + 1 < len(bounds) else None
-                _set_views(con, free_mail_domains, lo=lo, hi=hi, **views)
+                _set_views(con, lo=lo, hi=hi, flags=True, **views)
                 if part.exists() and (recorder is None or recorder.has_chunk(part)):
                     resumed += 1
                     bar.update(con.execute("SELECT count(*) FROM scoring.leads").fetchone()[0])
@@ -747,7 +769,7 @@ def score_leads(
         for stray in (work / "parts").glob("part-*.parquet"):  # never publish a part of another run
             if stray not in expected:
                 stray.unlink()
-        _set_views(con, free_mail_domains, csv=source_kind == "csv")
+        _set_views(con, csv=source_kind == "csv")
         glob = sql_literal(str(work / "parts" / "part-*.parquet"))
         check_invariants(con, sorted(expected), as_of=as_of, features=features, quarantined=quarantine["lead_id"],
                          staged=None if base is None else inc.staged_relation(published_rel, glob, fmt))
