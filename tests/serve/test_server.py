@@ -16,12 +16,14 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
+from leadscore.features.build import build_features, titles_sql
 from leadscore.schema import CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME
-from leadscore.serve.batch import load_scorer_model, verify_model_folder
+from leadscore.serve.batch import feature_kwargs, load_scorer_model, open_crm, verify_model_folder
 from leadscore.serve.server import LeadService, make_server
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
@@ -145,6 +147,28 @@ def test_serve_answers_a_lead_by_id_like_the_scorer(server, trained):
     assert doc["grade"] == expected["grade"]
     status, doc = _request(f"{url}/leads/{lead_id}?as_of=2025-06-01")
     assert status in (200, 422) and doc.get("as_of", "2025-06-01").startswith("2025-06-01")
+
+
+def test_served_features_equal_the_batch_features(server, trained):
+    """The server's caches (lead flags, parsed titles) and one-query features give the batch
+    job's rows exactly; a posted title the CRM never had is parsed on the spot."""
+    _, service = server
+    con, _ = open_crm("duckdb", trained.raw, DOMAINS)
+    try:
+        batch = build_features(con, [AS_OF], **feature_kwargs(FEATURES))
+    finally:
+        con.close()
+    some = batch.iloc[:: max(1, len(batch) // 40)].reset_index(drop=True)
+    served = pd.concat([service.features_of(i) for i in some["lead_id"]], ignore_index=True)
+    pd.testing.assert_frame_equal(served, some)
+    with duckdb.connect(str(trained.raw), read_only=True) as raw:
+        record = json.loads(raw.execute("SELECT * FROM leads WHERE lead_id = ?", [some["lead_id"][0]])
+                            .df().to_json(orient="records", date_format="iso"))[0]
+    title = "Chief Widget Officer and VP of Quantum Sales"
+    row = service.features_from_record({**record, "lead_id": "posted-1", "job_title": title}, as_of=AS_OF)
+    parsed = duckdb.sql(titles_sql(f"(SELECT '{title}' AS job_title)")).fetchall()[0]
+    assert (row["seniority"].iloc[0], row["department"].iloc[0]) == parsed[1:]
+    assert parsed[1] != "unknown"
 
 
 def test_serve_answers_404_400_422_with_a_message_and_no_traceback(server, trained):

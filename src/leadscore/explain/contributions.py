@@ -243,11 +243,20 @@ class Explainer:
         for j, name in enumerate(self.feature_names):
             col = X[name]
             if name in cats:  # as model_frame: values outside the training categories -> missing
-                codes = pd.Categorical(col.astype(object).where(col.notna(), None), categories=cats[name]).codes
+                codes = self._category_index(name).get_indexer(col.to_numpy(dtype=object))
                 out[:, j] = np.where(codes < 0, np.nan, codes)
+            elif col.dtype == np.float64:
+                out[:, j] = col.to_numpy()
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return out
+
+    def _category_index(self, name: str) -> pd.Index:
+        """The training categories of `name` as an index (position = LightGBM's code)."""
+        cache = self.__dict__.setdefault("_category_indexes", {})
+        if name not in cache:
+            cache[name] = pd.Index(self._model.categories_[name], dtype=object)
+        return cache[name]
 
     def _matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         if not isinstance(frame, pd.DataFrame):

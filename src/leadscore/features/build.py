@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -146,6 +147,14 @@ def _days(expr: str) -> str:
     return f"(epoch({expr}) / 86400.0)"
 
 
+def titles_sql(leads: str) -> str:
+    """(job_title, seniority, department) of each distinct title of the relation `leads`:
+    the title parsing of the features, run once per title (also to fill a cache of parsed
+    titles, see `build_features(titles=...)`)."""
+    return (f"SELECT job_title, {seniority_sql('job_title')} AS seniority, "
+            f"{department_sql('job_title')} AS department FROM (SELECT DISTINCT job_title FROM {leads})")
+
+
 def _feature_sql(
     as_of_dates: Sequence[dt.datetime],
     target_stage: str,
@@ -153,6 +162,7 @@ def _feature_sql(
     windows_days: Sequence[int],
     half_life_days: float,
     content_types: Sequence[str],
+    titles: str | None = None,
 ) -> tuple[dict[str, str], str]:
     """(temporary tables to materialise in order, final SELECT). Materialising the steps
     gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it)."""
@@ -229,10 +239,7 @@ recency AS (
     FROM {t["eligible"]} el ASOF LEFT JOIN {t["stamps"]} s
       ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
 ),
-titles AS (  -- parse each distinct title once
-    SELECT job_title, {seniority_sql('job_title')} AS seniority, {department_sql('job_title')} AS department
-    FROM (SELECT DISTINCT job_title FROM leads)
-),
+titles AS (SELECT * FROM {titles or f"({titles_sql('leads')})"}),
 recency_pricing AS (
     SELECT el.lead_id, el.as_of, p.occurred_at AS last_pricing
     FROM {t["eligible"]} el ASOF LEFT JOIN pricing p
@@ -282,11 +289,18 @@ def build_features(
     windows_days: Sequence[int],
     half_life_days: float,
     content_types: Sequence[str] = CONTENT_TYPES,
+    titles: str | None = None,
+    materialize: bool = True,
 ) -> pd.DataFrame:
     """Features of every eligible lead at each `as_of`, using only records before it.
 
     Returns `lead_id`, `as_of` and the catalog's columns, sorted by (as_of, lead_id).
     Categorical columns are strings ("unknown" when missing); numeric ones are float64.
+
+    `titles`: a relation of parsed titles (`titles_sql`) holding every job title of `leads`
+    (a cache kept by one-lead serving; None: parse them here). `materialize`: the
+    intermediate steps as temporary tables (real cardinalities for the planner, the right
+    choice for many leads) or as CTEs of one query (less overhead for one lead).
     """
     if not as_of_dates:
         raise ValueError("no as_of dates to build features for")
@@ -296,13 +310,18 @@ def build_features(
             f"{max_lead_age_days} (ratio must be <= {_MAX_DECAY_EXPONENT})"
         )
     steps, final = _feature_sql(
-        as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types
+        as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types, titles
     )
+    if not materialize:  # one statement: the steps become the first CTEs of the final query
+        ctes = ",\n".join(f"{name} AS ({sql})" for name, sql in steps.items())
+        final, steps = f"WITH {ctes},\n{final.strip().removeprefix('WITH ')}", {}
     try:
         for name, sql in steps.items():
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        # through Arrow: the same dtypes as `.df()`, in a fraction of the time
-        df = con.sql(final).to_arrow_table().to_pandas()
+        result = con.execute(final)
+        with warnings.catch_warnings():  # through Arrow: the dtypes of `.df()`, several times faster
+            warnings.simplefilter("ignore", UserWarning)  # (DuckDB notes the copy Arrow makes)
+            df = result.to_arrow_table().to_pandas()
     finally:
         for name in steps:
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")

@@ -195,6 +195,9 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
         def num(col: str) -> np.ndarray:
             if col not in X:
                 return np.zeros(n)
+            if X[col].dtype == np.float64:
+                values = X[col].to_numpy()
+                return np.where(np.isnan(values), 0.0, values)
             return pd.to_numeric(X[col], errors="coerce").fillna(0).to_numpy(dtype=float)
 
         out: list[tuple[str, str, np.ndarray]] = []

@@ -61,8 +61,9 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config import FeaturesConfig
-from leadscore.data.ingest import INGESTED_TABLES, derived_flags_sql
+from leadscore.data.ingest import INGESTED_TABLES, leads_sql
 from leadscore.errors import InputError, ModelError, safe_error_text
+from leadscore.features.build import titles_sql
 from leadscore.schema import EVENT_TYPES, STAGES, TABLES
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,7 @@ class LeadService:
         self.features = features
         self.as_of = as_of
         self._kwargs = feature_kwargs(features)
-        flags = derived_flags_sql(free_mail_domains)
-        self._projection = {
-            name: ", ".join(f"CAST({flags[c]} AS BOOLEAN) AS {c}" if c in flags else f'"{c}"'
-                            for c in table.columns)
-            for name, table in INGESTED_TABLES.items()}
+        self._domains = tuple(free_mail_domains)
         self.crm = Path(crm)
         self._lock = threading.Lock()
         self.con = self._open()
@@ -139,9 +136,14 @@ class LeadService:
             con.execute("SET threads=1")
             con.execute("SET enable_progress_bar=false")
             con.execute("CREATE SCHEMA one")
-            for name in INGESTED_TABLES:
-                con.execute(f"CREATE TABLE one.{name} AS SELECT {self._projection[name]} "
-                            f"FROM memory.main.{name} LIMIT 0")
+            # the lead-only parts, computed once for the whole CRM: the lead contract with
+            # its flags, and each distinct job title parsed (their regular expressions would
+            # otherwise be compiled again for every request)
+            con.execute(f"CREATE TEMP TABLE lead_cache AS {leads_sql('memory.main.leads', self._domains)}")
+            con.execute(f"CREATE TEMP TABLE title_cache AS {titles_sql('temp.lead_cache')}")
+            con.execute("CREATE TABLE one.leads AS SELECT * FROM temp.lead_cache LIMIT 0")
+            for name in ("events", "outcomes"):
+                con.execute(f"CREATE TABLE one.{name} AS SELECT {_columns(name)} FROM memory.main.{name} LIMIT 0")
             # lead.py's explanation of an ineligible lead reads `all_outcomes`
             con.execute("CREATE VIEW one.all_outcomes AS SELECT * FROM one.outcomes")
             con.execute("SET search_path='one'")
@@ -202,7 +204,11 @@ class LeadService:
         row = self.con.execute("SELECT created_at FROM one.leads").fetchall()
         if not row:
             raise RequestError(404, f"lead '{lead_id}' is not in the CRM")
-        X = build_features(self.con, [as_of], **self._kwargs)
+        new_title = self.con.execute("SELECT count(*) FROM one.leads l ANTI JOIN temp.title_cache t "
+                                     "ON t.job_title IS NOT DISTINCT FROM l.job_title").fetchall()[0][0]
+        if new_title:  # a posted lead's title not seen in the CRM: parse it once
+            self.con.execute(f"INSERT INTO temp.title_cache {titles_sql('one.leads')}")
+        X = build_features(self.con, [as_of], titles="temp.title_cache", materialize=False, **self._kwargs)
         if X.empty:
             raise RequestError(422, _why_not_eligible(self.con, lead_id, row[0][0], as_of, self.features)
                                .replace("Pass a later --as-of.", "Pass a later as_of."))
@@ -215,8 +221,9 @@ class LeadService:
             self._refresh()
             for name in INGESTED_TABLES:
                 self.con.execute(f"DELETE FROM one.{name}")
-                self.con.execute(f"INSERT INTO one.{name} SELECT {self._projection[name]} "
-                                 f"FROM memory.main.{name} WHERE lead_id = ?", [lead_id])
+                src = "temp.lead_cache" if name == "leads" else f"memory.main.{name}"
+                self.con.execute(f"INSERT INTO one.{name} SELECT {_columns(name)} FROM {src} WHERE lead_id = ?",
+                                 [lead_id])
             return self._build(lead_id, when)
 
     def features_from_record(self, lead: Mapping, events: Sequence[Mapping] = (),
@@ -256,8 +263,9 @@ class LeadService:
                         raise RequestError(400, f"{name}: required field(s) {missing} missing")
                 for name in INGESTED_TABLES:
                     self.con.execute(f"DELETE FROM one.{name}")
-                    self.con.execute(f"INSERT INTO one.{name} SELECT {self._projection[name]} "
-                                     f"FROM temp._typed_{name}")
+                    select = (leads_sql("temp._typed_leads", self._domains) if name == "leads"
+                              else f"SELECT {_columns(name)} FROM temp._typed_{name}")
+                    self.con.execute(f"INSERT INTO one.{name} {select}")
                 return self._build(lead_id, when)
             finally:
                 self.con.execute("SELECT 1").fetchall()
@@ -302,6 +310,11 @@ class LeadService:
         if as_of is not None and not isinstance(as_of, str):
             raise RequestError(400, "'as_of' must be a string (YYYY-MM-DD)")
         return self.answer(self.features_from_record(body["lead"], events, outcomes, when))
+
+
+def _columns(table: str) -> str:
+    """The ingested contract's columns of `table`, quoted, in contract order."""
+    return ", ".join(f'"{c}"' for c in INGESTED_TABLES[table].columns)
 
 
 def _str(v: Any) -> str | None:
