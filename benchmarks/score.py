@@ -5,7 +5,7 @@
 1. A child process generates the CRM (about 40 events per lead; not timed). The source is
    the raw DuckDB file WITH personal columns, read through `leadscore.io` as in production.
 2. The model: an additive LightGBM (one feature per tree, as `train_model.additive`) trained
-   here on a small separate CRM (`--train-leads`, not timed), with a calibrator, grade cut
+   in a child process on a small separate CRM (`--train-leads`, not timed), with a calibrator, grade cut
    points and the rule table, exported as the MLflow scorer. (Training inside keeps the
    benchmark independent of whether models/ is additive yet.)
 3. Timed: `leadscore.serve.batch.score_leads` as of the data cutoff: read, features, probability,
@@ -161,7 +161,8 @@ def main() -> None:
     ap.add_argument("--leads", type=int, default=1_000_000)
     ap.add_argument("--train-leads", type=int, default=20_000)
     ap.add_argument("--naive-leads", type=int, default=20_000)
-    ap.add_argument("--chunk-size", type=int, default=250_000)
+    ap.add_argument("--chunk-size", type=int, default=ScoreConfig().chunk_size,
+                    help="leads per chunk (default: the score.chunk_size default)")
     ap.add_argument("--memory-limit", default="1GB")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
@@ -177,12 +178,18 @@ def main() -> None:
         folder = Path(tmp)
         raw = folder / "crm.duckdb"
         t0 = time.perf_counter()
-        proc = mp.get_context("spawn").Process(target=_generate, args=(str(raw), args.leads, args.seed))
-        proc.start()
-        scorer_dir = args.model.resolve() if args.model else _train(folder, args.train_leads, args.seed) / "scorer"
-        proc.join()
-        if proc.exitcode != 0:
-            raise SystemExit(f"generation failed (exit {proc.exitcode})")
+        # generation and training in child processes: this process's peak RSS is the scoring's
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_generate, args=(str(raw), args.leads, args.seed))]
+        if not args.model:
+            procs.append(ctx.Process(target=_train, args=(folder, args.train_leads, args.seed)))
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+            if proc.exitcode != 0:
+                raise SystemExit(f"data or model preparation failed (exit {proc.exitcode})")
+        scorer_dir = args.model.resolve() if args.model else folder / "models" / "scorer"
         with duckdb.connect(str(raw), read_only=True) as con:
             n_leads, n_events = con.execute(
                 "SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM events)").fetchone()

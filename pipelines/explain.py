@@ -4,8 +4,9 @@ Inputs:  data/processed/train.parquet (calibration slice: cut points; out-of-tim
          reported), the feature catalog, models/{lightgbm,logistic}/, models/rules.json,
          metrics/evaluate.json (the kind that ships: its model is explained; LightGBM when the
          rules ship, for the report's drivers).
-Outputs: models/grading.json, metrics/grades.json (grade matrices of the model and the rules),
-         reports/drivers.json, plots/dependence*.csv, reports/examples.json.
+Outputs: models/grading.json, reports/grades.json (grade matrices of the model and the rules;
+         headline: metrics/grades.json), reports/drivers.json, reports/examples.json,
+         plots/dependence*.csv (the report's) and plots/dependence/{numeric,categorical}/ (DVC's).
 Params:  seed, features.horizon_days, split.*, explain.*, mlflow.*.
 """
 
@@ -25,6 +26,7 @@ from leadscore.lifecycle.choose import explained_kind
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.splits import data_window, split_from_params
+from leadscore.plots import write_dependence_plots
 from leadscore.stage import stage
 
 app = typer.Typer(add_completion=False)
@@ -36,11 +38,11 @@ def main(
     train: Path = typer.Option(Path("data/processed/train.parquet"), help="training table"),
     catalog: Path = typer.Option(Path("data/processed/feature_catalog.json"), help="feature catalog"),
     models: Path = typer.Option(Path("models"), help="folder holding lightgbm/ and logistic/"),
-    evaluation: Path = typer.Option(Path("metrics/evaluate.json"), "--evaluate",
-                                    help="evaluation (its champion entry: which kind ships)"),
+    evaluation: Path = typer.Option(Path("metrics/evaluate.json"), "--evaluate", help="its champion: the kind"),
     rules: Path = typer.Option(Path("models/rules.json"), help="rule scorer"),
     grading: Path = typer.Option(Path("models/grading.json"), help="grade cut points (output)"),
-    grades: Path = typer.Option(Path("metrics/grades.json"), help="grade matrices (output)"),
+    grades: Path = typer.Option(Path("reports/grades.json"), help="grade matrices (output)"),
+    metrics: Path = typer.Option(Path("metrics/grades.json"), help="headline figures (output)"),
     drivers: Path = typer.Option(Path("reports/drivers.json"), help="global drivers (output)"),
     examples: Path = typer.Option(Path("reports/examples.json"), help="example leads (output)"),
     plots: Path = typer.Option(Path("plots"), help="folder for the dependence CSVs"),
@@ -48,8 +50,7 @@ def main(
 ) -> None:
     with stage("explain", params) as s:
         s.require(train, catalog, rules, evaluation)
-        kind = explained_kind(read_json(evaluation))
-        model = models / kind
+        model = models / (kind := explained_kind(read_json(evaluation)))
         if is_fallback(model):
             raise ModelError(f"{model}: no model (train_model fell back to the rules): nothing to explain")
         p, cfg = s.params, s.params.explain
@@ -58,16 +59,15 @@ def main(
                           p.seed, name=kind)
         cuts, report, ex = e.cuts, e.grades, e.slice
         save_grading(cuts, grading)
-        write_json(report, grades)
-        write_json(ex.summary("test", model=kind), drivers)
-        write_json(e.examples, examples)
+        s.write_metrics(report, metrics, grades)
+        write_json(ex.summary("test", model=kind), drivers), write_json(e.examples, examples)
         write_dependence(ex.dependence, plots)
+        write_dependence_plots(ex.dependence, plots / "dependence")
         s.log.info("grade cut points (calibration slice %s..%s): fit %s, engagement %s", *cuts.calib_window,
                    [round(c, 4) for c in cuts.fit_cuts], [round(c, 4) for c in cuts.engagement_cuts])
         for key, title in ((kind, f"{kind} grades"), ("rules", "points-rule grades")):
             s.log.info("%s", format_matrix(report[key], f"{title}, out-of-time test slice: conversion rate (leads)"))
         ex.log_summary(s.log)
-        s.log.info("explain done in %.1fs", s.seconds())
         s.track(params={"seed": p.seed, "explain": cfg.model_dump(), "explainer": ex.summary()["explainer"]},
                 metrics={f"{k}_monotonic": float(v["monotonic"]) for k, v in report.items()}
                 | {f"{k}_violations": len(v["violations"]) for k, v in report.items()}

@@ -2,8 +2,8 @@
 
 Inputs:  data/processed/train.parquet (the window: its out-of-time test slice, which neither
          model trained on), models/scorer/ (the challenger the export stage registered),
-         models/rules.json, metrics/evaluate.json (the gate runs after the evaluation), and
-         the registry's champion.
+         models/rules.json, metrics/evaluate.json (the shipped kind's test metrics, logged with
+         the gate's result onto the challenger's registry version), and the registry's champion.
 Outputs: reports/gate.json (each check, its figures, tolerance and pass/fail; the decision),
          reports/changes.json ("what changed" between champion and challenger), models/champion/
          (a local copy of the champion after the decision: what the score stage scores).
@@ -26,7 +26,7 @@ from leadscore.lifecycle.promotion import (
     publish_champion,
     run_gate,
 )
-from leadscore.lifecycle.registry import log_metrics_to_version
+from leadscore.lifecycle.registry import log_metrics_to_version, version_figures
 from leadscore.stage import stage
 from leadscore.tracking import setup_mlflow
 
@@ -39,7 +39,8 @@ def main(
     train: Path = typer.Option(Path("data/processed/train.parquet"), help="training table"),
     scorer: Path = typer.Option(Path("models/scorer"), help="the challenger (MLflow model folder)"),
     rules: Path = typer.Option(Path("models/rules.json"), help="rule baseline"),
-    evaluation: Path = typer.Option(Path("metrics/evaluate.json"), "--evaluate", help="evaluation (order only)"),
+    evaluation: Path = typer.Option(Path("metrics/evaluate.json"), "--evaluate",
+                                    help="evaluation (its champion's test metrics go on the version)"),
     report: Path = typer.Option(Path("reports/gate.json"), help="gate report (output)"),
     changes: Path = typer.Option(Path("reports/changes.json"), help="what changed (output)"),
     champion: Path = typer.Option(Path("models/champion"), help="local copy of the champion (output)"),
@@ -55,9 +56,9 @@ def main(
             write_json(doc, report)
             write_json(changes_or_note(old, challenger, window, doc, seed=p.seed), changes)
         s.log.info("%s", format_gate(doc))
-        test = read_json(evaluation).get("champion") or {}
+        # the evaluation's test metrics and the gate's result on the challenger's version
         log_metrics_to_version(p.export.registered_model, ref.registry_version,
-                               {f"test_{k}": test[k] for k in ("roc_auc", "pr_auc", "ece") if k in test})
+                               *version_figures(read_json(evaluation), doc))
         s.track(params={"gate": p.gate.model_dump(mode="json")},
                 metrics={"passed": float(doc["passed"]), "promoted": float(doc["promoted"]),
                          **{f"check_{c['name']}": float(c["passed"]) for c in doc["checks"]}},

@@ -3,7 +3,8 @@
     python -m pipelines.generate --params params.yaml --out data/raw/crm.duckdb
 
 Inputs:  params.yaml
-Outputs: --out (DuckDB file, written atomically); optional --metrics (JSON summary, no PII)
+Outputs: --out (DuckDB file, written atomically); optional --details (JSON summary, no PII)
+         and --metrics (its headline figures, for `dvc metrics show`)
 Params:  seed, generate.* (n_leads, start, end, events_per_lead, junk_share,
          duplicate_event_share, chunk_leads), ingest.source
 
@@ -18,7 +19,6 @@ from pathlib import Path
 import typer
 
 from leadscore.data.synthetic import generate_crm, write_empty_crm
-from leadscore.io import write_json
 from leadscore.stage import stage
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -28,7 +28,8 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def main(
     params: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read."),
     out: Path = typer.Option(Path("data/raw/crm.duckdb"), "--out", help="DuckDB file to write."),
-    metrics: Path | None = typer.Option(None, "--metrics", help="Optional JSON summary to write."),
+    metrics: Path | None = typer.Option(None, "--metrics", help="Optional headline figures (JSON)."),
+    details: Path | None = typer.Option(None, "--details", help="Optional JSON summary to write."),
 ) -> None:
     """Generate the synthetic CRM into OUT."""
     with stage("generate", params) as s:
@@ -49,7 +50,7 @@ def main(
                        summary["base_rate_pairs"])
             s.log.info("summary: %s", summary)
         if metrics is not None:
-            write_json(summary, metrics)
+            s.write_metrics(summary, metrics, details)
 
 
 if __name__ == "__main__":

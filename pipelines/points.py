@@ -5,9 +5,9 @@ Inputs:  the training table (train slice: the bands; calib slice: grade bands, M
          at capacity, points -> probability; test slice: measured only), the feature catalog,
          models/lightgbm/, models/rules.json.
 Outputs: models/points.yaml (the flat mapping's `rules:` block, the shape of `train_rules`),
-         models/points.csv (one row per field and condition), metrics/points.json (test
+         models/points.csv (one row per field and condition), reports/points.json (test
          ROC-AUC of the table, the model and the rules with bootstrap CIs; the MQL threshold
-         and the leads a month it hands over).
+         and the leads a month it hands over; headline figures: metrics/points.json).
 Params:  seed, features.horizon_days, features.data_cutoff, split.*, points.*,
          evaluate.reps, evaluate.leads_per_rep, evaluate.n_bootstrap,
          explain.fit_shares, explain.engagement_shares, mlflow.*.
@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from leadscore.features.catalog import load_catalog
-from leadscore.io import read_parquet, write_json
+from leadscore.io import read_parquet
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.estimators import is_fallback, load_model
 from leadscore.modeling.points import points_release, points_summary, write_points
@@ -39,7 +39,8 @@ def main(
     rules: Path = typer.Option(Path("models/rules.json"), help="hand-written rule scorer"),
     out_yaml: Path = typer.Option(Path("models/points.yaml"), help="learned table (YAML, output)"),
     out_csv: Path = typer.Option(Path("models/points.csv"), help="learned table (CSV, output)"),
-    metrics: Path = typer.Option(Path("metrics/points.json"), help="figures (output)"),
+    metrics: Path = typer.Option(Path("metrics/points.json"), help="headline figures (output)"),
+    details: Path | None = typer.Option(None, help="figures (output) (dvc.yaml: reports/points.json; none: all in --metrics)"),
     track: bool = typer.Option(True, help="log the run to MLflow"),
 ) -> None:
     with stage("points", params) as s:
@@ -49,7 +50,7 @@ def main(
         model = None if is_fallback(lightgbm) else load_model(lightgbm)
         release = points_release(split, model, load_rules(rules), load_catalog(catalog), p)
         write_points(release, out_yaml, out_csv)
-        write_json(release.metrics, metrics)
+        s.write_metrics(release.metrics, metrics, details)
         s.log.info("%s", points_summary(release.metrics))
         m = release.metrics
         s.track(params={"points": p.points.model_dump(), "seed": p.seed},

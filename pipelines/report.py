@@ -56,6 +56,7 @@ def main(
     points: Path = typer.Option(_D.points, help="learned points table's figures (points stage)"),
     points_csv: Path = typer.Option(_D.points_csv, help="learned points table (CSV)"),
     points_yaml: Path = typer.Option(_D.points_yaml, help="learned points table (YAML)"),
+    data_docs: Path = typer.Option(_D.data_docs, help="Great Expectations Data Docs (validate stage)"),
     track: bool = typer.Option(True, help="log the report to MLflow (if report.log_mlflow)"),
 ) -> None:
     with stage("report", params) as s:
@@ -65,7 +66,8 @@ def main(
             validation=validation, validate_metrics=validate_metrics, catalog=catalog,
             features=features, grades=grades, drivers=drivers, examples=examples,
             backtest=backtest, gate=gate, changes=changes, monitor=monitor, grading=grading, score=score,
-            points=points, points_csv=points_csv, points_yaml=points_yaml))
+            points=points, points_csv=points_csv, points_yaml=points_yaml, data_docs=data_docs),
+            report_path=out)
         write_report(build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC)), out)
         s.log.info("report: wrote %s (%.0f kB)", out, out.stat().st_size / 1024)
         if track and p.report.log_mlflow:

@@ -6,9 +6,9 @@ Inputs:  the CRM source `ingest.path` (kind `ingest.source`; read through leadsc
 Outputs: data/scores/ (persisted; scores.parquet: the score contract; scores.quarantine.parquet:
          quarantined leads with reasons; scores.parquet.manifest.json, written last, names the
          published pair: the reader rule; .scores.parquet.runs/<run_id>/manifest.json),
-         metrics/score.json (with `speed_to_lead`: median and p95 lag from a lead's creation or
+         reports/score.json (with `speed_to_lead`: median and p95 lag from a lead's creation or
          last event to its score; the stage is always a full run, `leadscore score
-         --incremental` the incremental one).
+         --incremental` the incremental one), its headline in metrics/score.json.
 Params:  score.* (as_of, chunk_size, quarantine_budget, memory_limit, threads), features.*
          (the same feature settings as training), ingest.source, ingest.path,
          ingest.free_mail_domains.
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import typer
 
-from leadscore.io import write_json
 from leadscore.serve.batch import score_with_params
 from leadscore.stage import stage
 
@@ -33,11 +32,12 @@ def main(
     model: str = typer.Option("models/champion", help="MLflow model path or models:/ URI "
                               "(default: the champion's local copy, written by the gate stage)"),
     out: Path = typer.Option(Path("data/scores/scores.parquet"), help="score output"),
-    metrics: Path = typer.Option(Path("metrics/score.json"), help="summary"),
+    metrics: Path = typer.Option(Path("metrics/score.json"), help="headline figures"),
+    details: Path | None = typer.Option(None, help="summary (dvc.yaml: reports/score.json; none: all in --metrics)"),
 ) -> None:
     with stage("score", params) as s:
         result = score_with_params(s.params, out=out, model_uri=model, progress=False)
-        write_json(result.to_dict(), metrics)
+        s.write_metrics(result.to_dict(), metrics, details)
         s.log.info("scored %s leads as of %s (%s quarantined) -> %s [run %s]", f"{result.leads_scored:,}",
                    result.as_of.date(), f"{result.leads_quarantined:,}", result.out, result.run_id)
         speed = result.summary.get("speed_to_lead") or {}

@@ -2,7 +2,8 @@
 
 Inputs:  the training table (Parquet, stage `features`).
 Outputs: the rule estimator as JSON (points table + isotonic points -> probability map),
-         metrics/train_rules.json (calibration-slice metrics, MQL share, grade mix).
+         reports/train_rules.json (calibration-slice metrics, MQL share, grade mix) and its
+         headline figures in metrics/train_rules.json.
 Params:  seed, features.horizon_days, split.*, train_rules.* (points table, bands, MQL
          threshold), mlflow.*.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from leadscore.io import read_parquet, write_json
+from leadscore.io import read_parquet
 from leadscore.modeling.baseline import PointsRuleClassifier, rules_summary, save_rules
 from leadscore.modeling.metrics import core_metrics
 from leadscore.modeling.splits import data_window, split_from_params
@@ -27,7 +28,8 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params.yaml"),
     train: Path = typer.Option(Path("data/processed/train.parquet"), help="training table"),
     out: Path = typer.Option(Path("models/rules.json"), help="rule estimator (JSON)"),
-    metrics: Path = typer.Option(Path("metrics/train_rules.json"), help="summary metrics"),
+    metrics: Path = typer.Option(Path("metrics/train_rules.json"), help="headline figures"),
+    details: Path | None = typer.Option(None, help="summary (dvc.yaml: reports/train_rules.json; none: all in --metrics)"),
     track: bool = typer.Option(True, help="log the run to MLflow"),
 ) -> None:
     with stage("train_rules", params) as s:
@@ -38,7 +40,7 @@ def main(
         summary = {**rules_summary(rules, split.calib),
                    "valid": core_metrics(split.valid["label"], rules.predict_proba(split.valid)[:, 1])}
         save_rules(rules, out)
-        write_json(summary, metrics)
+        s.write_metrics(summary, metrics, details)
         s.log.info("rules: calibration slice %d rows, ROC-AUC %.4f, %.1f%% MQL (converting %.1f%%)",
                    summary["calib_rows"], summary["calib"]["roc_auc"], 100 * summary["mql_share"],
                    100 * (summary["mql_conversion"] or 0))

@@ -97,8 +97,8 @@ def test_metrics_missing_file_is_bad_input_1(tmp_path):
 
 
 def test_report_unreadable_input_is_bad_input_1(params, tmp_path):
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "evaluate.json").write_text("{not json")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "evaluate.json").write_text("{not json")
     code, out = _run("report", "--root", str(tmp_path), "--out", str(tmp_path / "r.html"),
                      "--no-track", "--params", str(params))
     assert code == EXIT_INPUT

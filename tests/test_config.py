@@ -20,10 +20,15 @@ def _differences(a: object, b: object, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: params.yaml {a!r} != default {b!r}"]
 
 
+# on purpose: the pipeline keeps Optuna studies in optuna.db, while a library caller that names
+# no storage (flat mode, tests) keeps them in memory and writes no file
+INTENTIONAL = [".train_model.optuna.storage: params.yaml 'sqlite:///optuna.db' != default None"]
+
+
 def test_config_defaults_equal_params_yaml():
     from_file = load_params(ROOT / "params.yaml").model_dump(mode="json", by_alias=True)
     defaults = Params().model_dump(mode="json", by_alias=True)
-    assert _differences(from_file, defaults) == []
+    assert _differences(from_file, defaults) == INTENTIONAL
 
 
 def test_params_yaml_sets_every_section():

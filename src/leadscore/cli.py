@@ -94,7 +94,8 @@ def validate(
 
 @command
 def metrics(
-    path: Path = typer.Option(Path("metrics/evaluate.json"), "--path", help="evaluate stage metrics"),
+    path: Path = typer.Option(Path("reports/evaluate.json"), "--path",
+                              help="the evaluate stage's record (metrics/evaluate.json holds only its headline)"),
 ) -> None:
     """Print the out-of-time comparison of the rules, logistic regression and LightGBM."""
     from leadscore.io import read_json
@@ -106,7 +107,7 @@ def metrics(
     try:
         table = metrics_table(doc)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-        raise InputError(f"{path}: not the evaluate stage's metrics ({type(err).__name__}: "
+        raise InputError(f"{path}: not the evaluate stage's record ({type(err).__name__}: "
                          f"{str(err)[:80]} missing or malformed); rerun `dvc repro evaluate`") from None
     typer.echo(table)
 
@@ -311,7 +312,7 @@ def report(
     )
 
     p = load_params(params)
-    inputs = load_report_inputs(ReportPaths.in_project(root))
+    inputs = load_report_inputs(ReportPaths.in_project(root), report_path=out)
     html = build_report(inputs, p.report, generated_at=dt.datetime.now(dt.UTC))
     write_report(html, out)
     if track and p.report.log_mlflow:

@@ -211,12 +211,27 @@ class TrainRulesConfig(_Section):
 
 
 class OptunaConfig(_Section):
-    """Hyperparameter search budget (stops at whichever of n_trials / timeout_s comes first)."""
+    """Hyperparameter search budget (stops at whichever of n_trials / timeout_s comes first).
+
+    `storage`: the SQLAlchemy URL where studies are kept and resumed (a relative
+    ``sqlite:///optuna.db`` lives in the project root, beside MLflow's ``mlruns.db``; browse it
+    with ``optuna-dashboard sqlite:///optuna.db``); None keeps the study in memory. With a
+    storage, `n_trials` is the number of finished trials the study should hold: the same data
+    and settings resume the study and run only the missing trials
+    (`leadscore.modeling.tuning`)."""
 
     n_trials: int = Field(12, ge=1)
     timeout_s: float = Field(600, gt=0)
     n_startup_trials: int = Field(5, ge=1)  # random trials before TPE and before pruning
     pruning_warmup_rounds: int = Field(30, ge=0)
+    storage: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> OptunaConfig:
+        if self.storage is not None and "://" not in self.storage:
+            raise ValueError("train_model.optuna.storage must be a database URL such as "
+                             "sqlite:///optuna.db (or null: in memory)")
+        return self
 
 
 class LeakageConfig(_Section):
@@ -475,7 +490,7 @@ class MonitorConfig(_Section):
     report_runs: int = Field(12, ge=1, le=100)
     keep_lead_scores: bool = True
     lead_rows_days: int = Field(400, ge=1)
-    backtest_metrics: str = "metrics/backtest.json"
+    backtest_metrics: str = "reports/backtest.json"
     n_bootstrap: int = Field(200, ge=20)
     handover_share: float = Field(0.05, gt=0, le=1)
     min_realized_positives: int = Field(30, ge=1)

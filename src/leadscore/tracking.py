@@ -3,15 +3,31 @@
 Entry points call `setup_mlflow` once; `log_run` takes plain values. What is logged:
 params (flattened `section.key` names), metrics, artifact files, tags (git commit, data
 window, stage). Nothing row-level is ever logged: no input examples, no lead ids, no PII.
+
+**One parent run per pipeline run.** Each DVC stage is its own process, so the stages find
+their common parent in the store: every stage run is nested under the run tagged
+``leadscore.pipeline_run = <key>`` (created by the first stage that logs, named
+``pipeline <date time>``, with the git commit and the params hash; each later stage moves its
+end time on). The key (`pipeline_key`) is, in this order:
+
+1. ``LEADSCORE_PIPELINE_RUN`` from the environment (set it to group any set of runs, e.g.
+   ``LEADSCORE_PIPELINE_RUN=nightly-2026-01-05 dvc repro``);
+2. under DVC (``DVC_STAGE`` is set), the DVC process that runs the stages: the nearest
+   ancestor process that is not a shell, as ``dvc-<pid>-<start time>[-<experiment name>]``
+   (Linux ``/proc``), so one ``dvc repro`` / ``dvc exp run`` is one parent and the next one a
+   new parent;
+3. otherwise none: a stage run by hand (or the CLI) logs a top-level run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -54,8 +70,9 @@ def project_root() -> Path:
 
 
 def resolve_tracking_uri(uri: str) -> str:
-    """A relative SQLite store (``sqlite:///mlruns.db``) made absolute under `project_root`,
-    so every stage, experiment and command shares one store and one registry."""
+    """A relative SQLite store (``sqlite:///mlruns.db``, ``sqlite:///optuna.db``) made
+    absolute under `project_root`, so every stage, experiment and command shares one store
+    (one registry, one Optuna storage)."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(project_root() / uri[len(prefix):])
@@ -76,6 +93,104 @@ def setup_mlflow(tracking_uri: str, experiment: str) -> str:
     return uri
 
 
+PIPELINE_TAG = "leadscore.pipeline_run"
+PIPELINE_ENV = "LEADSCORE_PIPELINE_RUN"
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"}
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(command name, parent pid, start time in clock ticks) of `pid` from /proc, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1:raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2:].split()
+    return name, int(fields[1]), fields[19]  # state ppid ... starttime (field 22)
+
+
+def pipeline_key(environ: Mapping[str, str] | None = None, pid: int | None = None) -> str | None:
+    """What identifies the pipeline run this process belongs to (module docstring); None
+    when it is not part of one."""
+    env = os.environ if environ is None else environ
+    if env.get(PIPELINE_ENV):
+        return re.sub(r"[^0-9A-Za-z_\-.:]", "_", env[PIPELINE_ENV])[:200]
+    if not env.get("DVC_STAGE"):
+        return None
+    stat = _proc_stat(os.getpid() if pid is None else pid)
+    for _ in range(8):  # stage -> (shell ->) dvc
+        if stat is None or stat[1] <= 1:
+            return None
+        ppid = stat[1]
+        stat = _proc_stat(ppid)
+        if stat is not None and stat[0] not in _SHELLS:
+            exp = re.sub(r"[^0-9A-Za-z_\-.]", "_", env.get("DVC_EXP_NAME", ""))
+            return f"dvc-{ppid}-{stat[2]}" + (f"-{exp}" if exp else "")
+    return None
+
+
+def pipeline_parent(key: str | None, *, tags: Mapping[str, str] | None = None,
+                    params: Mapping | None = None) -> str | None:
+    """The id of the parent run tagged with `key` in the active experiment, created (with
+    `tags` and `params`) when there is none; None when `key` is None. The parent is left
+    FINISHED; each stage moves its end time on (`touch_parent`)."""
+    if key is None:
+        return None
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp_id = mlflow.tracking.fluent._get_experiment_id()  # the one `setup_mlflow` set
+    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'",
+                               order_by=["attributes.start_time ASC"], max_results=1)
+    if found:
+        return found[0].info.run_id
+    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    run = client.create_run(exp_id, run_name=f"pipeline {now}",
+                            tags={PIPELINE_TAG: key, "git_commit": git_commit(),
+                                  **{k: str(v) for k, v in (tags or {}).items()}})
+    flat = {_key(k): str(v)[:6000] for k, v in flatten(params or {}).items()}
+    keys = sorted(flat)
+    for i in range(0, len(keys), 100):  # MLflow's batch limit
+        from mlflow.entities import Param
+
+        client.log_batch(run.info.run_id, params=[Param(k, flat[k]) for k in keys[i:i + 100]])
+    client.set_terminated(run.info.run_id, "FINISHED")
+    log.info("mlflow: pipeline run %s (%s) created", run.info.run_id, key)
+    return run.info.run_id
+
+
+def touch_parent(parent: str | None, status: str = "FINISHED") -> None:
+    """Move the parent's end time to now (its duration spans the stages logged so far); a
+    failed stage marks it FAILED."""
+    if parent is not None:
+        from mlflow import MlflowClient
+
+        MlflowClient().set_terminated(parent, status)
+
+
+@contextlib.contextmanager
+def stage_run(run_name: str, *, tags: Mapping[str, str] | None = None,
+              parent_tags: Mapping[str, str] | None = None,
+              parent_params: Mapping | None = None) -> Iterator:
+    """An MLflow run named `run_name`, nested under this process's pipeline run when it has
+    one (`pipeline_key`); yields the active run. Call `setup_mlflow` first."""
+    import mlflow
+
+    parent = pipeline_parent(pipeline_key(), tags=parent_tags, params=parent_params)
+    run_tags = {k: str(v) for k, v in (tags or {}).items()}
+    if parent is not None:
+        run_tags[PIPELINE_TAG] = pipeline_key() or ""
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=run_name, parent_run_id=parent, nested=parent is not None,
+                              tags=run_tags) as run:
+            yield run
+            status = "FINISHED"
+    finally:
+        touch_parent(parent, status)
+
+
 def log_run(
     *,
     run_name: str,
@@ -84,22 +199,20 @@ def log_run(
     tags: Mapping[str, str],
     artifacts: Mapping[str, str | Path] | None = None,
     dicts: Mapping[str, dict] | None = None,
+    parent_tags: Mapping[str, str] | None = None,
+    parent_params: Mapping | None = None,
 ) -> str:
-    """One MLflow run: params, finite numeric metrics, tags, artifact files and JSON dicts.
-    Returns the run id."""
-    import math
-
+    """One MLflow run (nested under the pipeline run, `stage_run`): params, finite numeric
+    metrics, tags, artifact files and JSON dicts. Returns the run id."""
     import mlflow
 
     flat = {_key(k): str(v)[:6000] for k, v in flatten(params).items()}
-    nums = {_key(k): float(v) for k, v in flatten(metrics).items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
-    with mlflow.start_run(run_name=run_name) as run:
+    nums = numeric(metrics)
+    with stage_run(run_name, tags=tags, parent_tags=parent_tags, parent_params=parent_params) as run:
         keys = sorted(flat)
         for i in range(0, len(keys), 100):  # MLflow's batch limit
             mlflow.log_params({k: flat[k] for k in keys[i:i + 100]})
         mlflow.log_metrics(nums)
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
         for sub, path in (artifacts or {}).items():
             if Path(path).exists():
                 if Path(path).is_dir():
@@ -111,3 +224,11 @@ def log_run(
         log.info("mlflow: run %s (%s) logged to %s", run.info.run_id, run_name,
                  mlflow.get_tracking_uri())
         return run.info.run_id
+
+
+def numeric(metrics: Mapping) -> dict[str, float]:
+    """The finite numbers of a (nested) mapping, under flattened MLflow-safe names."""
+    import math
+
+    return {_key(k): float(v) for k, v in flatten(metrics).items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}

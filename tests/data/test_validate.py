@@ -154,7 +154,7 @@ def test_null_share_above_bound_fails_table_level(crm, tmp_path):
     crm["leads"].loc[crm["leads"].lead_id.isin(["L1", "L2"]), "job_title"] = None
     msg = _fails(_interim(tmp_path, crm), tmp_path, budget=1.0, null={"leads": {"job_title": 0.2}})
     assert "table-level" in msg
-    assert "leads.job_title: expect_column_values_to_not_be_null; 3 bad row(s)" in msg
+    assert "leads.job_title: expect_column_proportion_of_non_null_values_to_be_between; 3 bad row(s)" in msg
     assert "null share 50.0% above bound 20.0%" in msg and "L1, L2, L3" in msg
 
 
@@ -198,20 +198,24 @@ def test_pipeline_exit_codes_and_outputs(crm, tmp_path):
     interim = _interim(tmp_path, crm)
     params = tmp_path / "params.yaml"
     out, report, metrics = tmp_path / "v.duckdb", tmp_path / "r.json", tmp_path / "m.json"
+    docs = tmp_path / "reports/data_docs"
     args = ["--params", str(params), "--in", str(interim), "--out", str(out),
-            "--report", str(report), "--metrics", str(metrics)]
+            "--report", str(report), "--metrics", str(metrics),
+            "--gx", str(tmp_path / "gx"), "--data-docs", str(docs)]
     params.write_text("validate: {max_null_share: {leads: {job_title: 0.01}}}\n")
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1
     assert "leads.job_title" in bad.output
     assert not (out.exists() or report.exists() or metrics.exists())
+    assert (docs / "index.html").exists()  # the Data Docs show what failed
 
     params.write_text("validate: {quarantine_budget: 0.0, max_null_share: {}}\n")
     good = CliRunner().invoke(app, args)
     assert good.exit_code == 0, good.output
     assert json.loads(metrics.read_text())["events"]["rows_out"] == 12
     assert "expectations" in json.loads(report.read_text())["tables"]["leads"]
-    assert out.exists()
+    assert out.exists() and (docs / "index.html").exists()
+    assert "suite(s) ['leads'] written" in good.output  # the job_title bound was dropped
 
     missing = CliRunner().invoke(app, [*args[:2], "--in", str(tmp_path / "none.duckdb"), *args[4:]])
     assert missing.exit_code == 1 and "run the ingest stage first" in missing.output

@@ -50,9 +50,9 @@ TRAIN = TrainModelConfig(min_positives=20, num_threads=1, max_boost_rounds=60,
 
 
 def _doc_example() -> dict:
-    """The metrics/backtest.json example of docs/lifecycle.md (the contract)."""
+    """The reports/backtest.json example of docs/lifecycle.md (the contract)."""
     text = (ROOT / "docs" / "lifecycle.md").read_text()
-    section = text[text.index("### metrics/backtest.json"):]
+    section = text[text.index("### reports/backtest.json"):]
     return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
 
 

@@ -37,12 +37,14 @@ def project(tmp_path_factory) -> tuple[Path, str]:
     d = root / "data"
     logs = []
     for app, args in [
-        (generate_stage.app, ["--params", p, "--out", str(d / "raw/crm.duckdb"), "--metrics", str(root / "metrics/generate.json")]),
+        (generate_stage.app, ["--params", p, "--out", str(d / "raw/crm.duckdb"), "--metrics", str(root / "metrics/generate.json"),
+                             "--details", str(root / "reports/generate.json")]),
         (ingest_stage.app, ["--params", p, "--out", str(d / "interim/crm.duckdb")]),
         (validate_stage.app, ["--params", p, "--in", str(d / "interim/crm.duckdb"), "--out", str(d / "interim/validated.duckdb"),
                               "--report", str(root / "reports/validation.json"), "--metrics", str(root / "metrics/validate.json")]),
         (features_stage.app, ["--params", p, "--in", str(d / "interim/validated.duckdb"), "--out", str(d / "processed/train.parquet"),
-                              "--catalog", str(d / "processed/feature_catalog.json"), "--metrics", str(root / "metrics/features.json")]),
+                              "--catalog", str(d / "processed/feature_catalog.json"), "--metrics", str(root / "metrics/features.json"),
+                              "--details", str(root / "reports/features.json")]),
     ]:
         if app is ingest_stage.app:  # ingest reads ingest.path from params
             params["ingest"]["path"] = str(d / "raw/crm.duckdb")
@@ -58,6 +60,8 @@ def test_stages_write_their_outputs(project):
     table = pd.read_parquet(root / "data/processed/train.parquet")
     metrics = json.loads((root / "metrics/features.json").read_text())
     assert len(table) == metrics["rows"] > 0
+    details = json.loads((root / "reports/features.json").read_text())
+    assert "per_as_of" in details and "per_as_of" not in metrics  # headline only for dvc metrics
     assert set(table.label.unique()) <= {0, 1}
     assert 0.01 < table.label.mean() < 0.15
     catalog = json.loads((root / "data/processed/feature_catalog.json").read_text())

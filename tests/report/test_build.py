@@ -131,7 +131,7 @@ def test_data_checks_summary(html):
 
 
 def test_missing_new_inputs_say_not_available(html_no_new):
-    for what, section in (("metrics/grades.json", "grades"), ("reports/drivers.json", "drivers"),
+    for what, section in (("reports/grades.json", "grades"), ("reports/drivers.json", "drivers"),
                           ("reports/examples.json", "examples")):
         block = html_no_new.split(f'<section id="{section}">', 1)[1].split("</section>", 1)[0]
         assert "Not available" in block and what in block
@@ -206,9 +206,9 @@ def test_report_paths_have_no_defaults(tmp_path):
     with pytest.raises(TypeError):
         load_report_inputs()
     paths = ReportPaths.in_project(tmp_path)
-    assert paths.grades == tmp_path / "metrics/grades.json"
+    assert paths.grades == tmp_path / "reports/grades.json"
     assert paths.catalog == tmp_path / "data/processed/feature_catalog.json"
-    assert paths.backtest == tmp_path / "metrics/backtest.json"
+    assert paths.backtest == tmp_path / "reports/backtest.json"
     assert paths.gate == tmp_path / "reports/gate.json"
     assert paths.changes == tmp_path / "reports/changes.json"
     assert all(str(v).startswith(str(tmp_path)) for v in paths.__dict__.values())
@@ -321,3 +321,149 @@ def test_flat_export_condition_rules_appear_in_the_points_table():
     rows = {r["field"]: r for r in _rule_rows(rules)}
     assert rows["job"]["group"] == "fit" and "15" in rows["job"]["points"] and "-5" in rows["job"]["points"]
     assert rows["poutcome"]["group"] == "engagement" and "30" in rows["poutcome"]["points"]
+
+
+def _size_report(slope: float, *, stale: str = "A higher company size raises the score.") -> str:
+    """The fixture report with company size as a driver: a quarter of the leads without a
+    value, the rest with an effect of `slope` per log-employee; drivers.json's own sentence is
+    `stale` (the chart's caption must come from the chart's rows, not from it)."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    inp = make_inputs()
+    rng = np.random.default_rng(1)
+    size = np.maximum(1.0, np.round(rng.lognormal(4.5, 1.8, 600)))
+    dep = pd.DataFrame({"value": np.r_[size, [np.nan] * 200],
+                        "contribution": np.r_[slope * (np.log(size) - 4.5), [-0.02] * 200]})
+    driver = {"field": "company_size", "label": "Company size", "group": "fit",
+              "mean_abs_contribution": 0.5, "direction": "+", "direction_text": stale,
+              "top_up": [], "top_down": [], "features": ["company_size"], "value_feature": "company_size"}
+    catalog = [*inp.catalog, {"name": "company_size", "group": "fit", "kind": "numeric",
+                              "label": "Company size", "unit": "employees"}]
+    inp = dataclasses.replace(inp, catalog=catalog, dependence={**inp.dependence, "company_size": dep},
+                              drivers={**inp.drivers, "drivers": [driver, *inp.drivers["drivers"]]})
+    return build_report(inp, ReportConfig())
+
+
+def _figure(html: str, fld: str) -> str:
+    return html.split(f'id="dependence-{fld}"', 1)[1].split("</figure>", 1)[0]
+
+
+@pytest.mark.parametrize(("slope", "words", "arrow"), [
+    (0.3, "A higher company size raises the score.", "↑"),
+    (-0.3, "A higher company size lowers the score.", "↓"),
+    (0.0, "Company size: no clear direction", "↕")])
+def test_numeric_driver_chart_is_a_line_captioned_from_its_rows(slope, words, arrow):
+    html = _size_report(slope)
+    fig = _figure(html, "company_size")
+    assert 'data-kind="line"' in fig and 'class="mean"' in fig  # not category bars
+    caption = _text(fig.split("</svg>", 1)[1])
+    assert caption.startswith(f"{arrow} {words}") and "Leads with no value (25%): -0.02 on average." in caption
+    row = _text(html.split('id="drivers-table"', 1)[1].split("</tr>", 2)[1])
+    assert f"{arrow} {words}" in row  # the table says what the chart shows
+
+
+def test_categorical_and_flag_driver_charts_are_ordered_bars(html):
+    seniority = _figure(html, "seniority")
+    assert 'data-kind="bars"' in seniority
+    order = re.findall(r'fill="#\w+"><title>(.*?):', seniority)
+    assert order == ["C-level", "VP", "Manager", "Student"]  # by effect, highest first
+    assert "Seniority matters: C-level, VP, Manager raise the score; Student lowers it." in _text(seniority)
+    free_mail = _figure(html, "free_mail")
+    assert re.findall(r'fill="#\w+"><title>(.*?):', free_mail) == ["No", "Yes"]
+    assert '"Uses a free e-mail address" lowers the score.' in _text(free_mail).replace("&#34;", '"')
+
+
+# --------------------------------------------------------------------------- sources, shipped kind, Data Docs
+
+
+def test_not_available_notes_name_the_files_the_project_layout_reads():
+    text = _text(build_report(ReportInputs()))
+    named = re.findall(r"Not available: (?:the \w+ figures in )?(\S+?)(?: and (\S+))? was not found", text)
+    shown = {p for pair in named for p in pair if p}
+    layout = {str(p.relative_to(".")) for p in ReportPaths.in_project(".").__dict__.values() if p is not None}
+    assert shown and all(p in layout or p.startswith(("plots/", "models/lightgbm/")) for p in shown), shown
+    assert {"reports/evaluate.json", "reports/grades.json", "reports/backtest.json"} <= shown
+    assert "metrics/evaluate.json" not in text and "metrics/grades.json" not in text
+
+
+def test_not_available_notes_name_the_path_actually_read(tmp_path):
+    from dataclasses import replace
+
+    paths = replace(write_inputs(tmp_path, new=False), grades=tmp_path / "elsewhere/grades.json",
+                    backtest=tmp_path / "old/backtest.json")
+    paths.backtest.unlink(missing_ok=True)
+    html = build_report(load_report_inputs(paths))
+    grades = html.split('<section id="grades">', 1)[1].split("</section>", 1)[0]
+    assert "Not available: elsewhere/grades.json" in grades and "reports/grades.json" not in grades
+    assert "(elsewhere/grades.json is not available)" in grades  # the rules matrix's note
+    assert "Not available: old/backtest.json" in html
+    # outside the root the path is shown as given
+    outside = replace(paths, root=tmp_path / "elsewhere")
+    assert f"Not available: {(tmp_path / 'old/backtest.json').as_posix()}" in build_report(load_report_inputs(outside))
+
+
+def _logistic_ships() -> ReportInputs:
+    from dataclasses import replace
+
+    inp = make_inputs()
+    g = dict(inp.grades)
+    grades = {"logistic": g.pop("lightgbm"), "rules": g["rules"]}  # explain: the shipped kind's matrix
+    return replace(inp, grades=grades, evaluate={**inp.evaluate, "champion": {"name": "logistic"}})
+
+
+def test_grade_matrix_shows_the_shipped_models_key_when_logistic_ships():
+    html = build_report(_logistic_ships())
+    model = html.split('id="grades-model"', 1)[1].split("</figure>", 1)[0]
+    assert "Not available" not in model and "12.3%" in _cell(html, "B2", "grades-model")
+    assert "Predictive model (logistic regression)" in _text(model)
+
+
+@pytest.mark.parametrize(("grades", "champion", "key"), [
+    ({"lightgbm": {}, "logistic": {}, "rules": {}}, "logistic", "logistic"),
+    ({"lightgbm": {}, "logistic": {}, "rules": {}}, "lightgbm", "lightgbm"),
+    ({"lightgbm": {}, "rules": {}}, "rules", "lightgbm"),  # rules ship: explain explains LightGBM
+    ({"logistic": {}, "rules": {}}, None, "logistic"),  # no champion entry: the kind grades.json holds
+    (None, None, "lightgbm")])
+def test_model_grades_key_follows_the_shipped_kind(grades, champion, key):
+    from leadscore.report.build import model_grades_key
+
+    evaluate = {"champion": {"name": champion}} if champion else {}
+    assert model_grades_key(grades, evaluate) == key
+
+
+def _data_docs_index(folder) -> None:
+    site = folder / "reports/data_docs"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "index.html").write_text("<html></html>")
+
+
+def test_data_docs_are_linked_when_their_index_exists(tmp_path):
+    paths = write_inputs(tmp_path)
+    _data_docs_index(tmp_path)
+    inp = load_report_inputs(paths)
+    assert inp.data_docs == "data_docs/index.html"  # beside reports/report.html
+    html = build_report(inp)
+    checks = html.split('<section id="checks">', 1)[1].split("</section>", 1)[0]
+    assert '<a href="data_docs/index.html">' in checks and "reports/data_docs/index.html" in checks
+    assert [a for a in re.findall(r'\bhref="([^"]*)"', html) if not a.startswith("#")] == ["data_docs/index.html"]
+    # a report written elsewhere links back to the same index
+    out = tmp_path / "share/report.html"
+    assert load_report_inputs(paths, report_path=out).data_docs == "../reports/data_docs/index.html"
+    # shown even when the data checks themselves are missing (validate failed: Data Docs only)
+    bare = build_report(ReportInputs(data_docs="data_docs/index.html"))
+    assert 'id="data-docs"' in bare and '<a href="data_docs/index.html">' in bare
+
+
+def test_no_data_docs_no_link(tmp_path):
+    paths = write_inputs(tmp_path)
+    (tmp_path / "reports/data_docs").mkdir(parents=True)  # a folder without index.html
+    inp = load_report_inputs(paths)
+    assert inp.data_docs is None
+    html = build_report(inp)
+    assert 'id="data-docs"' not in html and "data_docs" not in html
+    from dataclasses import replace
+
+    assert load_report_inputs(replace(paths, data_docs=None)).data_docs is None

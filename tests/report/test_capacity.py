@@ -83,9 +83,10 @@ def test_report_renders_the_sections_and_says_what_is_missing(tmp_path):
     assert "Points rules: MQL at 50 points 4,014 906 1,066 8.9% 41.9%" in text
     assert "A: the best 10% of leads" in visible_text(html)
     bare = build_report(make_inputs())  # no capacity, segments, grading or score
-    for what in ("models/grading.json", "metrics/score.json", "the capacity figures", "the segment figures"):
+    for what in ("models/grading.json", "reports/score.json", "the capacity figures in reports/evaluate.json",
+                 "the segment figures in reports/evaluate.json"):
         assert f"Not available: {what}" in visible_text(bare)
     # the project layout names both new inputs; a missing file loads as None
     paths = ReportPaths.in_project(tmp_path)
-    assert paths.grading == tmp_path / "models/grading.json" and paths.score == tmp_path / "metrics/score.json"
+    assert paths.grading == tmp_path / "models/grading.json" and paths.score == tmp_path / "reports/score.json"
     assert load_report_inputs(paths).grading is None

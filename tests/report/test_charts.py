@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,6 +13,7 @@ from leadscore.report.charts import (
     Series,
     as_float,
     bar,
+    category_order,
     date_chart,
     dependence_chart,
     heat_color,
@@ -54,6 +56,56 @@ def test_dependence_chart_numeric_categorical_and_nothing():
     svg = dependence_chart(cats, "categorical")
     assert svg.count("<rect") == 3 and "VP: +0.50 (5 leads)" in svg  # frame + two bars
     assert dependence_chart(pd.DataFrame(), "nothing") is None
+
+
+def _bins(svg: str) -> list[tuple[float, str]]:
+    """(x, tooltip) of the binned-mean points of a line dependence chart, in drawing order."""
+    return [(float(x), t) for x, t in re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="3" class="bin">'
+                                                r"<title>(.*?)</title>", svg)]
+
+
+def _bars(svg: str) -> list[str]:
+    """The categories of a bar dependence chart, left to right."""
+    return re.findall(r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+" fill="#\w+"><title>'
+                      r"(.*?):", svg)
+
+
+def test_numeric_field_with_missing_values_is_a_line_over_ordered_values():
+    # company size as in the real report: a quarter unknown used to turn it into category bars
+    rng = np.random.default_rng(0)
+    size = np.maximum(1.0, np.round(rng.lognormal(4.5, 1.8, 1500)))
+    df = pd.DataFrame({"value": np.r_[size, [np.nan] * 500],
+                       "contribution": np.r_[0.25 * np.log(size) - 1.0, [-0.02] * 500]})
+    svg = dependence_chart(df, "How company size moves the score", x_label="Company size")
+    assert 'data-kind="line"' in svg and 'class="mean"' in svg and not _bars(svg)
+    xs = [x for x, _ in _bins(svg)]
+    assert len(xs) >= 5 and xs == sorted(xs)  # an ordered x axis
+    assert "37.0" not in svg and "13.0" not in svg  # no values as category labels
+    assert "(log scale)" in svg and re.search(r'class="tick">1k</text>', svg)  # a wide range
+    assert "no value: -0.02 on average (500 leads)" in svg and ">unknown</text>" in svg
+
+
+def test_numeric_kind_from_the_catalog_wins_and_narrow_ranges_stay_linear():
+    df = pd.DataFrame({"value": [str(v) for v in range(1, 301)], "contribution": np.linspace(1, -1, 300)})
+    svg = dependence_chart(df, "t", kind="numeric")
+    assert 'data-kind="line"' in svg and "log scale" not in svg
+    tips = [t for _, t in _bins(svg)]
+    assert tips[0].startswith("1 to ") and tips[-1].endswith("(30 leads)")
+
+
+def test_categorical_bars_are_ordered_by_effect_with_unknown_last():
+    df = pd.DataFrame({"value": ["manager", "vp", None, "student", "director"] * 20,
+                       "contribution": [0.2, 0.9, 0.5, -2.0, 0.6] * 20})
+    assert _bars(dependence_chart(df, "t")) == ["VP", "Director", "Manager", "Student", "Unknown"]
+
+
+def test_size_bands_and_flags_keep_their_natural_order():
+    bands = pd.DataFrame({"value": ["201-1000", "1-10", "5001+", "unknown", "11-50"] * 10,
+                          "contribution": [0.4, -0.5, 0.1, 0.0, -0.2] * 10})
+    assert _bars(dependence_chart(bands, "t")) == ["1-10", "11-50", "201-1000", "5001+", "Unknown"]
+    flag = pd.DataFrame({"value": [1.0, 0.0, 0.0] * 10, "contribution": [-0.4, 0.05, 0.05] * 10})
+    assert _bars(dependence_chart(flag, "t", kind="flag")) == ["No", "Yes"]
+    assert category_order(pd.Series({"other": 0.9, "b": -1.0, "a": 0.5})) == ["a", "b", "other"]
 
 
 @pytest.mark.parametrize(("rate", "expected"), [(None, ("#f4f4f4", "#333")),

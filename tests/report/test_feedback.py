@@ -59,4 +59,4 @@ def test_report_says_when_there_is_no_feedback():
     text = _section(build_report(replace(make_inputs(), evaluate=ev)))
     assert "the CRM has no mql_feedback table" in text
     bare = _section(build_report(make_inputs()))  # an evaluate.json without the block
-    assert "Not available: the feedback figures in metrics/evaluate.json" in bare
+    assert "Not available: the feedback figures in reports/evaluate.json" in bare

@@ -235,7 +235,7 @@ def test_movers_show_grades_probabilities_and_reasons(html):
 
 
 @pytest.mark.parametrize(("section", "what", "stage"), [
-    ("backtest", "metrics/backtest.json", "backtest"), ("gate", "reports/gate.json", "gate"),
+    ("backtest", "reports/backtest.json", "backtest"), ("gate", "reports/gate.json", "gate"),
     ("changes", "reports/changes.json", "gate")])
 def test_missing_lifecycle_input_says_not_available(section, what, stage):
     html = build_report(make_inputs(lifecycle=False))

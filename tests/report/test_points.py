@@ -75,7 +75,7 @@ def test_missing_points_metrics_is_a_note_not_a_crash(tmp_path):
     inputs = load_report_inputs(paths)
     assert inputs.points is None and inputs.points_table is None and inputs.learned_points
     sec = _section(build_report(inputs))
-    assert "Not available" in sec and "metrics/points.json" in sec and "points-learned" not in sec
+    assert "Not available" in sec and "reports/points.json" in sec and "points-learned" not in sec
 
 
 def test_a_model_without_a_table_shows_the_reason():

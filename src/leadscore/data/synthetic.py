@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 
 from leadscore.config import GenerateConfig
 from leadscore.io import atomic_path
+from leadscore.progress import bar
 from leadscore.schema import (
     CANARY_EMAIL,
     CANARY_FIRST_NAME,
@@ -1269,19 +1270,24 @@ def _summary(
     }
 
 
-def generate_crm(cfg: GenerateConfig, seed: int, path: str | Path) -> dict[str, Any]:
+def generate_crm(
+    cfg: GenerateConfig, seed: int, path: str | Path, *, progress: bool | None = None
+) -> dict[str, Any]:
     """Generate the synthetic CRM into a new DuckDB file at `path`, atomically.
 
     Chunks are inserted one by one, so memory stays bounded. Returns a summary (row counts,
-    base rate, null shares, timing) without any personal data.
+    base rate, null shares, timing) without any personal data. `progress`: a bar of leads
+    on stderr, advanced per chunk (None: when stderr is a terminal; `leadscore.progress`).
     """
     t0 = time.perf_counter()
     stats: dict[str, int] = {}
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, bar(
+        total=cfg.n_leads, unit="lead", desc="generate", progress=progress
+    ) as pbar:
         con = duckdb.connect(str(tmp))
         try:
             _create_tables(con)
-            for chunk in range(len(_chunk_bounds(cfg))):
+            for chunk, (first, last) in enumerate(_chunk_bounds(cfg)):
                 tables, chunk_stats = chunk_tables(cfg, seed, chunk)
                 for name, data in tables.items():
                     _insert(con, name, data)
@@ -1289,6 +1295,8 @@ def generate_crm(cfg: GenerateConfig, seed: int, path: str | Path) -> dict[str, 
                     stats[k] = stats.get(k, 0) + v
                 del tables
                 log.debug("chunk %d inserted", chunk)
+                pbar.update(last - first)
+            pbar.set_postfix_str("summary")
             summary = _summary(con, cfg, stats)
             con.execute("CHECKPOINT")
         finally:
@@ -1741,6 +1749,7 @@ def generate_next_quarter(
     *,
     quarters: int = 1,
     shift: QuarterShift = DEFAULT_SHIFT,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Write the CRM of `generate_crm(cfg, seed)` continued by `quarters` quarters, atomically.
 
@@ -1768,7 +1777,8 @@ def generate_next_quarter(
     recorded, and its new stages are ordered mql <= sql <= opportunity <= won/lost, none
     before cfg.end. Note that `quarters=2` is one draw over six months, not `quarters=1`
     continued. Returns `generate_crm`'s summary over the whole window, plus `history_end`,
-    `quarters`, the `shift` and counts of the continuation (`next_quarter`).
+    `quarters`, the `shift` and counts of the continuation (`next_quarter`). `progress`: a
+    bar of chunks on stderr (None: when stderr is a terminal; `leadscore.progress`).
     """
     t0 = time.perf_counter()
     new_end = next_quarter_end(cfg, quarters)
@@ -1785,7 +1795,10 @@ def generate_next_quarter(
             else:
                 stats[k] = stats.get(k, 0) + v
 
-    with atomic_path(path) as tmp:
+    n_parts = -(-n_new // cfg.chunk_leads)
+    with atomic_path(path) as tmp, bar(
+        total=hist_chunks + n_parts, unit="chunk", desc="next quarter", progress=progress
+    ) as pbar:
         con = duckdb.connect(str(tmp))
         try:
             _create_tables(con)
@@ -1799,6 +1812,7 @@ def generate_next_quarter(
                 later.append(cont)
                 count(cont_stats)
                 del tables, state
+                pbar.update()
             later_chunks = [
                 (part, a, min(a + cfg.chunk_leads, n_new))
                 for part, a in enumerate(range(0, n_new, cfg.chunk_leads))
@@ -1809,6 +1823,7 @@ def generate_next_quarter(
                 )
                 later.append(tables)
                 count(chunk_stats)
+                pbar.update()
             for tables in later:
                 for name, data in tables.items():
                     _insert(con, name, data)

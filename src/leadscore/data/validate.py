@@ -1,22 +1,27 @@
-"""Validate the ingested CRM with Great Expectations suites, one per table, in two phases.
+"""Validate the ingested CRM with Great Expectations: one suite and one checkpoint per table.
 
-Phase 1, TABLE-LEVEL (any failure fails the stage at once): the table is not empty
-(ExpectTableRowCountToBeBetween), its columns are exactly the ingested contract
-(ExpectTableColumnsToMatchSet), each column has its contract type
+Each table is one checkpoint run (one batch) of its suite (`table_suite`), whose
+expectations are of two levels (`meta.level`):
+
+TABLE-LEVEL (any failure fails the stage): the table is not empty
+(ExpectTableRowCountToBeBetween), its columns are exactly the ingested contract plus the
+derived columns below (ExpectTableColumnsToMatchSet), each column has its contract type
 (ExpectColumnValuesToBeOfType on the pandas dtypes DuckDB gives), and the null share of
 each column named in ``validate.max_null_share`` is within its bound
-(ExpectColumnValuesToNotBeNull with ``mostly = 1 - bound``).
+(ExpectColumnProportionOfNonNullValuesToBeBetween with ``min_value = 1 - bound``). The table-level failures of
+every table are reported together, and then nothing is quarantined.
 
-Phase 2, ROW-LEVEL (bad rows are quarantined with a reason): required columns are non-null;
-keys are unique (rows beyond the first of a key are quarantined; the first is kept, in the
-order lead_id/created_at, event_id/occurred_at, lead_id/stage/stage_at); event_type,
-content_type and stage take allowed values; no timestamp is after the reference time
-``now``; sizes, revenues and amounts are not negative. Cross-table checks, which GE cannot
-do natively, are expressed through derived columns that the suite then checks natively:
-``lead_known`` (the lead_id exists in ``leads``: False means an orphan row), ``lead_valid``
-(the lead itself passed validation; events and outcomes of a quarantined lead are
-quarantined with it) and ``lead_created_at`` (an event or outcome must not precede its
-lead's creation: ExpectColumnPairValuesAToBeGreaterThanB). Leads are validated first.
+ROW-LEVEL (bad rows are quarantined with a reason, ``meta.reason``): required columns are
+non-null; keys are unique (rows beyond the first of a key are quarantined; the first is
+kept, in the order lead_id/created_at, event_id/occurred_at, lead_id/stage/stage_at);
+event_type, content_type and stage take allowed values; no timestamp is after the reference
+time (the suite parameter ``now``); sizes, revenues and amounts are not negative.
+Cross-table checks, which GE cannot do natively, are expressed through derived columns that
+the suite then checks natively: ``lead_known`` (the lead_id exists in ``leads``: False means
+an orphan row), ``lead_valid`` (the lead itself passed validation; events and outcomes of a
+quarantined lead are quarantined with it) and ``lead_created_at`` (an event or outcome must
+not precede its lead's creation: ExpectColumnPairValuesAToBeGreaterThanB). Leads are
+validated first.
 
 If the quarantined share of any table exceeds ``validate.quarantine_budget`` the stage
 fails too. Failures raise `ValidationFailed`, whose message names table, column,
@@ -31,6 +36,10 @@ reason outside ``schema.FEEDBACK_REASONS``, a decision after ``now``, an unknown
 quarantined lead, a decision before the lead's creation, and ``reason_mismatch``: the reason
 must be set exactly when the MQL was rejected (derived column ``reason_fits_decision``).
 
+The suites defined here are the single source of truth: `sync_gx_project` writes them into
+the GX project (`gx/`, see `leadscore.data.gx_project`), and without a project they run in
+an in-memory context. GX never sees personal data (`gx_project.gx_frame`).
+
 Timestamps are naive and read as UTC; an aware ``now`` is converted to naive UTC.
 """
 
@@ -43,7 +52,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import duckdb
 import pandas as pd
@@ -52,6 +60,7 @@ from leadscore.config import ValidateConfig
 from leadscore.data.ingest import INGESTED_OPTIONAL_TABLES, INGESTED_TABLES
 from leadscore.errors import InputError
 from leadscore.io import safe_key, write_duckdb_tables
+from leadscore.progress import bar
 from leadscore.schema import (
     CONTENT_TYPES,
     EVENT_TYPES,
@@ -88,6 +97,7 @@ TIME_COLUMN: dict[str, str] = {"leads": "created_at", "events": "occurred_at", "
                                "mql_feedback": "decided_at"}
 DERIVED = ("lead_known", "lead_valid", "lead_created_at", "reason_fits_decision")
 ALL_TABLES: dict[str, Table] = {**INGESTED_TABLES, **INGESTED_OPTIONAL_TABLES}
+NULL_SHARE = "expect_column_proportion_of_non_null_values_to_be_between"
 QUARANTINE_COLUMNS = ("table_name", "row_key", "reason", "row_json")
 
 
@@ -133,53 +143,28 @@ class ValidationResult:
     metrics: dict[str, Any]
 
 
-# --------------------------------------------------------------------------- GE plumbing
+# --------------------------------------------------------------------------- GX plumbing
 
 
 @functools.cache
-def _gx() -> tuple[Any, Any]:
-    """Import GE lazily (it is slow to import and has no business at import time)."""
-    import great_expectations as gx
+def _gxe() -> Any:
+    """GX's expectation classes, imported lazily (GX is slow to import)."""
     import great_expectations.expectations as gxe
 
-    return gx, gxe
+    return gxe
 
 
-def _context() -> Any:
-    """A fresh ephemeral GE context, without progress bars."""
-    gx, _ = _gx()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    return context
+def _raised(r: Any) -> bool:
+    return bool(r.exception_info and r.exception_info.get("raised_exception"))
 
 
-def _run_suite(
-    context: Any, name: str, df: pd.DataFrame, expectations: list[Any], result_format: str
-) -> list[Any]:
-    """Validate `df` (one whole-dataframe batch) against `expectations`; return the results."""
-    gx, _ = _gx()
-    from great_expectations.execution_engine import pandas_execution_engine
-
-    source = context.data_sources.add_pandas(name)
-    definition = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("whole")
-    # GE fingerprints every batch below 1 GB by hashing all of it (batch metadata only):
-    # about 3 s per pass over 2M events. Skip it, for this call only.
-    suite = gx.ExpectationSuite(name=name)
-    for exp in expectations:
-        suite.add_expectation(exp)
-    fmt: dict[str, Any] = {"result_format": result_format, "partial_unexpected_count": 0}
-    with mock.patch.object(pandas_execution_engine, "HASH_THRESHOLD", 0):
-        batch = definition.get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(suite, result_format=fmt)
-    for r in result.results:
-        if r.exception_info and r.exception_info.get("raised_exception"):
+def _check_raised(name: str, results: Sequence[Any]) -> None:
+    for r in results:
+        if _raised(r):
             raise RuntimeError(
                 f"Great Expectations could not evaluate {r.expectation_config.type} on {name}: "
                 f"{r.exception_info.get('exception_message')}"
             )
-    return list(result.results)
 
 
 def _column_of(config: Any) -> str | None:
@@ -196,63 +181,107 @@ def _column_of(config: Any) -> str | None:
 # --------------------------------------------------------------------------- suites
 
 
-def table_level_expectations(
-    spec: Table, columns: Sequence[str], max_null_share: Mapping[str, float]
-) -> list[Any]:
-    """Phase-1 expectations: non-empty (an optional table may be empty), exact column set,
-    types, null-share bounds."""
-    _, gxe = _gx()
+def derived_columns(name: str) -> tuple[str, ...]:
+    """The cross-table columns the row checks of table `name` add (none for leads)."""
+    if name == "leads":
+        return ()
+    return DERIVED[:3] + (("reason_fits_decision",) if name == "mql_feedback" else ())
+
+
+def table_level_expectations(spec: Table, max_null_share: Mapping[str, float]) -> list[Any]:
+    """Table-level expectations (`meta.level == "table"`): non-empty (an optional table may
+    be empty), exact column set (the contract plus the derived columns), types, null-share
+    bounds."""
+    gxe = _gxe()
+    meta = {"level": "table"}
     exps = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=0 if spec.name in INGESTED_OPTIONAL_TABLES else 1),
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.columns), exact_match=True),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=0 if spec.name in INGESTED_OPTIONAL_TABLES else 1, meta=meta),
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=[*spec.columns, *derived_columns(spec.name)], exact_match=True, meta=meta),
     ]
     for col, typ in spec.columns.items():
-        if col in columns:
-            exps.append(gxe.ExpectColumnValuesToBeOfType(
-                column=col, type_=PANDAS_TYPES[typ], meta={"contract_type": typ}))
-    for col, bound in max_null_share.items():
-        if col in columns:
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(
-                column=col, mostly=round(1 - bound, 10), meta={"max_null_share": bound}))
+        exps.append(gxe.ExpectColumnValuesToBeOfType(
+            column=col, type_=PANDAS_TYPES[typ], meta={**meta, "contract_type": typ}))
+    for col, bound in max_null_share.items():  # an aggregate: no list of the null rows
+        exps.append(gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+            column=col, min_value=round(1 - bound, 10), meta={**meta, "max_null_share": bound}))
     return exps
 
 
-def row_level_expectations(spec: Table, now: dt.datetime) -> list[Any]:
-    """Phase-2 expectations; each carries `meta.reason`, the quarantine reason code."""
-    _, gxe = _gx()
+def row_level_expectations(spec: Table) -> list[Any]:
+    """Row-level expectations (`meta.level == "row"`); each carries `meta.reason`, the
+    quarantine reason code. The reference time is the suite parameter `now`."""
+    gxe = _gxe()
     name = spec.name
-    exps = [gxe.ExpectColumnValuesToNotBeNull(column=c, meta={"reason": "null_required"})
+
+    def meta(reason: str) -> dict[str, str]:
+        return {"level": "row", "reason": reason}
+
+    exps = [gxe.ExpectColumnValuesToNotBeNull(column=c, meta=meta("null_required"))
             for c in spec.required]
     if len(spec.key) == 1:
-        exps.append(gxe.ExpectColumnValuesToBeUnique(column=spec.key[0], meta={"reason": "duplicate_key"}))
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=spec.key[0], meta=meta("duplicate_key")))
     else:
         exps.append(gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=list(spec.key), meta={"reason": "duplicate_key"}))
+            column_list=list(spec.key), meta=meta("duplicate_key")))
     allowed = {"events": {"event_type": EVENT_TYPES, "content_type": CONTENT_TYPES},
                "outcomes": {"stage": STAGES},
                "mql_feedback": {"reason": FEEDBACK_REASONS}}.get(name, {})
     for col, values in allowed.items():
         exps.append(gxe.ExpectColumnValuesToBeInSet(
-            column=col, value_set=list(values), meta={"reason": "unknown_value"}))
+            column=col, value_set=list(values), meta=meta("unknown_value")))
     exps.append(gxe.ExpectColumnValuesToBeBetween(
-        column=TIME_COLUMN[name], max_value=now, meta={"reason": "future_timestamp"}))
+        column=TIME_COLUMN[name], max_value={"$PARAMETER": "now"}, meta=meta("future_timestamp")))
     for col in NON_NEGATIVE.get(name, ()):
         exps.append(gxe.ExpectColumnValuesToBeBetween(
-            column=col, min_value=0, meta={"reason": "negative_value"}))
+            column=col, min_value=0, meta=meta("negative_value")))
     if name == "mql_feedback":  # a reason for every rejection, none for an acceptance
         exps.append(gxe.ExpectColumnValuesToBeInSet(
-            column="reason_fits_decision", value_set=[True], meta={"reason": "reason_mismatch"}))
+            column="reason_fits_decision", value_set=[True], meta=meta("reason_mismatch")))
     if name != "leads":
         exps += [
             gxe.ExpectColumnValuesToBeInSet(column="lead_known", value_set=[True],
-                                            meta={"reason": "orphan"}),
+                                            meta=meta("orphan")),
             gxe.ExpectColumnValuesToBeInSet(column="lead_valid", value_set=[True],
-                                            meta={"reason": "lead_quarantined"}),
+                                            meta=meta("lead_quarantined")),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A=TIME_COLUMN[name], column_B="lead_created_at", or_equal=True,
-                ignore_row_if="either_value_is_missing", meta={"reason": "before_lead_created"}),
+                ignore_row_if="either_value_is_missing", meta=meta("before_lead_created")),
         ]
     return exps
+
+
+def table_suite(spec: Table, max_null_share: Mapping[str, float]) -> Any:
+    """The GX suite of one table (named like it): table-level then row-level expectations.
+    The source of `gx/expectations/<table>.json` (see `leadscore.data.gx_project`)."""
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(
+        name=spec.name,
+        expectations=[*table_level_expectations(spec, max_null_share), *row_level_expectations(spec)],
+        meta={"generated_by": "leadscore.data.validate.table_suite",
+              "parameters": {"now": "reference time of the future-timestamp check (naive UTC)"}},
+    )
+
+
+def suites(max_null_share: Mapping[str, Mapping[str, float]],
+           names: Sequence[str] | None = None) -> list[Any]:
+    """One suite per table (all four by default), with `validate.max_null_share`'s bounds."""
+    return [table_suite(ALL_TABLES[n], max_null_share.get(n, {})) for n in (names or ALL_TABLES)]
+
+
+def sync_gx_project(gx_dir: str | Path, max_null_share: Mapping[str, Mapping[str, float]],
+                    data_docs_dir: str | Path | None = None) -> Any:
+    """Open (or create) the GX project at `gx_dir`, bring its suites, validation definitions
+    and checkpoints in line with `suites(max_null_share)`, and return the context."""
+    from leadscore.data import gx_project
+
+    context = gx_project.file_context(gx_dir, data_docs_dir)
+    written = gx_project.sync(context, suites(max_null_share))
+    if written:
+        log.info("%s: suite(s) %s written from the code's definitions", gx_dir, written)
+    return context
 
 
 # --------------------------------------------------------------------------- helpers
@@ -299,9 +328,22 @@ def _result_entry(table: str, level: str, r: Any) -> dict[str, Any]:
         "unexpected_count": res.get("unexpected_count"),
     }
     if level == "table" and "observed_value" in res:
-        entry["observed_value"] = res["observed_value"]
+        observed = res["observed_value"]
+        if cfg.type == "expect_table_columns_to_match_set" and isinstance(observed, list):
+            observed = [c for c in observed if c not in DERIVED]  # ours, not the input's
+        entry["observed_value"] = observed
     if cfg.meta and "reason" in cfg.meta:
         entry["reason"] = cfg.meta["reason"]
+    return entry
+
+
+def _table_entry(table: str, r: Any, df: pd.DataFrame) -> dict[str, Any]:
+    """A table-level report entry; a null-share check counts the nulls as unexpected rows
+    (and holds vacuously on an empty table)."""
+    entry = _result_entry(table, "table", r)
+    if r.expectation_config.type == NULL_SHARE and entry["column"] in df.columns:
+        entry["unexpected_count"] = int(df[entry["column"]].isna().sum())
+        entry["success"] = entry["success"] or len(df) == 0
     return entry
 
 
@@ -366,43 +408,35 @@ def load_tables(path: str | Path) -> dict[str, pd.DataFrame]:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_tables(
-    context: Any, tables: Mapping[str, pd.DataFrame], cfg: ValidateConfig,
-) -> tuple[dict[str, list[dict[str, Any]]], list[Failure]]:
-    """Phase 1 on every table: entries for the report, and the failures."""
-    entries: dict[str, list[dict[str, Any]]] = {}
-    failures: list[Failure] = []
-    for name, spec in _present(tables).items():
-        df = tables[name].reset_index(drop=True)
-        exps = table_level_expectations(spec, list(df.columns), cfg.max_null_share.get(name, {}))
-        results = _run_suite(context, f"{name}_table", df, exps, "SUMMARY")
-        entries[name] = [_result_entry(name, "table", r) for r in results]
-        failed = [r for r in results if not r.success]
-        if len(df) == 0:  # an empty table explains every other failure
-            failed = [r for r in failed if r.expectation_config.type == "expect_table_row_count_to_be_between"]
-        failures += [_table_failure(name, r, df, cfg.sample_keys) for r in failed]
-    return entries, failures
-
-
 def _present(tables: Mapping[str, pd.DataFrame]) -> dict[str, Table]:
     """The contract of every table to validate: the three required ones, then the optional
     ones in `tables` (validated when present, like the others)."""
     return {**INGESTED_TABLES, **{n: t for n, t in INGESTED_OPTIONAL_TABLES.items() if n in tables}}
 
 
-def _with_lead_columns(df: pd.DataFrame, all_leads: pd.DataFrame, clean_leads: pd.DataFrame) -> pd.DataFrame:
+def _with_lead_columns(
+    name: str, df: pd.DataFrame, all_leads: pd.DataFrame, clean_leads: pd.DataFrame,
+) -> pd.DataFrame:
     """Add the derived cross-table columns lead_known, lead_valid, lead_created_at (and, for
-    mql_feedback, reason_fits_decision: a reason exactly when the MQL was rejected)."""
-    known = df["lead_id"].isin(all_leads["lead_id"])
-    created = clean_leads.drop_duplicates("lead_id").set_index("lead_id")["created_at"]
-    valid = df["lead_id"].isin(created.index)
+    mql_feedback, reason_fits_decision: a reason exactly when the MQL was rejected). When a
+    column they need is missing (a table-level failure already) they are all null."""
     out = df.copy()
-    out["lead_known"] = known
-    out["lead_valid"] = valid.astype("boolean").where(known, pd.NA)
-    out["lead_created_at"] = df["lead_id"].map(created)
-    if "accepted" in df.columns and "reason" in df.columns:
-        rejected = ~df["accepted"].astype("boolean")  # NA (quarantined as null) stays NA
-        out["reason_fits_decision"] = rejected == df["reason"].notna()
+    if "lead_id" in df.columns and {"lead_id", "created_at"} <= set(clean_leads.columns):
+        known = df["lead_id"].isin(all_leads["lead_id"])
+        created = clean_leads.drop_duplicates("lead_id").set_index("lead_id")["created_at"]
+        valid = df["lead_id"].isin(created.index)
+        out["lead_known"] = known
+        out["lead_valid"] = valid.astype("boolean").where(known, pd.NA)
+        out["lead_created_at"] = df["lead_id"].map(created)
+    else:
+        for col in DERIVED[:3]:
+            out[col] = pd.Series(pd.NA, index=df.index, dtype="object")
+    if name == "mql_feedback":
+        if {"accepted", "reason"} <= set(df.columns):
+            rejected = ~df["accepted"].astype("boolean")  # NA (quarantined as null) stays NA
+            out["reason_fits_decision"] = rejected == df["reason"].notna()
+        else:
+            out["reason_fits_decision"] = pd.Series(pd.NA, index=df.index, dtype="boolean")
     return out
 
 
@@ -443,55 +477,97 @@ def _quarantine_frame(name: str, df: pd.DataFrame, reasons: Mapping[int, list[st
     })
 
 
+def _split(results: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """Table-level and row-level results of one suite run (by `meta.level`)."""
+    table = [r for r in results if r.expectation_config.meta.get("level") == "table"]
+    return table, [r for r in results if r.expectation_config.meta.get("level") != "table"]
+
+
+def _table_failures(name: str, results: Sequence[Any], df: pd.DataFrame, n: int) -> list[Failure]:
+    """The failed table-level checks. An expectation GX could not evaluate because its
+    column is missing is explained by the column-set failure; an empty table explains all."""
+    failed = [r for r in results if not r.success and not _raised(r)]
+    if len(df) == 0:
+        failed = [r for r in failed if r.expectation_config.type == "expect_table_row_count_to_be_between"]
+    failures = [_table_failure(name, r, df, n) for r in failed]
+    clash = [c for c in derived_columns(name) if c in df.columns]
+    if clash:  # a source column named like a derived one would be overwritten: refuse it
+        failures.append(Failure(name, None, "expect_table_columns_to_match_set", None,
+                                detail=f"missing column(s) [], unexpected column(s) {clash}"))
+    return failures
+
+
 def validate_tables(
     tables: Mapping[str, pd.DataFrame], *, now: dt.datetime, cfg: ValidateConfig,
+    context: Any = None, progress: bool | None = None,
 ) -> ValidationResult:
     """Validate the ingested CRM frames; quarantine bad rows or raise `ValidationFailed`.
 
     `tables` maps leads/events/outcomes (and optionally mql_feedback) to frames as
     `load_tables` gives them; `now` is the reference time for "no future timestamps" (for
-    mql_feedback: no decision after it). Returns clean frames (same columns as the input),
-    the quarantine frame, a report and metrics.
+    mql_feedback: no decision after it). `context` is a GX context whose checkpoints match
+    `suites(cfg.max_null_share)` (`sync_gx_project`); None: an in-memory one. Each table is
+    one checkpoint run (one batch): table-level results first decide, row-level results
+    then quarantine. Returns clean frames (same columns as the input), the quarantine frame,
+    a report and metrics. `progress`: a bar of tables (checkpoints) on stderr (None: when
+    stderr is a terminal; `leadscore.progress`).
     """
+    from leadscore.data import gx_project
+
     missing = [t for t in INGESTED_TABLES if t not in tables]
     if missing:
         raise ValidationFailed([Failure(t, None, "table present", None) for t in missing],
                                "Validation failed: missing table(s)")
     now = _naive_utc(now)
-    context = _context()
-    entries, failures = _check_tables(context, tables, cfg)
-    if failures:
-        raise ValidationFailed(failures, "Validation failed (table-level checks; nothing written):")
+    present = _present(tables)
+    if context is None:
+        context = gx_project.ephemeral_context()
+        gx_project.sync(context, suites(cfg.max_null_share, list(present)))
 
+    entries: dict[str, list[dict[str, Any]]] = {}
+    table_failures: list[Failure] = []
+    failures: list[Failure] = []
     clean: dict[str, pd.DataFrame] = {}
     quarantines: list[pd.DataFrame] = []
     table_stats: dict[str, dict[str, Any]] = {}
-    for name, spec in _present(tables).items():
-        df = tables[name].reset_index(drop=True)
-        checked = df if name == "leads" else _with_lead_columns(df, tables["leads"], clean["leads"])
-        results = _run_suite(context, f"{name}_rows", checked, row_level_expectations(spec, now), "COMPLETE")
-        reasons, per_exp = _quarantine_rows(name, checked, results)
-        share = len(reasons) / max(len(df), 1)  # an optional table may be empty
-        entries[name] += [
-            {**_result_entry(name, "row", r), "quarantined": len(idx)} for r, idx in per_exp
-        ]
-        if share > cfg.quarantine_budget:
-            failures += [
-                Failure(name, _column_of(r.expectation_config), r.expectation_config.type,
-                        len(idx), _sample(name, df, sorted(idx), cfg.sample_keys),
-                        detail=f"{r.expectation_config.meta.get('reason')}")
-                for r, idx in per_exp if idx
+    with bar(present, unit="table", desc="validate", progress=progress) as tables_bar:
+        for name in tables_bar:
+            tables_bar.set_postfix_str(name, refresh=False)
+            df = tables[name].reset_index(drop=True)
+            checked = df if name == "leads" else _with_lead_columns(name, df, tables["leads"], clean["leads"])
+            result = gx_project.run_checkpoint(context, name, checked, {"now": now})
+            table_results, row_results = _split(result.results)
+            entries[name] = [_table_entry(name, r, df) for r in table_results]
+            failed = _table_failures(name, table_results, df, cfg.sample_keys)
+            if failed or table_failures:  # nothing is quarantined once the CRM is rejected
+                table_failures += failed
+                clean[name] = df
+                continue
+            _check_raised(name, result.results)
+            reasons, per_exp = _quarantine_rows(name, checked, row_results)
+            share = len(reasons) / max(len(df), 1)  # an optional table may be empty
+            entries[name] += [
+                {**_result_entry(name, "row", r), "quarantined": len(idx)} for r, idx in per_exp
             ]
-            failures.append(Failure(name, None, "quarantine budget", len(reasons), detail=(
-                f"{share:.2%} of {len(df)} rows quarantined, budget {cfg.quarantine_budget:.2%}")))
-        clean[name] = df.drop(index=list(reasons)).reset_index(drop=True)
-        quarantines.append(_quarantine_frame(name, df, reasons))
-        table_stats[name] = {
-            "rows_in": len(df),
-            "rows_out": len(clean[name]),
-            "rows_quarantined": len(reasons),
-            "quarantined_share": round(share, 6),
-        }
+            if share > cfg.quarantine_budget:
+                failures += [
+                    Failure(name, _column_of(r.expectation_config), r.expectation_config.type,
+                            len(idx), _sample(name, df, sorted(idx), cfg.sample_keys),
+                            detail=f"{r.expectation_config.meta.get('reason')}")
+                    for r, idx in per_exp if idx
+                ]
+                failures.append(Failure(name, None, "quarantine budget", len(reasons), detail=(
+                    f"{share:.2%} of {len(df)} rows quarantined, budget {cfg.quarantine_budget:.2%}")))
+            clean[name] = df.drop(index=list(reasons)).reset_index(drop=True)
+            quarantines.append(_quarantine_frame(name, df, reasons))
+            table_stats[name] = {
+                "rows_in": len(df),
+                "rows_out": len(clean[name]),
+                "rows_quarantined": len(reasons),
+                "quarantined_share": round(share, 6),
+            }
+    if table_failures:
+        raise ValidationFailed(table_failures, "Validation failed (table-level checks; nothing written):")
     if failures:
         raise ValidationFailed(
             failures, f"Validation failed (quarantine above budget "
@@ -537,13 +613,38 @@ def write_validated(result: ValidationResult, path: str | Path) -> None:
 
 def validate_crm(
     in_path: str | Path, out_path: str | Path, *, now: dt.datetime, cfg: ValidateConfig,
+    gx_dir: str | Path | None = None, data_docs_dir: str | Path | None = None,
+    progress: bool | None = None,
 ) -> ValidationResult:
     """Load the ingested CRM, validate it and write the validated DuckDB (only on success).
 
-    On failure `ValidationFailed` propagates and nothing is written: an earlier validated
-    file, if any, is left as it was (DVC's lock no longer matches it).
+    `gx_dir`: the GX project folder (`gx/`), synced with the code's suites first and then
+    run checkpoint by checkpoint; None: an in-memory context with the same suites.
+    `data_docs_dir`: where to build the Data Docs (replacing the previous site), on success
+    and on failure alike, since they show what failed; None: no Data Docs.
+
+    On failure `ValidationFailed` propagates and nothing else is written: an earlier
+    validated file, if any, is left as it was (DVC's lock no longer matches it).
+    `progress`: a bar of tables on stderr (None: when stderr is a terminal).
     """
-    result = validate_tables(load_tables(in_path), now=now, cfg=cfg)
+    from leadscore.data import gx_project
+
+    tables = load_tables(in_path)
+    if gx_dir is not None:
+        context = sync_gx_project(gx_dir, cfg.max_null_share, data_docs_dir)
+    else:
+        context = gx_project.ephemeral_context(data_docs_dir)
+        gx_project.sync(context, suites(cfg.max_null_share, list(_present(tables))))
+    try:
+        result = validate_tables(tables, now=now, cfg=cfg, context=context, progress=progress)
+    except Exception:
+        if data_docs_dir is not None:
+            try:
+                log.info("Data Docs (of the failed run): %s", gx_project.build_data_docs(context))
+            except Exception as err:  # never hide the validation failure behind this one
+                log.warning("could not build the Data Docs: %s", type(err).__name__)
+        raise
+    if data_docs_dir is not None:
+        log.info("Data Docs: %s", gx_project.build_data_docs(context))
     write_validated(result, out_path)
     return result
-

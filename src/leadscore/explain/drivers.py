@@ -6,11 +6,13 @@ views"). LightGBM takes categoricals natively, so a categorical is already one f
 (no one-hot parts to add up). Per field and row, the field's contribution is the sum of its
 features' exact log-odds contributions; a field's importance is the mean |contribution|.
 
-Direction: for a numeric field, the sign of the rank correlation between the value of its
-most important feature and the field's contribution ("+" higher raises the score, "-"
-lowers it, "mixed" when |correlation| < `min_corr`). A categorical field is "mixed" with its
-top categories up and down (mean contribution per category, categories with at least
-`min_count` rows).
+Direction (`field_effect`, also used by the report to caption each dependence chart from
+the very rows it draws): for a numeric field (a yes/no flag included), the sign of the rank
+correlation between the value of its most important feature and the field's contribution,
+over the rows with a value ("+" higher raises the score, "-" lowers it, "mixed" when
+|correlation| < `min_corr` or there is too little data: "no clear direction"). A categorical
+field is "mixed" with its top categories up and down (mean contribution per category,
+categories with at least `min_count` rows).
 
 Dependence data (`dependence_frame`): value (of the field's most important feature;
 categoricals as strings) vs the field's contribution, for a seeded sample of rows
@@ -24,17 +26,23 @@ the dependence data; `SliceExplanation.summary()` is reports/drivers.json.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from leadscore.explain.contributions import Explainer, check_additivity
-from leadscore.explain.reasons import _FLAGS, field_of, pretty_value, short_label
+from leadscore.explain.reasons import _FLAGS, field_of, is_flag, pretty_value, short_label
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
 from leadscore.io import write_csv
+
+if TYPE_CHECKING:  # the report imports `field_effect` without LightGBM
+    from leadscore.explain.contributions import Explainer
+
+DEFAULT_MIN_CORR = 0.3  # |rank correlation| below which a direction is "mixed"
 
 
 def fields(catalog: FeatureCatalog, feature_names: list[str]) -> dict[str, list[int]]:
@@ -46,15 +54,21 @@ def fields(catalog: FeatureCatalog, feature_names: list[str]) -> dict[str, list[
 
 
 def _lower(s: str) -> str:
-    return s[:1].lower() + s[1:] if s[1:2].islower() or len(s) == 1 else s
+    """Lower-case the first letter for use mid-sentence ("E-mail opens" -> "e-mail opens"),
+    unless the first word is an acronym ("BANT budget", "IT spend")."""
+    first = re.match(r"[A-Za-z]+", s)
+    if first and sum(ch.isupper() for ch in first[0]) > 1:
+        return s
+    return s[:1].lower() + s[1:]
 
 
 def _direction_text(spec: FeatureSpec, field_label: str, windowed: bool, direction: str) -> str:
     label = short_label(spec)
     if direction == "mixed":
-        return f"{label}: the effect depends on the value (it does not steadily raise or lower the score)."
+        return (f"{label}: no clear direction (the effect does not steadily rise or fall with the "
+                "value).")
     word = "raises" if direction == "+" else "lowers"
-    if spec.name in _FLAGS or spec.unit in ("yes/no", "flag"):
+    if spec.name in _FLAGS or is_flag(spec):
         text = _FLAGS.get(spec.name, (spec.label,))[0]
         return f'"{text}" {word} the score.'
     if windowed:
@@ -75,8 +89,46 @@ def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+@dataclass(frozen=True)
+class Effect:
+    """How one field moves the score, in words (`field_effect`)."""
+
+    direction: str  # "+", "-" or "mixed"
+    text: str
+    rank_correlation: float | None = None  # numeric fields: value vs contribution
+    top_up: list[str] = field(default_factory=list)  # categorical: categories that raise it
+    top_down: list[str] = field(default_factory=list)  # ... and lower it
+
+
+def field_effect(values: np.ndarray | pd.Series, contribution: np.ndarray, spec: FeatureSpec, *,
+                 field_label: str | None = None, windowed: bool = False, min_corr: float = DEFAULT_MIN_CORR,
+                 n_categories: int = 3, min_count: int = 30) -> Effect:
+    """The direction of a field's effect from its values (of its most important feature
+    `spec`) and its contributions, same rows (see the module docstring)."""
+    fc = np.asarray(contribution, dtype=float)
+    if spec.kind == "categorical":
+        v = pd.Series(values).astype(str).to_numpy()
+        g = pd.DataFrame({"v": v, "c": fc}).groupby("v")["c"].agg(["mean", "size"])
+        g = g[g["size"] >= min_count]
+        up = g[g["mean"] > 0].sort_values("mean", ascending=False)
+        down = g[g["mean"] < 0].sort_values("mean")
+        top_up = [pretty_value(x) for x in up.index[:n_categories]]
+        top_down = [pretty_value(x) for x in down.index[:n_categories]]
+        parts = []
+        if top_up:
+            parts.append(f"{', '.join(top_up)} {'raises' if len(top_up) == 1 else 'raise'} the score")
+        if top_down:
+            parts.append(f"{', '.join(top_down)} {'lowers' if len(top_down) == 1 else 'lower'} it")
+        text = f"{short_label(spec)} matters" + (": " + "; ".join(parts) + "." if parts else ".")
+        return Effect("mixed", text, None, top_up, top_down)
+    corr = _rank_corr(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float), fc)
+    direction = "mixed" if not np.isfinite(corr) or abs(corr) < min_corr else "+" if corr > 0 else "-"
+    text = _direction_text(spec, field_label or field_of(spec)[1], windowed, direction)
+    return Effect(direction, text, corr if np.isfinite(corr) else None)
+
+
 def global_drivers(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[str],
-                   catalog: FeatureCatalog, *, min_corr: float = 0.3, n_categories: int = 3,
+                   catalog: FeatureCatalog, *, min_corr: float = DEFAULT_MIN_CORR, n_categories: int = 3,
                    min_count: int = 30) -> list[dict]:
     """Drivers by field, most important first (see the module docstring)."""
     out = []
@@ -86,35 +138,14 @@ def global_drivers(contrib: np.ndarray, X: pd.DataFrame, feature_names: list[str
         rep = feature_names[idx[int(np.argmax(member_abs[idx]))]]
         spec = catalog[rep]
         field_label = field_of(spec)[1]
-        windowed = len(idx) > 1
-        top_up: list[str] = []
-        top_down: list[str] = []
-        corr = None
-        if spec.kind == "categorical":
-            direction = "mixed"
-            g = pd.DataFrame({"v": X[rep].astype(str).to_numpy(), "c": fc}).groupby("v")["c"].agg(["mean", "size"])
-            g = g[g["size"] >= min_count]
-            up = g[g["mean"] > 0].sort_values("mean", ascending=False)
-            down = g[g["mean"] < 0].sort_values("mean")
-            top_up = [pretty_value(v) for v in up.index[:n_categories]]
-            top_down = [pretty_value(v) for v in down.index[:n_categories]]
-            parts = []
-            if top_up:
-                parts.append(f"{', '.join(top_up)} raise the score")
-            if top_down:
-                parts.append(f"{', '.join(top_down)} lower it")
-            text = f"{short_label(spec)} matters" + (": " + "; ".join(parts) + "." if parts else ".")
-        else:
-            corr = _rank_corr(pd.to_numeric(X[rep], errors="coerce").to_numpy(dtype=float), fc)
-            direction = ("mixed" if not np.isfinite(corr) or abs(corr) < min_corr
-                         else "+" if corr > 0 else "-")
-            text = _direction_text(spec, field_label, windowed, direction)
+        eff = field_effect(X[rep].to_numpy(), fc, spec, field_label=field_label, windowed=len(idx) > 1,
+                           min_corr=min_corr, n_categories=n_categories, min_count=min_count)
         out.append({
             "field": name, "label": field_label, "group": spec.group,
             "mean_abs_contribution": float(np.abs(fc).mean()) if len(fc) else 0.0,
-            "direction": direction, "direction_text": text, "top_up": top_up, "top_down": top_down,
-            "features": [feature_names[j] for j in idx], "value_feature": rep,
-            "rank_correlation": corr if corr is None or np.isfinite(corr) else None,
+            "direction": eff.direction, "direction_text": eff.text, "top_up": eff.top_up,
+            "top_down": eff.top_down, "features": [feature_names[j] for j in idx], "value_feature": rep,
+            "rank_correlation": eff.rank_correlation,
         })
     out.sort(key=lambda d: -d["mean_abs_contribution"])
     return out
@@ -168,6 +199,7 @@ class SliceExplanation:
     seconds: float  # time to compute `contrib`
     drivers: list[dict]
     dependence: dict[str, pd.DataFrame]
+    min_corr: float = DEFAULT_MIN_CORR  # |rank correlation| below which a direction is "mixed"
 
     @property
     def rows_per_s(self) -> float:
@@ -183,7 +215,8 @@ class SliceExplanation:
         """The drivers report (reports/drivers.json)."""
         return {"base_value": self.base_value, "model": model,
                 "explainer": "additive" if self.additive else "pred_contrib",
-                "rows": int(len(self.contrib)), "slice": slice_name, "drivers": self.drivers}
+                "rows": int(len(self.contrib)), "slice": slice_name,
+                "min_direction_corr": self.min_corr, "drivers": self.drivers}
 
 
 def explain_slice(explainer: Explainer, X: pd.DataFrame, margin: np.ndarray, catalog: FeatureCatalog, *,
@@ -191,6 +224,8 @@ def explain_slice(explainer: Explainer, X: pd.DataFrame, margin: np.ndarray, cat
     """Contributions of raw feature rows `X` (timed), checked against the model's log-odds
     `margin` (`check_additivity`), the global drivers and the dependence data of the `top`
     drivers on a seeded sample of `rows` rows."""
+    from leadscore.explain.contributions import check_additivity
+
     t = time.perf_counter()
     contrib = explainer.contributions(X, raw=True)
     seconds = time.perf_counter() - t
@@ -199,4 +234,4 @@ def explain_slice(explainer: Explainer, X: pd.DataFrame, margin: np.ndarray, cat
     drivers = global_drivers(contrib, X, names, catalog, min_corr=min_corr)
     deps = dependence_frames(contrib, X, names, drivers, top=top, rows=rows, seed=seed)
     return SliceExplanation(contrib, explainer.expected_value(), explainer.additive, additivity, seconds,
-                            drivers, deps)
+                            drivers, deps, min_corr)

@@ -13,12 +13,25 @@
 - `field_of(spec)`: the business field a feature belongs to (windowed counts of one activity,
   `pricing_page_view_7d/30d/90d`, are one field "Pricing-page views").
 
+**A missing red flag is not a reason.** A yes/no feature (catalog unit "yes/no" or "flag":
+free_mail, email_invalid, placeholder_name, unsubscribed, email_bounced; in flat mode any column
+given one of those units) at its "no" value (0, or "no"/"false") is never chosen as a reason,
+on either side: "Name looks real (+0.35)" or "No e-mail bounced (-0.01)" only say that a
+warning sign is absent, which is the normal state of most leads. Its contribution is the same
+for every lead without the flag (the flag's penalty spread over the average lead), so it does
+not tell one unflagged lead from another; it still counts in the probability, the grade and
+the fit/engagement sums, and the next-largest contribution takes its slot. A flag that IS
+present ("Uses a free e-mail address (-0.19)") is a reason like any other. The rule lives in
+`explain_rows` (`not_reasons`), so the batch scorer, the exported MLflow scorer, `leadscore
+explain`, one-lead serving and the report's example leads all follow it.
+
 A reason `code` is stable: the feature name plus the sign, e.g. `pricing_page_view_30d+` or
 `unsubscribed-`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -67,10 +80,45 @@ _PRETTY = {"vp": "VP", "c_level": "C-level", "senior_ic": "Senior individual con
            "it": "IT", "hr": "HR"}
 
 
+FLAG_UNITS: frozenset[str] = frozenset({"yes/no", "flag"})
+_NO_VALUES = frozenset({"0", "0.0", "no", "n", "false", "f"})
+
+
+def is_flag(spec: FeatureSpec) -> bool:
+    """A yes/no feature: its catalog unit is "yes/no" (or "flag") and its label names the
+    condition when the answer is yes (e.g. "Uses a free e-mail address")."""
+    return spec.unit in FLAG_UNITS
+
+
+def flag_absent(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+    """Per value, True where the yes/no feature `spec` is at "no" (0; for a categorical "no",
+    "false", "0"); missing values are not "no"."""
+    values = np.asarray(values, dtype=object)
+    if spec.kind == "categorical":
+        return np.array([str(v).strip().lower() in _NO_VALUES for v in values], dtype=bool)
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    return v == 0
+
+
+def not_reasons(X: pd.DataFrame, catalog: FeatureCatalog, feature_names: list[str]) -> np.ndarray | None:
+    """(rows, features) mask of the cells that are never a reason: a yes/no feature at "no"
+    (see the module docstring). Columns of `feature_names` that are not catalog features of
+    `X` (e.g. the lines of a points table) are never masked. None when nothing is masked."""
+    known = set(catalog.names)
+    mask = None
+    for j, name in enumerate(feature_names):
+        if name in known and name in X.columns and is_flag(catalog[name]):
+            if mask is None:
+                mask = np.zeros((len(X), len(feature_names)), dtype=bool)
+            mask[:, j] = flag_absent(catalog[name], X[name].to_numpy())
+    return mask
+
+
 def _plural(n: float, one: str, many: str) -> str:
     return (one if n == 1 else many).format(n=f"{n:,.0f}")
 
 
+@functools.lru_cache(maxsize=4096)
 def short_label(spec: FeatureSpec) -> str:
     """The label without a parenthetical note: "Seniority (from job title)" -> "Seniority"."""
     return re.sub(r"\s*\(.*?\)\s*", " ", spec.label).strip()
@@ -87,6 +135,7 @@ def pretty_value(value: object) -> str:
     return s[:1].upper() + s[1:]
 
 
+@functools.lru_cache(maxsize=4096)
 def field_of(spec: FeatureSpec) -> tuple[str, str]:
     """(field, field label): windowed features share the field of their activity."""
     m = _WINDOW.match(spec.name)
@@ -131,7 +180,7 @@ def describe_one(spec: FeatureSpec, value: object) -> str:
             one, many = _CONTENT.get(kind, (kind.replace("_", " "), kind.replace("_", " ") + "s"))
             return f"Downloaded {_plural(v, '{n} ' + one, '{n} ' + many)} in the last {w} days"
         return f"{field_label}: {v:,.0f} in the last {w} days"
-    if spec.name in _FLAGS or spec.unit in ("yes/no", "flag"):
+    if spec.name in _FLAGS or is_flag(spec):
         yes, no = _FLAGS.get(spec.name, (spec.label, f"{spec.label}: no"))
         if math.isnan(v):
             return f"{spec.label}: unknown"
@@ -162,17 +211,22 @@ def describe(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
         uniques = np.asarray(uniques, dtype=object)
     else:
         v = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(dtype=float)
+        if spec.name in _DAYS or spec.unit == "days":  # its sentence depends on whole days only
+            v = np.floor(v)
         uniques, codes = np.unique(v, return_inverse=True)
     texts = np.array([describe_one(spec, u) for u in uniques] or [""], dtype=object)
     return texts[np.asarray(codes).reshape(-1)]
 
 
 # ---- choosing the reasons ------------------------------------------------------------
-def top_reasons(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def top_reasons(contrib: np.ndarray, k: int = 3, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(feature index, contribution), each (n_rows, 2k): the k largest positive
     contributions (descending) then the k most negative (ascending, most negative first).
-    Slots without a strictly positive / negative contribution hold -1 and NaN."""
+    Cells where `skip` (same shape, bool) is True are never chosen. Slots without a strictly
+    positive / negative contribution hold -1 and NaN."""
     contrib = np.asarray(contrib, dtype=np.float64)
+    if skip is not None:
+        contrib = np.where(skip, 0.0, contrib)
     n, f = contrib.shape
     kk = min(k, f)
     idx = np.full((n, 2 * k), -1, dtype=np.int64)
@@ -240,7 +294,7 @@ def explain_rows(contrib: np.ndarray, X: pd.DataFrame, catalog: FeatureCatalog,
             return describe(catalog[name], X[name].to_numpy()[rows])
     if len(X) != len(contrib):
         raise ValueError(f"{len(X)} rows of features but {len(contrib)} rows of contributions")
-    idx, val = top_reasons(contrib, k)
+    idx, val = top_reasons(contrib, k, skip=not_reasons(X, catalog, feature_names))
     code = np.full(idx.shape, None, dtype=object)
     text = np.full(idx.shape, None, dtype=object)
     flat = idx.ravel()

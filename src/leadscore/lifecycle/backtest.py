@@ -22,8 +22,9 @@ ROC-AUC, PR-AUC and ECE of the calibrated probabilities of the rules, the refitt
 model and metric the mean across folds with a 95% t-interval (folds are few: the interval
 is wide on purpose); the `refit` block, per kind, the mean ROC-AUC gain of the refit over no
 refit, the folds it won, and `wins`: a positive mean gain and at least half the folds won.
-`BacktestResult.to_dict()` is metrics/backtest.json (docs/lifecycle.md); `plots_frame()` is
-plots/backtest.csv. No paths, no MLflow: the stage (pipelines/backtest.py) writes and logs.
+`BacktestResult.to_dict()` is reports/backtest.json (docs/lifecycle.md; its headline:
+metrics/backtest.json); `plots_frame()` is plots/backtest.csv and `roc_auc_by_fold()`
+plots/backtest_roc_auc.csv (drawn by `dvc plots show`). No paths, no MLflow: the stage (pipelines/backtest.py) writes and logs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from leadscore.modeling.train import (
     LogisticRecipe,
     fit_calibrate_refit,
 )
+from leadscore.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,13 @@ class BacktestResult:
         return {"folds": [f.to_dict() for f in self.folds], "summary": self.summary(),
                 "refit": self.refit(), "seconds": round(self.seconds, 1)}
 
+    def roc_auc_by_fold(self) -> pd.DataFrame:
+        """plots/backtest_roc_auc.csv, what `dvc plots show` draws: one row per fold (fold,
+        cutoff) with one ROC-AUC column per model."""
+        return pd.DataFrame([{"fold": f.fold, "cutoff": f.cutoff,
+                              **{m: f.models[m]["roc_auc"] for m in MODELS}} for f in self.folds],
+                            columns=["fold", "cutoff", *MODELS])
+
     def plots_frame(self) -> pd.DataFrame:
         """plots/backtest.csv: one row per fold and model (fold, cutoff, model, metrics)."""
         return pd.DataFrame([{"fold": f.fold, "cutoff": f.cutoff, "model": m,
@@ -161,11 +170,13 @@ def run_backtest(
     seed: int,
     calibration_groups: str | None = "lead_id",
     label: str = "label",
+    progress: bool | None = None,
 ) -> BacktestResult:
     """The rolling-origin backtest (see the module docstring) on `table` (lead_id, as_of,
     label, features). `rules`: the points table (its calibration is refitted per fold);
     `train_cfg`: recency candidates, calibration, logistic_c, learning rate, rounds,
-    threads, constraints and min_positives of training."""
+    threads, constraints and min_positives of training. `progress`: a bar of folds on
+    stderr (None: when stderr is a terminal; `leadscore.progress`)."""
     t0 = time.perf_counter()
     cfg = backtest_cfg
     if "as_of" not in table.columns or table.empty:
@@ -179,46 +190,50 @@ def run_backtest(
                   calibration_folds=train_cfg.calibration_folds, seed=seed,
                   calibration_groups=calibration_groups, label=label)
     results, timings = [], []
-    for k, (start, end) in enumerate(fold_periods(as_of, cfg.folds, cfg.fold_months), 1):
-        t = time.perf_counter()
-        split = time_split(table.loc[as_of < end], horizon_days=horizon_days,
-                           test_months=cfg.fold_months, calib_months=cfg.calib_months,
-                           valid_months=cfg.valid_months, embargo_months=embargo_months)
-        positives = int(split.train[label].sum())
-        if positives < train_cfg.min_positives:
-            raise TooFewPositivesError(
-                f"{positives} positive labels in the training slice of backtest fold {k}; at "
-                f"least {train_cfg.min_positives} are needed (train_model.min_positives). The "
-                f"earliest fold has the least history: lower backtest.folds or fold_months.")
-        w = split.windows
-        if pd.Timestamp(w["test"]["as_of_first"]) < start:
-            raise InputError(f"backtest fold {k}: no rows with as_of in the month(s) before "
-                             f"{end.date()}, so its test period would start before "
-                             f"{start.date()}; the table needs every as_of month of the last "
-                             f"{cfg.folds * cfg.fold_months}")
-        test = split.test
-        models: dict[str, dict[str, float]] = {}
-        chosen: dict[str, dict] = {}
-        for kind, recipe in (("logistic", logit), ("lightgbm", lgb)):
-            fit = fit_calibrate_refit(recipe, split.train, split.valid, split.calib,
-                                      refit_rows=split.mature, **common)
-            models[kind] = _scores(fit.shipped, test, label)  # the refit unless its check failed
-            models[f"{kind}_no_refit"] = _scores(fit.model, test, label)
-            chosen[kind] = fit.choice.settings.to_dict()
-        fold_rules = clone(rules).fit(split.calib, split.calib[label])  # flat rules too
-        models["rules"] = _scores(fold_rules, test, label)
-        results.append(FoldResult(
-            fold=k, cutoff=str(start.date()), test_as_of_first=w["test"]["as_of_first"],
-            test_as_of_last=w["test"]["as_of_last"], train_rows=w["train"]["rows"],
-            test_rows=w["test"]["rows"], test_positives=w["test"]["positives"],
-            settings={kind: chosen[kind] for kind in KINDS},
-            models={m: models[m] for m in MODELS}))
-        timings.append(round(time.perf_counter() - t, 1))
-        log.info("fold %d/%d (test %s..%s, %.1fs): ROC-AUC rules %.4f, logistic %.4f "
-                 "(no refit %.4f), lightgbm %.4f (no refit %.4f)", k, cfg.folds,
-                 w["test"]["as_of_first"], w["test"]["as_of_last"], timings[-1],
-                 *(models[m]["roc_auc"] for m in ("rules", "logistic", "logistic_no_refit",
-                                                  "lightgbm", "lightgbm_no_refit")))
+    periods = fold_periods(as_of, cfg.folds, cfg.fold_months)
+    with bar(total=len(periods), unit="fold", desc="backtest", progress=progress) as pbar:
+        for k, (start, end) in enumerate(periods, 1):
+            t = time.perf_counter()
+            split = time_split(table.loc[as_of < end], horizon_days=horizon_days,
+                               test_months=cfg.fold_months, calib_months=cfg.calib_months,
+                               valid_months=cfg.valid_months, embargo_months=embargo_months)
+            positives = int(split.train[label].sum())
+            if positives < train_cfg.min_positives:
+                raise TooFewPositivesError(
+                    f"{positives} positive labels in the training slice of backtest fold {k}; at "
+                    f"least {train_cfg.min_positives} are needed (train_model.min_positives). The "
+                    f"earliest fold has the least history: lower backtest.folds or fold_months.")
+            w = split.windows
+            if pd.Timestamp(w["test"]["as_of_first"]) < start:
+                raise InputError(f"backtest fold {k}: no rows with as_of in the month(s) before "
+                                 f"{end.date()}, so its test period would start before "
+                                 f"{start.date()}; the table needs every as_of month of the last "
+                                 f"{cfg.folds * cfg.fold_months}")
+            test = split.test
+            models: dict[str, dict[str, float]] = {}
+            chosen: dict[str, dict] = {}
+            for kind, recipe in (("logistic", logit), ("lightgbm", lgb)):
+                pbar.set_postfix_str(kind)
+                fit = fit_calibrate_refit(recipe, split.train, split.valid, split.calib,
+                                          refit_rows=split.mature, **common)
+                models[kind] = _scores(fit.shipped, test, label)  # the refit unless its check failed
+                models[f"{kind}_no_refit"] = _scores(fit.model, test, label)
+                chosen[kind] = fit.choice.settings.to_dict()
+            fold_rules = clone(rules).fit(split.calib, split.calib[label])  # flat rules too
+            models["rules"] = _scores(fold_rules, test, label)
+            results.append(FoldResult(
+                fold=k, cutoff=str(start.date()), test_as_of_first=w["test"]["as_of_first"],
+                test_as_of_last=w["test"]["as_of_last"], train_rows=w["train"]["rows"],
+                test_rows=w["test"]["rows"], test_positives=w["test"]["positives"],
+                settings={kind: chosen[kind] for kind in KINDS},
+                models={m: models[m] for m in MODELS}))
+            timings.append(round(time.perf_counter() - t, 1))
+            log.info("fold %d/%d (test %s..%s, %.1fs): ROC-AUC rules %.4f, logistic %.4f "
+                     "(no refit %.4f), lightgbm %.4f (no refit %.4f)", k, cfg.folds,
+                     w["test"]["as_of_first"], w["test"]["as_of_last"], timings[-1],
+                     *(models[m]["roc_auc"] for m in ("rules", "logistic", "logistic_no_refit",
+                                                      "lightgbm", "lightgbm_no_refit")))
+            pbar.update()
     return BacktestResult(results, seconds=time.perf_counter() - t0,
                           extra={"fold_seconds": timings})
 

@@ -8,6 +8,10 @@
 - `rollback` pops the stack: the alias goes back one step, and the version it left is tagged
   ``rolled_back_from_<alias>`` so the gate never promotes it again on its own; a second
   rollback goes one step further back, never forward to what it just left.
+- `log_metrics_to_version` puts the evaluation's test metrics and the gate's result on a
+  version, where `mlflow ui` compares versions: as version tags (the registered model's
+  versions table), as metrics of the version's source run (the `export` run; select versions
+  and "Compare" in the registry) and of its logged model (the experiment's Models tab).
 
 MLflow is imported inside the functions. Names and aliases are validated by the config
 (letters, digits, ``_ . -``), so the registry filter strings below cannot be broken out of.
@@ -210,7 +214,9 @@ def register_scorer(files: Mapping[str, Path], *, name: str, alias: str,
                     "git_commit": str(meta.get("git_commit")), "params_hash": str(meta.get("params_hash")),
                     **{k: str(v) for k, v in (meta.get("data_window") or {}).items()},
                     **{k: str(v) for k, v in (tags or {}).items()}}
-        with mlflow.start_run(run_name="export", tags=run_tags):
+        from leadscore.tracking import stage_run
+
+        with stage_run("export", tags=run_tags):  # nested under the pipeline run
             info = mlflow.pyfunc.log_model(name="scorer", registered_model_name=name, **kwargs)
         registry_version = str(info.registered_model_version)
         client.set_model_version_tag(name, registry_version, "model_version", version_str)
@@ -234,8 +240,58 @@ def download_alias(name: str, alias: str, out: str | Path) -> ModelRef:
     return ref
 
 
-def log_metrics_to_version(name: str, version: str, metrics: Mapping[str, float]) -> None:
-    """Store test metrics on a registry version as tags (visible in the MLflow UI)."""
+def log_metrics_to_version(name: str, version: str, metrics: Mapping[str, float],
+                           tags: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Put `metrics` (finite numbers; nothing per lead) on registry version `version` of
+    `name`: as version tags, and as metrics of the version's source run linked to its logged
+    model (MLflow 3 `model_id`), so `mlflow ui` lists and compares them per version. `tags`
+    are set on the version too. Returns the metrics logged."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
     client = _client()
-    for key, value in metrics.items():
-        client.set_model_version_tag(name, str(version), key, f"{float(value):.6f}")
+    mv = client.get_model_version(name, str(version))
+    nums = {k: float(v) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+    for key, value in nums.items():
+        client.set_model_version_tag(name, str(version), key, f"{value:.6g}")
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+    if mv.run_id and nums:
+        now = get_current_time_millis()
+        model_id = version_model_id(mv)
+        client.log_batch(mv.run_id, metrics=[Metric(k, v, now, 0, model_id=model_id, run_id=mv.run_id)
+                                             for k, v in nums.items()])
+    log.info("registry: %s version %s: %s", name, version,
+             ", ".join(f"{k} {v:.4g}" for k, v in nums.items()))
+    return nums
+
+
+def version_model_id(mv) -> str | None:
+    """The logged model (MLflow 3) behind a registry version: its `model_id`, or the id in a
+    ``models:/<model_id>`` source (the SQL registry returns no `model_id`); None for a version
+    registered from a plain path."""
+    if getattr(mv, "model_id", None):
+        return mv.model_id
+    source = str(mv.source or "")
+    rest = source.removeprefix("models:/")
+    return rest if rest != source and rest.startswith("m-") and "/" not in rest else None
+
+
+def version_figures(evaluation: Mapping, gate: Mapping) -> tuple[dict[str, float], dict[str, str]]:
+    """(metrics, tags) for `log_metrics_to_version`: the shipped kind's out-of-time test
+    metrics from the evaluation (``test_roc_auc``...) and the gate's result (``gate_passed``,
+    ``gate_promoted``, ``gate_check_<name>`` as 1/0; tag ``gate_decision``)."""
+    champion = evaluation.get("champion") or {}
+    keys = ("roc_auc", "pr_auc", "ece", "brier", "log_loss", "lift_top_decile", "precision_at_k",
+            "recall_at_k")
+    metrics = {f"test_{k}": champion[k] for k in keys if k in champion}
+    metrics |= {"gate_passed": float(bool(gate.get("passed"))),
+                "gate_promoted": float(bool(gate.get("promoted")))}
+    metrics |= {f"gate_check_{c['name']}": float(bool(c.get("passed"))) for c in gate.get("checks", [])}
+    tags = {"gate_decision": str(gate.get("decision"))} if gate.get("decision") else {}
+    if champion.get("name"):
+        tags["evaluated_kind"] = str(champion["name"])
+    return metrics, tags

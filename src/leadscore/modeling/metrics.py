@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from leadscore.progress import bar
+
 CORE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 
 
@@ -169,6 +171,7 @@ def bootstrap_ci(
     n_bins: int = 15,
     diff: tuple[str, str] | None = None,
     level: float = 0.95,
+    progress: bool | None = None,
 ) -> dict:
     """Percentile bootstrap intervals of the core metrics for each model, on shared resamples.
 
@@ -176,7 +179,8 @@ def bootstrap_ci(
     lead's monthly rows are not independent. A resample is a vector of integer row weights,
     so nothing is copied; the ECE bins are fixed from the full sample. With `diff=(a, b)`
     also returns the interval of roc_auc[a] - roc_auc[b] (paired: same resample for both).
-    Returns {model: {metric: [lo, hi]}, "auc_diff": [lo, hi]}.
+    Returns {model: {metric: [lo, hi]}, "auc_diff": [lo, hi]}. `progress`: a bar of
+    resamples on stderr, removed when done (None: when stderr is a terminal).
     """
     y = np.asarray(y, dtype=int)
     rng = np.random.default_rng(seed)
@@ -188,7 +192,8 @@ def bootstrap_ci(
     prepared = {m: _Prepared(y, np.asarray(p, dtype=float), n_bins) for m, p in probs.items()}
     samples: dict[str, dict[str, list[float]]] = {m: {k: [] for k in CORE} for m in probs}
     diffs: list[float] = []
-    for _ in range(n_boot):
+    for _ in bar(range(n_boot), unit="resample", desc="bootstrap", progress=progress,
+                 leave=False):
         counts = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
         w = counts[codes].astype(float)
         pos = np.dot(w, y)

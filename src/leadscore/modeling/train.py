@@ -8,7 +8,7 @@
 2. **leakage guards** (with `cfg.leakage.enabled`): the probe, then the screen
    (`leadscore.modeling.leakage`); either may refuse with `LeakageError`;
 3. **LightGBM** tuned with Optuna on the valid slice (`tune_lightgbm`, unweighted train and
-   valid slices);
+   valid slices; with `cfg.optuna.storage` the study is kept there and resumed);
 4. per model (LightGBM with the tuned parameters and early stopping, then the logistic
    regression check), `fit_calibrate_refit`:
    a. **recency settings** (`cfg.recency`: training window, sample-weight half-life) chosen
@@ -65,7 +65,7 @@ from leadscore.modeling.recency import (
     settings_rows,
 )
 from leadscore.modeling.tuning import TuningResult, tune_lightgbm
-from leadscore.tracking import git_commit
+from leadscore.tracking import git_commit, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,8 @@ def train_models(
         max_boost_rounds=cfg.max_boost_rounds, early_stopping_rounds=cfg.early_stopping_rounds,
         additive=cfg.additive, monotone_increasing=tuple(cfg.monotone_increasing),
         n_trials=opt.n_trials, timeout_s=opt.timeout_s, n_startup_trials=opt.n_startup_trials,
-        pruning_warmup_rounds=opt.pruning_warmup_rounds, learning_rate=cfg.learning_rate)
+        pruning_warmup_rounds=opt.pruning_warmup_rounds, learning_rate=cfg.learning_rate,
+        storage=resolve_tracking_uri(opt.storage) if opt.storage else None)
     recipes = {"lightgbm": LightGBMRecipe.from_config(cfg, tuning.best_params, features=features,
                                                       categorical=categorical, seed=seed),
                "logistic": LogisticRecipe(list(features), list(categorical), cfg.logistic_c)}

@@ -10,12 +10,30 @@ datasets are built once and shared by all trials.
 The study stops after `n_trials` or `timeout_s`, whichever comes first. With a timeout the
 number of finished trials depends on machine speed; with `timeout_s` large enough for all
 trials the search is reproducible (seeded sampler, deterministic LightGBM).
+
+**Storage and resumption.** With `storage` (an SQLAlchemy URL, e.g. ``sqlite:///optuna.db``
+beside MLflow's ``mlruns.db``; `train_model.optuna.storage`) the study is kept there under a
+name that identifies what it searches: ``lightgbm-<hash>`` of the train and valid data
+(row hashes), the features, the seed and every setting that changes a trial's result
+(`study_name_for`). The trial budget (`n_trials`, `timeout_s`) and the thread count are not
+part of it. So the same data and settings continue the same study: `n_trials` is the number
+of finished (complete or pruned) trials the study should hold, and only the missing ones
+run. An interrupted run is resumed by the next one; an identical rerun runs no trial and
+returns the same best parameters; raising `n_trials` adds trials to the study. A trial left
+running by a killed process is marked failed by Optuna's heartbeat (`HEARTBEAT_S`) and
+redone. A stored trial reports its validation log loss to the pruner every `REPORT_EVERY`
+rounds (each report is a database write). Browse the studies with
+``optuna-dashboard sqlite:///optuna.db``.
+Without `storage` the study lives in memory (tests, flat mode).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -24,8 +42,14 @@ import optuna
 import pandas as pd
 
 from leadscore.modeling.estimators import LightGBMClassifier, base_lgb_params, constraint_params
+from leadscore.progress import bar
 
 log = logging.getLogger(__name__)
+
+SEARCH_SPACE = "v1"  # bump when `suggest_params` changes: a new space is a new study
+HEARTBEAT_S = 60  # a persisted trial silent for 2 x this long is failed and redone
+REPORT_EVERY = 10  # boosting rounds between the validation log losses a stored trial reports
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 @dataclass(frozen=True)
@@ -37,11 +61,29 @@ class TuningResult:
     n_pruned: int
     seconds: float
     trials: list[dict]  # number, state, value, params, best_iteration
+    study_name: str = "lightgbm"
+    storage: str | None = None  # None: in memory
+    n_new_trials: int | None = None  # trials run by this call (the rest were resumed)
 
     def summary(self) -> dict:
         return {"best_params": self.best_params, "best_valid_log_loss": self.best_value,
                 "best_iteration": self.best_iteration, "n_trials": self.n_trials,
-                "n_pruned": self.n_pruned, "seconds": round(self.seconds, 1), "trials": self.trials}
+                "n_pruned": self.n_pruned, "n_new_trials": self.n_new_trials,
+                "seconds": round(self.seconds, 1), "study_name": self.study_name,
+                "storage": self.storage, "trials": self.trials}
+
+
+def study_name_for(X_train: pd.DataFrame, y_train, X_valid: pd.DataFrame, y_valid, *,
+                   settings: dict) -> str:
+    """``lightgbm-<16 hex>``: a hash of the data (pandas row hashes of both slices, labels
+    included) and of `settings` (features, seed, search-relevant settings)."""
+    h = hashlib.sha256(json.dumps({**settings, "space": SEARCH_SPACE}, sort_keys=True,
+                                  default=str).encode())
+    for frame, y in ((X_train, y_train), (X_valid, y_valid)):
+        cols = [c for c in settings["features"] if c in frame.columns]
+        h.update(pd.util.hash_pandas_object(frame[cols], index=False).to_numpy().tobytes())
+        h.update(np.asarray(y, dtype=float).tobytes())
+    return f"lightgbm-{h.hexdigest()[:16]}"
 
 
 def suggest_params(trial: optuna.Trial) -> dict:
@@ -58,9 +100,9 @@ def suggest_params(trial: optuna.Trial) -> dict:
     }
 
 
-def _pruning_callback(trial: optuna.Trial, warmup: int):
+def _pruning_callback(trial: optuna.Trial, warmup: int, every: int = 1):
     def callback(env) -> None:
-        if env.iteration < warmup or not env.evaluation_result_list:
+        if env.iteration < warmup or env.iteration % every or not env.evaluation_result_list:
             return
         value = env.evaluation_result_list[0][2]
         trial.report(value, step=env.iteration)
@@ -90,16 +132,41 @@ def tune_lightgbm(
     learning_rate: float = 0.05,
     additive: bool = False,
     monotone_increasing: tuple[str, ...] = (),
+    storage: str | None = None,
+    progress: bool | None = None,
 ) -> TuningResult:
-    """Run the Optuna study; return the best parameters and a summary of every trial.
-    With `additive`, every trial trains single-feature trees (`constraint_params`); the
-    features in `monotone_increasing` may only raise the score as they grow."""
+    """Run (or resume) the Optuna study; return the best parameters and a summary of every
+    trial. With `additive`, every trial trains single-feature trees (`constraint_params`);
+    the features in `monotone_increasing` may only raise the score as they grow. `storage`:
+    where the study is kept and resumed from (module docstring); None: in memory.
+    `progress`: a bar of trials on stderr (None: when stderr is a terminal)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
-                                         n_warmup_steps=pruning_warmup_rounds)
-    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
-                                study_name="lightgbm")
+    name = "lightgbm"
+    if storage is not None:
+        name = study_name_for(X_train, y_train, X_valid, y_valid, settings={
+            "features": list(feature_names), "categorical": list(categorical_features),
+            "seed": seed, "max_boost_rounds": max_boost_rounds,
+            "early_stopping_rounds": early_stopping_rounds, "n_startup_trials": n_startup_trials,
+            "pruning_warmup_rounds": pruning_warmup_rounds, "learning_rate": learning_rate,
+            "additive": additive, "monotone_increasing": list(monotone_increasing)})
+        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            store = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S,
+                                               grace_period=2 * HEARTBEAT_S)
+            study = optuna.create_study(direction="minimize", storage=store, study_name=name,
+                                        load_if_exists=True)
+            optuna.storages.fail_stale_trials(study)
+    else:
+        study = optuna.create_study(direction="minimize", study_name=name)
+    done = sum(t.state in FINISHED for t in study.trials)
+    # a resumed study's sampler is seeded past the trials it holds: no repeated start-up points
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials),
+                                               n_startup_trials=n_startup_trials)
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                               n_warmup_steps=pruning_warmup_rounds)
+    # a stored trial writes every reported value to the database: report every REPORT_EVERY
+    # rounds there (in memory, every round)
+    every = REPORT_EVERY if storage is not None else 1
 
     template = LightGBMClassifier(feature_names=feature_names,
                                   categorical_features=categorical_features, seed=seed,
@@ -113,12 +180,24 @@ def tune_lightgbm(
         booster = lgb.train(params, train_ds, num_boost_round=max_boost_rounds,
                             valid_sets=[valid_ds], valid_names=["valid"],
                             callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False),
-                                       _pruning_callback(trial, pruning_warmup_rounds)])
+                                       _pruning_callback(trial, pruning_warmup_rounds, every)])
         trial.set_user_attr("best_iteration", int(booster.best_iteration))
         return float(booster.best_score["valid"]["binary_logloss"])
 
     t0 = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s)
+    todo = max(0, n_trials - done)
+    if done:
+        log.info("optuna: study %s in %s holds %d finished trials; running %d more", name,
+                 storage, done, todo)
+    if todo:
+        with bar(total=todo, unit="trial", desc="optuna", progress=progress) as pbar:
+
+            def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                if not pbar.disable and trial.state == optuna.trial.TrialState.COMPLETE:
+                    pbar.set_postfix(best=f"{study.best_value:.5f}", refresh=False)
+                pbar.update()
+
+            study.optimize(objective, n_trials=todo, timeout=timeout_s, callbacks=[advance])
     seconds = time.perf_counter() - t0
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -132,5 +211,5 @@ def tune_lightgbm(
     return TuningResult(best_params={**best.params, "bagging_freq": 1, "learning_rate": learning_rate}, best_value=float(best.value),
                         best_iteration=int(best.user_attrs["best_iteration"]),
                         n_trials=len(study.trials), n_pruned=n_pruned, seconds=seconds,
-                        trials=trials)
+                        trials=trials, study_name=name, storage=storage, n_new_trials=todo)
 

@@ -20,17 +20,22 @@ dependence charts); example leads per grade with reasons; the rule points table 
 the model learned; the integer points table learned from the model beside the hand-written
 one (`leadscore.report.points`; left out when `ReportPaths.points` is None); the model lifecycle (`leadscore.report.lifecycle`: the backtest over time,
 the promotion gate's decision and checks, what changed between champion and challenger); a
-summary of the data checks. `ReportPaths` without lifecycle paths (flat mode) leaves the
-lifecycle sections out.
+summary of the data checks, with a link to the Great Expectations Data Docs when they were
+built. `ReportPaths` without lifecycle paths (flat mode) leaves the lifecycle sections out.
+
+A "not available" note names the file the loader read (`ReportInputs.sources`, from the
+`ReportPaths`; in-memory inputs name the pipeline's layout, `ReportPaths.in_project`), so the
+note and the path read cannot disagree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +44,12 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from leadscore.config import ReportConfig
+from leadscore.data.gx_project import data_docs_link
 from leadscore.errors import InputError
+from leadscore.explain.drivers import DEFAULT_MIN_CORR, field_effect
 from leadscore.explain.grades import DIGITS, LETTERS
+from leadscore.explain.reasons import is_flag, short_label
+from leadscore.features.catalog import FeatureSpec
 from leadscore.io import atomic_path, read_json
 from leadscore.report.capacity import grade_definition_section, handoff_section, segments_section
 from leadscore.report.charts import (
@@ -48,7 +57,10 @@ from leadscore.report.charts import (
     Series,
     as_float,
     bar,
+    category_labels,
+    category_table,
     dependence_chart,
+    dependence_kind,
     heat_color,
     line_chart,
     nice_max,
@@ -64,6 +76,8 @@ log = logging.getLogger(__name__)
 
 MODEL = "lightgbm"
 MODELS: tuple[str, ...] = ("lightgbm", "logistic", "rules")
+# the model grade matrix's caption, per kind (grades.json holds the explained kind's matrix)
+MODEL_KINDS: dict[str, str] = {"lightgbm": "LightGBM", "logistic": "logistic regression"}
 _WINDOW = re.compile(r"^(?P<base>.+)_(?P<days>\d+)d$")
 _LABEL_WINDOW = re.compile(r",? *(in the )?last \d+ days$", re.IGNORECASE)
 
@@ -75,7 +89,7 @@ _LABEL_WINDOW = re.compile(r",? *(in the )?last \d+ days$", re.IGNORECASE)
 class ReportInputs:
     """Everything the report reads, already loaded. None / empty: not available."""
 
-    evaluate: Mapping | None = None  # metrics/evaluate.json
+    evaluate: Mapping | None = None  # reports/evaluate.json
     gains: pd.DataFrame | None = None  # plots/gains.csv
     reliability: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # model -> frame
     metadata: Mapping | None = None  # models/lightgbm/metadata.json
@@ -84,25 +98,30 @@ class ReportInputs:
     validation: Mapping | None = None  # reports/validation.json
     validate_metrics: Mapping | None = None  # metrics/validate.json
     catalog: Sequence[Mapping] | None = None  # data/processed/feature_catalog.json
-    features: Mapping | None = None  # metrics/features.json
-    grades: Mapping | None = None  # metrics/grades.json
+    features: Mapping | None = None  # reports/features.json
+    grades: Mapping | None = None  # reports/grades.json
     drivers: Mapping | None = None  # reports/drivers.json
     dependence: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # field -> frame
     examples: Mapping | None = None  # reports/examples.json
-    backtest: Mapping | None = None  # metrics/backtest.json
+    backtest: Mapping | None = None  # reports/backtest.json
     gate: Mapping | None = None  # reports/gate.json
     changes: Mapping | None = None  # reports/changes.json
     monitor: Mapping | None = None  # reports/monitor.json (monitor stage)
     monitoring: bool = True  # False: leave out the monitoring section (no monitor file named)
     grading: Mapping | None = None  # models/grading.json (explain stage)
-    score: Mapping | None = None  # metrics/score.json (score stage: the live grade mix)
-    points: Mapping | None = None  # metrics/points.json (points stage: the learned table's figures)
+    score: Mapping | None = None  # reports/score.json (score stage: the live grade mix)
+    points: Mapping | None = None  # reports/points.json (points stage: the learned table's figures)
     points_table: pd.DataFrame | None = None  # models/points.csv (points stage)
     points_yaml: str | None = None  # models/points.yaml (points stage: the block to paste)
     learned_points: bool = True  # False: leave out the learned points section (no file named)
     lifecycle: bool = True  # False: leave out the backtest, gate and what-changed sections
     # the lifecycle sections shown (backtest, gate, changes): those whose file was named
     sections: tuple[str, ...] = ("backtest", "gate", "changes")
+    # input -> the file as the report names it ("not available" notes); default: the
+    # pipeline's layout (`ReportPaths.in_project`), the loader: the paths it read
+    sources: Mapping[str, str] = field(default_factory=lambda: report_sources(ReportPaths.in_project(".")))
+    # the relative link from the report to the GX Data Docs index; None: no Data Docs, no link
+    data_docs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,23 +152,66 @@ class ReportPaths:
     points: Path | None = None  # its figures (metrics)
     points_csv: Path | None = None  # the table, one row per field and condition
     points_yaml: Path | None = None  # the table as the block to paste
+    # the Great Expectations Data Docs folder (validate stage); None: no link to it
+    data_docs: Path | None = None
+    # where the paths above are shown from ("not available" notes); None: the working folder
+    root: Path | None = None
 
     @classmethod
     def in_project(cls, root: str | Path) -> ReportPaths:
-        """The outputs of the DVC pipeline (dvc.yaml's `report` stage deps) under `root`."""
+        """The outputs of the DVC pipeline (dvc.yaml's `report` stage deps) under `root`, and
+        the validate stage's Data Docs (reports/data_docs/); paths are shown relative to `root`."""
         root = Path(root)
-        return cls(evaluate=root / "metrics/evaluate.json", gains=root / "plots/gains.csv",
+        # reports/<stage>.json: each stage's whole record (metrics/<stage>.json: its headline)
+        return cls(evaluate=root / "reports/evaluate.json", gains=root / "plots/gains.csv",
                    plots=root / "plots", model=root / "models/lightgbm",
                    rules=root / "models/rules.json", validation=root / "reports/validation.json",
                    validate_metrics=root / "metrics/validate.json",
                    catalog=root / "data/processed/feature_catalog.json",
-                   features=root / "metrics/features.json", grades=root / "metrics/grades.json",
+                   features=root / "reports/features.json", grades=root / "reports/grades.json",
                    drivers=root / "reports/drivers.json", examples=root / "reports/examples.json",
-                   backtest=root / "metrics/backtest.json", gate=root / "reports/gate.json",
+                   backtest=root / "reports/backtest.json", gate=root / "reports/gate.json",
                    changes=root / "reports/changes.json", monitor=root / "reports/monitor.json",
-                   grading=root / "models/grading.json", score=root / "metrics/score.json",
-                   points=root / "metrics/points.json", points_csv=root / "models/points.csv",
-                   points_yaml=root / "models/points.yaml")
+                   grading=root / "models/grading.json", score=root / "reports/score.json",
+                   points=root / "reports/points.json", points_csv=root / "models/points.csv",
+                   points_yaml=root / "models/points.yaml", data_docs=root / "reports/data_docs",
+                   root=root)
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    """`path` as the report names it: relative to `root` (else the working folder) when it is
+    inside it, else as given."""
+    base = os.path.abspath(root if root is not None else os.curdir)
+    full = os.path.abspath(path)
+    if os.path.commonpath([base, full]) == base:
+        return Path(os.path.relpath(full, base)).as_posix()
+    return Path(path).as_posix()
+
+
+def report_sources(paths: ReportPaths) -> dict[str, str]:
+    """Input name (as in `ReportInputs`) -> the file the loader reads, as the report names it
+    in a "not available" note. Inputs without a path (None) are left out."""
+    named = {"evaluate": paths.evaluate, "gains": paths.gains,
+             "reliability": paths.plots / "reliability_*.csv",
+             "metadata": paths.model / "metadata.json", "importance": paths.model / "importance.csv",
+             "rules": paths.rules, "validation": paths.validation,
+             "validate_metrics": paths.validate_metrics, "catalog": paths.catalog,
+             "features": paths.features, "grades": paths.grades, "drivers": paths.drivers,
+             "examples": paths.examples, "backtest": paths.backtest, "gate": paths.gate,
+             "changes": paths.changes, "monitor": paths.monitor, "grading": paths.grading,
+             "score": paths.score, "points": paths.points, "points_csv": paths.points_csv,
+             "points_yaml": paths.points_yaml,
+             "data_docs": paths.data_docs / "index.html" if paths.data_docs is not None else None}
+    return {k: _shown(p, paths.root) for k, p in named.items() if p is not None}
+
+
+def data_docs_href(data_docs: Path | None, report_path: str | Path | None = None) -> str | None:
+    """The link from the report to the GX Data Docs (`data_docs_link`), or None when their
+    index does not exist. `report_path`: where the report is written; None: beside the Data
+    Docs folder (the pipeline's layout: reports/report.html, reports/data_docs/)."""
+    if data_docs is None or not (Path(data_docs) / "index.html").is_file():
+        return None
+    return data_docs_link(report_path or Path(data_docs).parent / "report.html", data_docs)
 
 
 def _read(path: Path | None, reader: Callable[[Path], Any]) -> Any:
@@ -165,8 +227,9 @@ def _read(path: Path | None, reader: Callable[[Path], Any]) -> Any:
                          "(`dvc repro`)") from None
 
 
-def load_report_inputs(paths: ReportPaths) -> ReportInputs:
-    """Read the report's inputs; a missing file is logged and left as None."""
+def load_report_inputs(paths: ReportPaths, report_path: str | Path | None = None) -> ReportInputs:
+    """Read the report's inputs; a missing file is logged and left as None. `report_path`:
+    where the report will be written, for the link to the Data Docs (`data_docs_href`)."""
     reliability = {}
     for m in MODELS:
         df = _read(paths.plots / f"reliability_{m}.csv", pd.read_csv)
@@ -205,6 +268,8 @@ def load_report_inputs(paths: ReportPaths) -> ReportInputs:
         learned_points=paths.points is not None,
         lifecycle=any(p is not None for p in (paths.backtest, paths.gate, paths.changes)),
         sections=tuple(n for n in ("backtest", "gate", "changes") if getattr(paths, n) is not None),
+        sources=report_sources(ReportPaths.in_project(".")) | report_sources(paths),
+        data_docs=data_docs_href(paths.data_docs, report_path),
     )
 
 
@@ -389,7 +454,7 @@ def _headline_section(inp: ReportInputs, cfg: ReportConfig) -> dict:
 
 def _matrix(block: Mapping | None) -> dict | None:
     """A grade matrix (`leadscore.explain.grades.grade_matrix`: {cells, violations,
-    monotonic}, from metrics/grades.json or evaluate.json's rules_grades) -> the heat map's
+    monotonic}, from reports/grades.json or evaluate.json's rules_grades) -> the heat map's
     rows and the order breaks in words. None if `block` has no cells."""
     if not block or not block.get("cells"):
         return None
@@ -432,16 +497,29 @@ def _matrix(block: Mapping | None) -> dict | None:
             "n_significant": sum(bool(v.get("significant")) for v in block.get("violations") or [])}
 
 
+def model_grades_key(grades: Mapping | None, evaluate: Mapping | None) -> str:
+    """The key of the model's matrix in grades.json: the kind that ships (evaluate's
+    `champion.name`), else the model kind grades.json holds (the explain stage explains the
+    shipped model, LightGBM when the rules ship), else LightGBM."""
+    g = grades or {}
+    shipped = ((evaluate or {}).get("champion") or {}).get("name")
+    if shipped in MODEL_KINDS and shipped in g:
+        return str(shipped)
+    return next((k for k in MODEL_KINDS if k in g), MODEL)
+
+
 def _grades_section(inp: ReportInputs) -> dict:
     g = inp.grades or {}
-    model = _matrix(g.get(MODEL))
+    key = model_grades_key(g, inp.evaluate)
+    model = _matrix(g.get(key))
     rules = _matrix(g.get("rules"))
     rules_note = None
     if rules is None:  # the same matrix, from the evaluate stage
         rules = _matrix((inp.evaluate or {}).get("rules_grades"))
         if rules is not None:
-            rules_note = "From the evaluate stage (metrics/grades.json is not available)."
-    return {"model": model, "rules": rules, "rules_note": rules_note}
+            rules_note = f"From the evaluate stage ({inp.sources.get('grades', 'grades.json')} is not available)."
+    return {"model": model, "rules": rules, "rules_note": rules_note,
+            "model_name": f"Predictive model ({MODEL_KINDS.get(key, key)})"}
 
 
 def _charts_section(inp: ReportInputs) -> dict:
@@ -505,29 +583,96 @@ def _catalog_fields(catalog: Sequence[Mapping] | None) -> dict[str, dict]:
     return out
 
 
+def _specs(catalog: Sequence[Mapping] | None) -> dict[str, FeatureSpec]:
+    """{feature: FeatureSpec} from the catalog's records (unreadable records are skipped)."""
+    out = {}
+    for r in catalog or []:
+        try:
+            out[str(r["name"])] = FeatureSpec(name=str(r["name"]), group=r.get("group", "fit"),
+                                              label=str(r.get("label", r["name"])),
+                                              unit=str(r.get("unit") or ""), kind=r.get("kind", "numeric"))
+        except (KeyError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _chart_kind(spec: FeatureSpec | None) -> str | None:
+    """How to draw a field: "categorical", "flag" or "numeric" from the catalog; None
+    (unknown field): from its values."""
+    if spec is None:
+        return None
+    if spec.kind == "categorical":
+        return "categorical"
+    return "flag" if is_flag(spec) else "numeric"
+
+
+def dependence_caption(dep: pd.DataFrame, spec: FeatureSpec, *, kind: str | None, field_label: str,
+                       windowed: bool, min_corr: float) -> tuple[str, str]:
+    """(direction, sentence) for a dependence chart, computed from the rows it draws
+    (`leadscore.explain.drivers.field_effect`): numeric fields and flags by the sign of the
+    rank correlation of value and contribution ("no clear direction" below `min_corr`), plus
+    the average of the leads with no value; categorical fields by the bars drawn."""
+    kind = kind or dependence_kind(dep["value"])
+    contrib = pd.to_numeric(dep["contribution"], errors="coerce").to_numpy(float)
+    if kind == "categorical":
+        labels = category_labels(dep["value"], kind)
+        shown = labels.isin(category_table(dep["value"], dep["contribution"], kind).index).to_numpy()
+        eff = field_effect(labels[shown].to_numpy(), contrib[shown], replace(spec, kind="categorical"),
+                           field_label=field_label, windowed=windowed, min_corr=min_corr, min_count=1)
+        return eff.direction, eff.text
+    values = pd.to_numeric(dep["value"], errors="coerce")
+    eff = field_effect(values.to_numpy(float), contrib, replace(spec, kind="numeric"),
+                       field_label=field_label, windowed=windowed, min_corr=min_corr)
+    text = eff.text
+    missing = values.isna().to_numpy() & np.isfinite(contrib)
+    if missing.any() and kind == "numeric":
+        text += (f" Leads with no value ({_share(missing.mean())}): {contrib[missing].mean():+.2f} on "
+                 "average.")
+    return eff.direction, text
+
+
 def _driver_rows(inp: ReportInputs, cfg: ReportConfig) -> list[dict]:
+    """The drivers table; for the top `cfg.dependence_charts` drivers with dependence data, a
+    chart whose caption (also the row's direction) is computed from the rows it draws."""
     drivers = list((inp.drivers or {}).get("drivers") or [])
+    specs = _specs(inp.catalog)
+    min_corr = as_float((inp.drivers or {}).get("min_direction_corr")) or DEFAULT_MIN_CORR
     total = sum(as_float(d.get("mean_abs_contribution")) or 0 for d in drivers)
     top = max([as_float(d.get("mean_abs_contribution")) or 0 for d in drivers] or [0])
     arrows = {"+": ("↑", "raises"), "-": ("↓", "lowers"), "mixed": ("↕", "depends")}
     rows = []
     for rank, d in enumerate(drivers, 1):
         v = as_float(d.get("mean_abs_contribution")) or 0.0
-        arrow, word = arrows.get(str(d.get("direction")), ("·", "n/a"))
         fld = str(d.get("field"))
+        label = d.get("label") or fld
+        direction, text = str(d.get("direction")), d.get("direction_text") or ""
         dep = inp.dependence.get(fld)
+        chart = None
+        if dep is not None and rank <= cfg.dependence_charts and {"value", "contribution"} <= set(dep.columns):
+            features = list(d.get("features") or [])
+            name = str(d.get("value_feature") or (features[0] if features else fld))
+            spec = specs.get(name) or specs.get(fld)
+            kind = _chart_kind(spec)
+            x_label = short_label(spec) if spec is not None else ""
+            chart = dependence_chart(dep, f"How {label} moves the score", kind=kind, x_label=x_label)
+            if chart is not None and len(dep):
+                spec = spec or FeatureSpec(name=name, group=d.get("group") or "fit", label=str(label), unit="",
+                                           kind="categorical" if dependence_kind(dep["value"]) == "categorical"
+                                           else "numeric")
+                direction, text = dependence_caption(dep, spec, kind=kind, field_label=str(label),
+                                                     windowed=len(features) > 1, min_corr=min_corr)
+        arrow, word = arrows.get(direction, ("·", "n/a"))
         rows.append({
-            "rank": rank, "field": fld, "label": d.get("label") or fld,
+            "rank": rank, "field": fld, "label": label,
             "group": "Profile fit" if d.get("group") == "fit" else "Engagement",
             "group_key": d.get("group"), "share": _share(v / total if total else None),
             "value": v, "bar": bar(v, top, "#1f5fbf" if d.get("group") == "fit" else "#2e8b57",
                                   width=110),
-            "arrow": arrow, "word": word, "text": d.get("direction_text") or "",
+            "arrow": arrow, "word": word, "text": text,
             "top_up": [pretty(x) for x in d.get("top_up") or []],
             "top_down": [pretty(x) for x in d.get("top_down") or []],
             "features": list(d.get("features") or []),
-            "dependence": (dependence_chart(dep, f"How {d.get('label') or fld} moves the score")
-                           if dep is not None and rank <= cfg.dependence_charts else None),
+            "dependence": chart,
         })
     return rows
 
@@ -592,7 +737,8 @@ def _rule_rows(rules: Mapping) -> list[dict]:
 def _learned(inp: ReportInputs, cfg: ReportConfig, fields: dict[str, dict]) -> dict[str, dict]:
     """{field: {rank, share, text}} from the SHAP drivers, else from the model's gain."""
     out: dict[str, dict] = {}
-    drivers = _driver_rows(ReportInputs(drivers=inp.drivers), cfg)
+    drivers = _driver_rows(ReportInputs(drivers=inp.drivers, dependence=inp.dependence,
+                                        catalog=inp.catalog), cfg)
     if drivers:
         for d in drivers:
             text = d["text"]
@@ -668,7 +814,7 @@ def _duration(seconds: float) -> str:
 
 
 def speed_to_lead_section(score: Mapping | None) -> dict:
-    """Speed to lead of the latest scoring run (metrics/score.json `speed_to_lead`: the lag
+    """Speed to lead of the latest scoring run (reports/score.json `speed_to_lead`: the lag
     from a lead's creation or last event to its score): one sentence's figures."""
     s = (score or {}).get("speed_to_lead") or {}
     try:
@@ -759,6 +905,8 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig | None = None, *,
         "handoff": handoff_section(inputs.evaluate),
         "segments": segments_section(inputs.evaluate),
         "feedback": feedback_section(inputs.evaluate),
+        "src": dict(report_sources(ReportPaths.in_project("."))) | dict(inputs.sources),
+        "data_docs": inputs.data_docs,
     }
     return _env().get_template("report.html.j2").render(**context)
 

@@ -3,8 +3,8 @@ capacity (with speed to lead) and quality by segment.
 
 Each function turns loaded files into the plain values its template section prints, reading
 only the keys named here: models/grading.json (the grade cut points, explain stage),
-metrics/score.json (the grade counts of the latest scoring run, score stage) and
-metrics/evaluate.json's `capacity` and `segments` (evaluate stage,
+reports/score.json (the grade counts of the latest scoring run, score stage) and
+reports/evaluate.json's `capacity` and `segments` (evaluate stage,
 leadscore.modeling.capacity and leadscore.modeling.segments). A missing file or key gives
 `{"available": False}`: the template then says which stage writes it.
 """

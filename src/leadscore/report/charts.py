@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,66 +231,186 @@ def bar(value: float, max_value: float, color: str, width: int = 160, height: in
                   f'<rect x="0" y="1" width="{w:.1f}" height="{height - 2}" fill="{color}"/></svg>')
 
 
-def dependence_chart(df: pd.DataFrame, title: str, *, width: int = 330, height: int = 236,
-                     max_points: int = 400) -> Markup | None:
-    """value vs contribution: a scatter with a binned mean line (numeric values), or mean
-    contribution per category as bars (text values). None if nothing to draw."""
+MAX_BARS = 8  # categories drawn in a dependence chart (the most common ones)
+_UNKNOWN = frozenset({"unknown", "nan", "none", "<na>", "", "other"})
+_LEADING_NUMBER = re.compile(r"^\s*[<>≤≥~]?\s*\$?\s*(\d[\d,]*(?:\.\d+)?)")
+
+
+def _is_unknown(label: str) -> bool:
+    return label.strip().lower() in _UNKNOWN
+
+
+def dependence_kind(values: pd.Series) -> str:
+    """"numeric", "flag" (only 0 and 1) or "categorical", from the values alone: a value
+    column is numeric when every value present reads as a number (missing values do not make
+    it categorical)."""
+    present = values[values.notna()]
+    if present.empty:
+        return "categorical"
+    num = pd.to_numeric(present, errors="coerce")
+    if num.notna().all():
+        return "flag" if set(num.unique()) <= {0.0, 1.0} else "numeric"
+    return "categorical"
+
+
+def category_order(means: pd.Series) -> list[str]:
+    """Bars' order, from {category: mean contribution}: categories that all read as numbers
+    or number ranges ("1-10", "11-50", "5001+") in numeric order, others by effect (highest
+    first); "unknown"/"other" last."""
+    labels = [str(c) for c in means.index]
+    known = [c for c in labels if not _is_unknown(c)]
+    rest = [c for c in labels if _is_unknown(c)]
+    numbers = {c: _LEADING_NUMBER.match(c) for c in known}
+    if known and all(numbers.values()):
+        known.sort(key=lambda c: float(numbers[c][1].replace(",", "")))
+    else:
+        m = {str(k): float(v) for k, v in means.items()}
+        known.sort(key=lambda c: -m[c])
+    return known + rest
+
+
+def category_labels(values: pd.Series, kind: str | None = None) -> pd.Series:
+    """Per row, the category a bar chart files it under: missing -> "unknown", a flag's 0/1
+    -> "no"/"yes" (index reset)."""
+    kind = kind or dependence_kind(values)
+    values = values.reset_index(drop=True)
+    if kind == "flag":
+        num = pd.to_numeric(values, errors="coerce")
+        labels = num.map({0.0: "no", 1.0: "yes"}).astype(object)
+        return labels.where(num.isin([0.0, 1.0]), values.astype(str))
+    return values.astype(str).where(values.notna(), "unknown")
+
+
+def category_table(values: pd.Series, contribution: pd.Series, kind: str | None = None) -> pd.DataFrame:
+    """The bars of a dependence chart, in drawing order: index the category label (missing ->
+    "unknown", a flag's 0/1 -> "no"/"yes"), columns mean contribution and size, for the
+    `MAX_BARS` most common categories; a flag's no before yes, others in `category_order`."""
+    kind = kind or dependence_kind(values)
+    labels = category_labels(values, kind)
+    contribution = pd.to_numeric(contribution, errors="coerce").reset_index(drop=True)
+    g = pd.DataFrame({"v": labels, "c": contribution}).dropna().groupby("v")["c"].agg(["mean", "size"])
+    g = g.sort_values("size", ascending=False, kind="stable").head(MAX_BARS)
+    if g.empty:
+        return g
+    if kind == "flag" and set(g.index) == {"no", "yes"}:
+        return g.loc[["no", "yes"]]
+    return g.loc[category_order(g["mean"])]
+
+
+def _tick_values(lo: float, hi: float, log: bool) -> list[float]:
+    if not log:
+        return nice_ticks(lo, hi, 4)
+    out = [10.0 ** e for e in range(math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9) + 1)]
+    if len(out) > 5:
+        out = out[:: math.ceil(len(out) / 5)]
+    return out or [lo, hi]
+
+
+def _bins(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float, float, float, int]]:
+    """(centre, first, last, mean contribution, rows) per bin: each distinct value when there
+    are at most 12, else up to 10 quantile bins (centre: the median value in the bin)."""
+    uniq = np.unique(x)
+    if len(uniq) <= 12:
+        return [(u, u, u, float(y[x == u].mean()), int((x == u).sum())) for u in uniq]
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for k in range(len(edges) - 1):
+        sel = idx == k
+        if sel.any():
+            out.append((float(np.median(x[sel])), float(x[sel].min()), float(x[sel].max()),
+                        float(y[sel].mean()), int(sel.sum())))
+    return out
+
+
+def _num(v: float) -> str:
+    return tick_label(v, False, 1.0) if abs(v) >= 1e3 or v != round(v) else f"{v:,.0f}"
+
+
+def dependence_chart(df: pd.DataFrame, title: str, *, kind: str | None = None, x_label: str = "",
+                     width: int = 330, height: int = 236, max_points: int = 400) -> Markup | None:
+    """value vs contribution. A numeric field (`kind` "numeric", else every value present is a
+    number) is a line over its value: the leads as dots, the mean contribution per bin (each
+    value when few, else deciles) as a line with points, on an ordered x axis (logarithmic
+    when the values are positive, span two orders of magnitude or more and half of them lie in
+    the first tenth of the range, e.g. revenue, employees); leads
+    with no value are one point apart, labelled "unknown". A yes/no flag ("flag") is two bars,
+    no then yes; a categorical field is bars for its `MAX_BARS` most common categories, in
+    `category_order`. None if nothing to draw."""
     if df is None or df.empty or not {"value", "contribution"} <= set(df.columns):
         return None
     contrib = pd.to_numeric(df["contribution"], errors="coerce")
-    numeric = pd.to_numeric(df["value"], errors="coerce")
+    values = df["value"]
+    kind = kind or dependence_kind(values)
+    numeric = pd.to_numeric(values, errors="coerce") if kind == "numeric" else None
+    if numeric is not None and numeric[contrib.notna()].nunique() < 2:
+        kind = "categorical"  # one value: nothing to draw a line over
     ml, mr, mt, mb = 46, 10, 10, 66
     pw, ph = width - ml - mr, height - mt - mb
     esc = escape(title)
-    head = [f'<svg class="dep" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="{esc}"><title>{esc}</title>']
-    ok_num = numeric.notna() & contrib.notna()
-    binary = ok_num.all() and set(numeric.unique()) <= {0.0, 1.0}
-    if binary:  # a yes/no flag: two bars
-        df = pd.DataFrame({"value": numeric.map({0.0: "no", 1.0: "yes"}), "contribution": contrib})
-    if not binary and ok_num.mean() >= 0.9 and numeric[ok_num].nunique() > 1:
-        x = numeric[ok_num].to_numpy(float)
-        y = contrib[ok_num].to_numpy(float)
-        lo, hi = float(x.min()), float(np.quantile(x, 0.99))
-        lo = min(lo, 0.0) if lo >= 0 and lo < 0.5 * hi else lo
-        if hi <= lo:
-            hi = float(x.max())
-        keep = x <= hi
-        x, y = x[keep], y[keep]
-        ymax = float(np.max(np.abs(y))) if len(y) else 1.0
+    shape = "line" if kind == "numeric" else "bars"
+    head = [f'<svg class="dep" data-kind="{shape}" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{esc}"><title>{esc}</title>']
+    if kind == "numeric":
+        ok = numeric.notna() & contrib.notna()
+        missing = contrib[numeric.isna() & contrib.notna()]
+        x = numeric[ok].to_numpy(float)
+        y = contrib[ok].to_numpy(float)
+        lo, hi = float(x.min()), float(x.max())
+        # skewed and wide (revenue, employees): most leads would sit in the first tenth
+        log = lo > 0 and hi / lo >= 100 and (float(np.median(x)) - lo) < 0.1 * (hi - lo)
+        if not log:
+            hi = float(np.quantile(x, 0.99))
+            lo = min(lo, 0.0) if 0 <= lo < 0.5 * hi else lo
+            if hi <= lo:
+                hi = float(x.max())
+            keep = x <= hi
+            x, y = x[keep], y[keep]
+        gap = 40 if len(missing) else 0
+        pw_num = pw - gap
+        ys = np.concatenate([y, missing.to_numpy(float)])
+        ymax = float(np.max(np.abs(ys))) if len(ys) else 1.0
         ymax = nice_max(ymax * 1.05) if ymax > 0 else 1.0
+        f = math.log10 if log else (lambda v: v)
+        flo, fhi = f(lo), f(hi)
 
         def sx(v: float) -> float:
-            return ml + pw * (v - lo) / (hi - lo)
+            return ml + pw_num * (f(v) - flo) / (fhi - flo)
 
         def sy(v: float) -> float:
             return mt + ph * (1 - (v + ymax) / (2 * ymax))
 
-        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" class="frame"/>',
-                      f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" class="zero"/>']
+        out = head + [f'<rect x="{ml}" y="{mt}" width="{pw_num}" height="{ph}" class="frame"/>',
+                      f'<line x1="{ml}" y1="{sy(0):.1f}" x2="{ml + pw_num}" y2="{sy(0):.1f}" class="zero"/>']
         order = np.argsort(x, kind="stable")
-        step = max(1, len(order) // max_points)
+        step = max(1, math.ceil(len(order) / max_points))
         for i in order[::step]:
             out.append(f'<circle cx="{sx(x[i]):.1f}" cy="{sy(y[i]):.1f}" r="2" class="pt"/>')
-        # binned mean (deciles of the value, or each distinct value when few)
-        uniq = np.unique(x)
-        if len(uniq) <= 12:
-            centers = uniq
-            means = np.array([y[x == u].mean() for u in uniq])
-        else:
-            edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
-            idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-            centers = np.array([x[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
-            means = np.array([y[idx == k].mean() for k in range(len(edges) - 1) if (idx == k).any()])
-        path = " ".join(f"{sx(c):.1f},{sy(m):.1f}" for c, m in zip(centers, means, strict=True))
+        bins = _bins(x, y)
+        path = " ".join(f"{sx(c):.1f},{sy(m):.1f}" for c, _, _, m, _ in bins)
         out.append(f'<polyline points="{path}" class="mean"/>')
-        for t in nice_ticks(lo, hi, 4):
+        for c, first, last, m, n in bins:
+            where = _num(first) if first == last else f"{_num(first)} to {_num(last)}"
+            out.append(f'<circle cx="{sx(c):.1f}" cy="{sy(m):.1f}" r="3" class="bin"><title>'
+                       f"{escape(where)}: {m:+.2f} on average ({n:,} leads)</title></circle>")
+        for t in _tick_values(lo, hi, log):
             out.append(f'<text x="{sx(t):.1f}" y="{mt + ph + 14}" text-anchor="middle" class="tick">'
                        f"{tick_label(t, False, hi - lo)}</text>")
+        if x_label:
+            out.append(f'<text x="{ml + pw_num / 2:.1f}" y="{mt + ph + 32}" text-anchor="middle" '
+                       f'class="axis">{escape(x_label)}{" (log scale)" if log else ""}</text>')
+        if len(missing):
+            cx = ml + pw_num + gap / 2 + 2
+            m = float(missing.mean())
+            out.append(f'<rect x="{ml + pw_num + 4}" y="{mt}" width="{gap - 4}" height="{ph}" class="frame"/>')
+            out.append(f'<line x1="{ml + pw_num + 4}" y1="{sy(0):.1f}" x2="{ml + pw}" y2="{sy(0):.1f}" '
+                       'class="zero"/>')
+            out.append(f'<circle cx="{cx:.1f}" cy="{sy(m):.1f}" r="4" class="bin unknown"><title>'
+                       f"no value: {m:+.2f} on average ({len(missing):,} leads)</title></circle>")
+            out.append(f'<text x="{cx:.1f}" y="{mt + ph + 14}" text-anchor="middle" class="tick">'
+                       "unknown</text>")
     else:
-        vals = df["value"].astype(str).where(df["value"].notna(), "unknown")
-        g = pd.DataFrame({"v": vals, "c": contrib}).dropna().groupby("v")["c"].agg(["mean", "size"])
-        g = g.sort_values("size", ascending=False).head(8).sort_values("mean", ascending=False)
+        g = category_table(values, contrib, kind)
         if g.empty:
             return None
         ymax = nice_max(float(g["mean"].abs().max()) * 1.05) if g["mean"].abs().max() > 0 else 1.0

@@ -1,7 +1,7 @@
 """The report's section "What sales said about the MQLs": acceptance by grade, model against
 rules, and the top rejection reasons by grade.
 
-Reads only metrics/evaluate.json's `feedback` block (evaluate stage,
+Reads only reports/evaluate.json's `feedback` block (evaluate stage,
 leadscore.modeling.feedback.acceptance_by_grade). A missing file or block gives
 `{"available": False}` (the template says which stage writes it); a CRM without the optional
 mql_feedback table gives `{"available": False, "no_table": True}`.

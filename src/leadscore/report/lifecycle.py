@@ -1,6 +1,6 @@
 """The report's model-lifecycle sections: backtest, promotion gate and "what changed".
 
-Each function turns one loaded file (docs/lifecycle.md: metrics/backtest.json,
+Each function turns one loaded file (docs/lifecycle.md: reports/backtest.json,
 reports/gate.json, reports/changes.json) into the plain values its template section prints,
 reading only the keys named here, so a stray field never reaches the page. A missing file
 (None) gives `{"available": False}`: the template then says which stage writes it.

@@ -1,11 +1,11 @@
 """The report's "points table learned from the model" section, beside the hand-written rules.
 
-`learned_points_section` turns the `points` stage's outputs (metrics/points.json: the three
+`learned_points_section` turns the `points` stage's outputs (reports/points.json: the three
 out-of-time ROC-AUCs, grade bands, MQL threshold and hand-over; models/points.csv: one row
 per field and condition; models/points.yaml: the block to paste) and the hand-written rows
 of `train_rules` (models/rules.json, as `leadscore.report.build` lists them) into the plain
 values the template prints, in words a marketer reads. Only the keys named here are read.
-A missing metrics file gives `{"available": False}` (the template says which stage writes
+A missing points record gives `{"available": False}` (the template says which stage writes
 it); a stage that could not learn a table (`available: false` in the file) gives its reason.
 """
 

@@ -68,7 +68,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -646,8 +645,7 @@ def score_leads(
     published table (`leadscore.serve.incremental`; a full run when it cannot merge). Such a
     run records no score-history row.
     """
-    from tqdm import tqdm
-
+    from leadscore.progress import bar as progress_bar
     from leadscore.serve import incremental as inc
 
     t0 = time.perf_counter()
@@ -730,8 +728,8 @@ def score_leads(
         scored_at = dt.datetime.fromisoformat(manifest["scored_at"])
         bounds: list[str] = manifest["bounds"]
         resumed = 0
-        bar = tqdm(total=n_leads, unit="lead", file=sys.stderr, disable=not progress,
-                   desc=f"scoring {run_id[:8]}", mininterval=1.0)
+        bar = progress_bar(total=n_leads, unit="lead", desc=f"scoring {run_id[:8]}",
+                           progress=None if progress else False)  # on: only on a terminal
         try:
             for i, lo in enumerate(bounds):
                 part = work / "parts" / f"part-{i:05d}.parquet"
