@@ -129,6 +129,21 @@ def pipeline_key(environ: Mapping[str, str] | None = None, pid: int | None = Non
     return None
 
 
+_FILTER_VALUE = re.compile(r"[A-Za-z0-9_.:@/+ -]{1,250}")
+
+
+def filter_literal(value: str, what: str = "value") -> str:
+    """`value` as a quoted literal of an MLflow filter string. Those take no parameters, so a
+    value is accepted only from a safe alphabet (letters, digits, ``_.:@/+ -``): a quote could
+    otherwise change the filter. Raises `ConfigError` naming `what`."""
+    from leadscore.errors import ConfigError
+
+    if not isinstance(value, str) or not _FILTER_VALUE.fullmatch(value):
+        raise ConfigError(f"{what} {str(value)[:60]!r}: use letters, digits and _.:@/+- only "
+                          "(it goes into an MLflow search filter)")
+    return f"'{value}'"
+
+
 def pipeline_parent(key: str | None, *, tags: Mapping[str, str] | None = None,
                     params: Mapping | None = None) -> str | None:
     """The id of the parent run tagged with `key` in the active experiment, created (with
@@ -141,7 +156,8 @@ def pipeline_parent(key: str | None, *, tags: Mapping[str, str] | None = None,
 
     client = MlflowClient()
     exp_id = mlflow.tracking.fluent._get_experiment_id()  # the one `setup_mlflow` set
-    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'",
+    where = f"tags.`{PIPELINE_TAG}` = {filter_literal(key, 'pipeline run key')}"
+    found = client.search_runs([exp_id], filter_string=where,
                                order_by=["attributes.start_time ASC"], max_results=1)
     if found:
         return found[0].info.run_id

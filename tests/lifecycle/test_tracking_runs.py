@@ -146,3 +146,14 @@ def test_stages_of_one_dvc_repro_share_a_key_and_the_next_repro_gets_another(tmp
     run(dvc, "repro", "-q", "-f")
     second = keys()
     assert second[0] == second[1] != first[0]
+
+
+def test_filter_literal_refuses_what_could_break_out_of_an_mlflow_filter():
+    from leadscore.errors import ConfigError
+    from leadscore.tracking import filter_literal
+
+    assert filter_literal("leadscore") == "'leadscore'"
+    assert filter_literal("dvc-123-456.7-exp_1") == "'dvc-123-456.7-exp_1'"
+    for bad in ("x' or name != '", 'a"b', "back`tick", "new\nline", ""):
+        with pytest.raises(ConfigError, match="MLflow search filter"):
+            filter_literal(bad, "registered model name")

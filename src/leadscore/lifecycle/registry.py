@@ -14,7 +14,8 @@
   and "Compare" in the registry) and of its logged model (the experiment's Models tab).
 
 MLflow is imported inside the functions. Names and aliases are validated by the config
-(letters, digits, ``_ . -``), so the registry filter strings below cannot be broken out of.
+(letters, digits, ``_ . -``), and every value put into an MLflow filter string (they take no
+parameters) goes through `leadscore.tracking.filter_literal`, which refuses quotes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from leadscore.errors import ModelError
 from leadscore.io import atomic_path, read_json
+from leadscore.tracking import filter_literal
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +205,10 @@ def register_scorer(files: Mapping[str, Path], *, name: str, alias: str,
     meta = read_json(files["version"])
     client = _client()
     existing = []
-    if client.search_registered_models(filter_string=f"name = '{name}'"):
+    quoted = filter_literal(name, "registered model name")
+    if client.search_registered_models(filter_string=f"name = {quoted}"):
         existing = client.search_model_versions(
-            f"name = '{name}' and tags.model_version = '{version_str}'")
+            f"name = {quoted} and tags.model_version = {filter_literal(version_str, 'model version')}")
     if existing:
         registry_version = str(max(int(v.version) for v in existing))
         log.info("registry: %s version %s already holds model %s", name, registry_version, version_str)
