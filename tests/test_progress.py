@@ -148,3 +148,13 @@ def test_forced_tuning_bar_counts_trials_on_stderr(capsys) -> None:
     out, err = capsys.readouterr()
     assert out == ""
     assert "optuna" in err and "3/3" in err and result.n_trials == 3
+
+
+def test_quiet_turns_off_duckdbs_own_progress_bar():
+    import duckdb
+
+    from leadscore.io import quiet
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar=true")
+    assert quiet(con).execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False

@@ -32,6 +32,12 @@ from leadscore.errors import ConfigError, InputError, safe_error_text
 from leadscore.schema import OPTIONAL_TABLES, TABLES, Table
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con` without DuckDB's own progress bar (it prints to the output of any query over ~2 s,
+    terminal or not; leadscore's bars are `leadscore.progress`)."""
+    con.execute("SET enable_progress_bar=false")
+    return con
+
 def fsync_path(path: str | Path) -> None:
     """Flush a file, or every file and folder under a folder, to disk (`os.fsync`)."""
     path = Path(path)
@@ -234,7 +240,7 @@ def write_duckdb_tables(
     (e.g. over attached sources), so large tables never pass through pandas.
     """
     with atomic_path(path) as tmp:
-        out = con if con is not None else duckdb.connect()
+        out = con if con is not None else quiet(duckdb.connect())
         alias = f"out_{uuid.uuid4().hex[:8]}"
         out.execute(f"ATTACH {sql_literal(tmp)} AS {alias}")
         try:
@@ -258,7 +264,7 @@ def rewrite_duckdb_without(path: str | Path, column: str, values: Sequence[str])
     Returns {table: rows removed}."""
     path = Path(path)
     removed: dict[str, int] = {}
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         con.execute(f"ATTACH {sql_literal(path)} AS old (READ_ONLY)")
         con.register("_drop", pd.DataFrame({"v": [str(v) for v in values]}))
@@ -446,7 +452,7 @@ def open_source(
         raise InputError(f"{path}: input not found (ingest.source={kind})")
     if kind in ("parquet", "csv") and not path.is_dir():
         raise InputError(f"{path}: ingest.source={kind} expects a folder with leads, events, outcomes files")
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         if kind in ("synthetic", "duckdb"):
             try:

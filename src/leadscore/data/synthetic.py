@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadscore.config import GenerateConfig
-from leadscore.io import atomic_path
+from leadscore.io import atomic_path, quiet
 from leadscore.progress import bar
 from leadscore.schema import (
     CANARY_EMAIL,
@@ -1176,7 +1176,7 @@ def write_empty_crm(path: str | Path) -> None:
     """Write a DuckDB file with the three CRM tables and no rows (atomically); no optional
     table (an empty CRM has no sales feedback)."""
     with atomic_path(path) as tmp:
-        con = duckdb.connect(str(tmp))
+        con = quiet(duckdb.connect(str(tmp)))
         try:
             _create_tables(con, optional=False)
         finally:
@@ -1284,7 +1284,7 @@ def generate_crm(
     with atomic_path(path) as tmp, bar(
         total=cfg.n_leads, unit="lead", desc="generate", progress=progress
     ) as pbar:
-        con = duckdb.connect(str(tmp))
+        con = quiet(duckdb.connect(str(tmp)))
         try:
             _create_tables(con)
             for chunk, (first, last) in enumerate(_chunk_bounds(cfg)):
@@ -1799,7 +1799,7 @@ def generate_next_quarter(
     with atomic_path(path) as tmp, bar(
         total=hist_chunks + n_parts, unit="chunk", desc="next quarter", progress=progress
     ) as pbar:
-        con = duckdb.connect(str(tmp))
+        con = quiet(duckdb.connect(str(tmp)))
         try:
             _create_tables(con)
             later: list[dict[str, pa.Table]] = []  # inserted after the history, kept small

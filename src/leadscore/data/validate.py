@@ -59,7 +59,7 @@ import pandas as pd
 from leadscore.config import ValidateConfig
 from leadscore.data.ingest import INGESTED_OPTIONAL_TABLES, INGESTED_TABLES
 from leadscore.errors import InputError
-from leadscore.io import safe_key, write_duckdb_tables
+from leadscore.io import quiet, safe_key, write_duckdb_tables
 from leadscore.progress import bar
 from leadscore.schema import (
     CONTENT_TYPES,
@@ -387,7 +387,7 @@ def load_tables(path: str | Path) -> dict[str, pd.DataFrame]:
     if not path.exists():
         raise InputError(f"{path}: ingested CRM not found (run the ingest stage first)")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = quiet(duckdb.connect(str(path), read_only=True))
     except duckdb.Error as err:
         raise InputError(f"{path}: not a readable DuckDB database ({type(err).__name__})") from None
     try:
@@ -594,7 +594,7 @@ def validate_tables(
 def write_validated(result: ValidationResult, path: str | Path) -> None:
     """Write clean leads/events/outcomes (and mql_feedback when validated; contract types)
     plus `quarantine`, atomically."""
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         sql = {}
         for name, spec in _present(result.tables).items():

@@ -433,9 +433,10 @@ def training_table_from_crm(crm: str | Path, cfg) -> tuple[pd.DataFrame, dict]:
     """`training_table` of the validated CRM DuckDB file `crm` with the `features` section
     `cfg` (a `leadscore.config.FeaturesConfig`); an unreadable file is bad input."""
     from leadscore.errors import InputError
+    from leadscore.io import quiet
 
     try:
-        con = duckdb.connect(str(crm), read_only=True)
+        con = quiet(duckdb.connect(str(crm), read_only=True))
     except duckdb.Error as err:
         raise InputError(f"{crm}: not a readable DuckDB file ({type(err).__name__})") from None
     with con:

@@ -33,11 +33,13 @@ connection per request would add the attach, the contract checks of `open_source
 view set-up to every request; instead the connection is reopened only when the CRM file
 changes (inode, size or modification time), so a swapped-in export is picked up.
 
-Where the time goes (benchmarks/serve.py): DuckDB compiles every regular expression of a
-query each time it runs, and the training feature SQL holds 34 (job-title parsing) plus the
-e-mail flags' patterns, so one lead costs a fixed ~50-70 ms on this machine whatever its
-size; prepared statements do not help (measured). Meeting p50 <= 20 ms needs those parts
-computed once per lead (in `leadscore.features`), not a change here.
+Where the time goes (benchmarks/serve.py): the lead-only parts are computed once per CRM
+when it is opened (`lead_cache`: the lead contract with its flags, each personal value
+normalised once; `title_cache`: every distinct job title parsed once, a posted lead's new
+title parsed on the spot), so no request compiles their regular expressions; one lead's
+features then run as one statement (`build_features(materialize=False, titles=...)`). That
+statement still costs ~17 ms of fixed parse, bind and optimise time whatever the lead (its 60
+windowed count columns ~8 ms of it): the remaining gap to p50 <= 20 ms.
 
 Personal data: the CRM's personal columns never reach Python for `GET`; for `POST` the
 record's e-mail is read only by DuckDB to derive the flags. Responses and logs carry the
