@@ -39,8 +39,9 @@ from leadscore.io import write_json
 from leadscore.modeling.baseline import PointsRuleClassifier, save_rules
 from leadscore.monitor.history import read_lead_rows, read_runs
 from leadscore.monitor.run import monitor_with_params
-from leadscore.serve.batch import read_scores, score_with_params
+from leadscore.serve.batch import score_with_params
 from leadscore.serve.export import export_scorer
+from leadscore.serve.publish import read_scores
 
 pytestmark = pytest.mark.slow  # three small CRMs, two scorers, four scoring runs (~15 s)
 

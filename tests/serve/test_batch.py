@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from leadscore.features.build import build_features
-from leadscore.serve.batch import SCORE_COLUMNS, feature_kwargs, open_crm, read_scores, score_leads
+from leadscore.serve.batch import SCORE_COLUMNS, feature_kwargs, open_crm, score_leads
+from leadscore.serve.publish import read_scores
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
 pytestmark = pytest.mark.slow  # trains LightGBM or runs whole stages; `make test-fast` skips it

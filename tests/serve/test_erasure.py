@@ -16,8 +16,9 @@ from leadscore.cli import app as cli
 from leadscore.config import MonitorConfig
 from leadscore.monitor.history import History, read_table
 from leadscore.serve import batch
-from leadscore.serve.batch import read_quarantine, read_scores, score_leads
+from leadscore.serve.batch import score_leads
 from leadscore.serve.erasure import KEY_ENV, lead_hash, read_lead_ids
+from leadscore.serve.publish import read_quarantine, read_scores
 from tests.builders import CANARIES, canary_hits
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 

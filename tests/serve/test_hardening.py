@@ -22,15 +22,13 @@ from typer.testing import CliRunner
 from leadscore import io as lio
 from leadscore.cli import app as cli
 from leadscore.errors import ConfigError, InputError, ModelError
-from leadscore.serve import batch
-from leadscore.serve.batch import (
-    input_fingerprint,
+from leadscore.serve import batch, publish
+from leadscore.serve.batch import input_fingerprint, score_leads, staging_dir
+from leadscore.serve.publish import (
     published_file,
     published_manifest_path,
     read_quarantine,
     read_scores,
-    score_leads,
-    staging_dir,
 )
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
@@ -146,7 +144,7 @@ def test_older_published_pairs_are_removed_after_the_new_manifest(trained, tmp_p
     out = tmp_path / "scores.parquet"
     _score(trained, out, run_id="one")
     _score(trained, out, run_id="two")
-    gens = list(batch.generations_dir(out).iterdir())
+    gens = list(publish.generations_dir(out).iterdir())
     assert len(gens) == 1 and gens[0].name.startswith("two-")
     assert set(read_scores(out)["run_id"]) == {"two"}
 
@@ -170,23 +168,23 @@ def test_a_failed_rename_during_publish_leaves_the_old_result(trained, tmp_path,
     pd.testing.assert_frame_equal(read_scores(out), old_scores)
     pd.testing.assert_frame_equal(read_quarantine(out), old_q)
     assert out.read_bytes() == plain
-    assert len(list(batch.generations_dir(out).iterdir())) == 1  # the half-written pair is gone
+    assert len(list(publish.generations_dir(out).iterdir())) == 1  # the half-written pair is gone
 
 
 _KILL = textwrap.dedent("""
     import os, sys
-    from leadscore.serve import batch
+    from leadscore.serve import publish
     at = sys.argv.pop(1)
     if at == "commit":  # die just before the manifest: both new files are complete on disk
-        batch._commit = lambda *a, **k: os._exit(9)
+        publish._commit = lambda *a, **k: os._exit(9)
     else:  # die between the scores' and the quarantine's fixed-path links
-        real, n = batch._link_plain, []
+        real, n = publish._link_plain, []
         def link(src, dst):
             n.append(dst)
             if len(n) == 2:
                 os._exit(9)
             real(src, dst)
-        batch._link_plain = link
+        publish._link_plain = link
     from leadscore.cli import app
     app()
 """)

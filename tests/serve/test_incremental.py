@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from leadscore.serve.batch import read_quarantine, read_scores, score_leads
+from leadscore.serve.batch import score_leads
+from leadscore.serve.publish import read_quarantine, read_scores
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
 pytestmark = pytest.mark.slow  # uses the session's trained LightGBM

@@ -22,10 +22,10 @@ from leadscore.serve.batch import (
     SCORE_COLUMNS,
     feature_kwargs,
     open_crm,
-    read_scores,
     score_leads,
     staging_dir,
 )
+from leadscore.serve.publish import read_scores
 from leadscore.serve.scorer import OUTPUT_COLUMNS, Scorer
 from tests.builders import canary_hits
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES

@@ -4,7 +4,7 @@
 
 1. **published scores and their quarantine** (`leadscore.serve.batch` outputs). Parquet / CSV:
    a new pair of files without the leads is published by the batch job's own rule (a new
-   pair, then the manifest, then the fixed-path links; `batch.publish_files`), so a reader
+   pair, then the manifest, then the fixed-path links; `publish.publish_files`), so a reader
    sees the old pair or the new one. DuckDB: the file is rewritten without the leads' rows
    and swapped in whole (`leadscore.io.rewrite_duckdb_without`), so no bytes of them stay
    in free blocks;
@@ -49,8 +49,8 @@ from leadscore.io import (
     sql_literal,
     write_query,
 )
-from leadscore.serve.batch import (
-    _format_of,
+from leadscore.serve.publish import (
+    output_format,
     publish_files,
     published_file,
     published_manifest_path,
@@ -126,7 +126,7 @@ def _drop_where(ids: Sequence[str]) -> str:
 def forget_scores(out: Path, ids: Sequence[str], *, fmt: str | None = None) -> dict[str, int]:
     """Remove the leads from one published score output and its quarantine (atomically, by
     the reader rule), and clear its staged runs. Returns {where: rows removed}."""
-    fmt = _format_of(out, fmt)
+    fmt = output_format(out, fmt)
     removed: dict[str, int] = {}
     if fmt == "duckdb":
         if out.exists():

@@ -29,7 +29,7 @@ of the other leads are kept as they are (their own `as_of`, `run_id`, `scored_at
 
 **Publishing** (`publish_merge`): the kept rows plus the new rows, checked by the same
 invariants as a full run (every eligible clean lead exactly once), published as one unit:
-Parquet/CSV a new pair of files then the manifest swap (`batch.publish_files`); DuckDB one
+Parquet/CSV a new pair of files then the manifest swap (`publish.publish_files`); DuckDB one
 transaction deleting the removed and rescored rows, inserting the new ones and replacing the
 quarantine and manifest tables. When another run has published since this one read the
 base, nothing is published (`InputError`; rerun).
@@ -68,6 +68,8 @@ from leadscore.io import (
 from leadscore.serve.batch import (  # batch imports this module only inside score_leads
     SCORE_COLUMNS,
     feature_kwargs,
+)
+from leadscore.serve.publish import (
     manifest_row,
     publish_files,
     published_file,
