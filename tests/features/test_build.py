@@ -216,7 +216,8 @@ def test_as_of_schedule_is_monthly_and_inclusive():
 )
 def test_title_parsing_python_and_sql_agree(title, seniority, department):
     assert parse_title(title) == (seniority, department)
-    sql = duckdb.execute(
-        f"SELECT {seniority_sql('t')}, {department_sql('t')} FROM (SELECT ?::VARCHAR AS t)", [title]
-    ).fetchone()
+    with duckdb.connect() as con:  # not the shared default connection
+        sql = con.execute(
+            f"SELECT {seniority_sql('t')}, {department_sql('t')} FROM (SELECT ?::VARCHAR AS t)", [title]
+        ).fetchall()[0]
     assert sql == (seniority, department)

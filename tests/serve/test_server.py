@@ -166,7 +166,8 @@ def test_served_features_equal_the_batch_features(server, trained):
                             .df().to_json(orient="records", date_format="iso"))[0]
     title = "Chief Widget Officer and VP of Quantum Sales"
     row = service.features_from_record({**record, "lead_id": "posted-1", "job_title": title}, as_of=AS_OF)
-    parsed = duckdb.sql(titles_sql(f"(SELECT '{title}' AS job_title)")).fetchall()[0]
+    with duckdb.connect() as con:  # its own connection: the default one is shared across tests
+        parsed = con.execute(titles_sql(f"(SELECT '{title}' AS job_title)")).fetchall()[0]
     assert (row["seniority"].iloc[0], row["department"].iloc[0]) == parsed[1:]
     assert parsed[1] != "unknown"
 
