@@ -93,3 +93,26 @@ def test_a_relative_store_resolves_under_the_dvc_root(tmp_path, monkeypatch):
     monkeypatch.delenv("DVC_ROOT")
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri("sqlite:///x/m.db") == f"sqlite:///{tmp_path / 'x/m.db'}"
+
+
+def test_a_model_is_reused_only_with_the_same_code(tmp_path, monkeypatch):
+    """Same model files + same carried code: the existing version; other code (e.g. a version
+    exported before the wheel was carried): a new one."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    client = MlflowClient()
+    assert registry.find_version(client, NAME, "hash1", "none") is None  # no registered model yet
+    client.create_registered_model(NAME)
+    (tmp_path / "m").mkdir()
+    wheel_a, wheel_b = tmp_path / "a.whl", tmp_path / "b.whl"
+    wheel_a.write_bytes(b"code a")
+    wheel_b.write_bytes(b"code b")
+    code_a = registry.code_hash([str(wheel_a)])
+    assert code_a != registry.code_hash([str(wheel_b)]) and registry.code_hash([]) == "none"
+    old = client.create_model_version(NAME, source=str(tmp_path / "m"), tags={"model_version": "hash1"})
+    assert registry.find_version(client, NAME, "hash1", code_a) is None  # untagged: from before
+    mv = client.create_model_version(NAME, source=str(tmp_path / "m"),
+                                     tags={"model_version": "hash1", "code_hash": code_a})
+    assert registry.find_version(client, NAME, "hash1", code_a) == str(mv.version) != str(old.version)
+    assert registry.find_version(client, NAME, "hash1", registry.code_hash([str(wheel_b)])) is None
+    assert registry.find_version(client, NAME, "hash2", code_a) is None

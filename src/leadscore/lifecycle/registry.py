@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from leadscore.errors import ModelError
-from leadscore.io import atomic_path, read_json
+from leadscore.io import atomic_path, file_sha256, read_json
 from leadscore.tracking import filter_literal
 
 log = logging.getLogger(__name__)
@@ -202,16 +203,13 @@ def register_scorer(files: Mapping[str, Path], *, name: str, alias: str,
 
     kwargs = pyfunc_kwargs(files)
     version_str = kwargs["metadata"]["model_version"]
+    code = code_hash(kwargs.get("code_paths") or [])
     meta = read_json(files["version"])
     client = _client()
-    existing = []
-    quoted = filter_literal(name, "registered model name")
-    if client.search_registered_models(filter_string=f"name = {quoted}"):
-        existing = client.search_model_versions(
-            f"name = {quoted} and tags.model_version = {filter_literal(version_str, 'model version')}")
-    if existing:
-        registry_version = str(max(int(v.version) for v in existing))
-        log.info("registry: %s version %s already holds model %s", name, registry_version, version_str)
+    registry_version = find_version(client, name, version_str, code)
+    if registry_version is not None:
+        log.info("registry: %s version %s already holds model %s with this code", name, registry_version,
+                 version_str)
     else:
         run_tags = {"stage": "export", "model_version": version_str,
                     "git_commit": str(meta.get("git_commit")), "params_hash": str(meta.get("params_hash")),
@@ -223,11 +221,36 @@ def register_scorer(files: Mapping[str, Path], *, name: str, alias: str,
             info = mlflow.pyfunc.log_model(name="scorer", registered_model_name=name, **kwargs)
         registry_version = str(info.registered_model_version)
         client.set_model_version_tag(name, registry_version, "model_version", version_str)
+        client.set_model_version_tag(name, registry_version, "code_hash", code)
         client.set_model_version_tag(name, registry_version, "kind", str(meta.get("kind", "lightgbm")))
         for k in ("git_commit", "params_hash"):
             client.set_model_version_tag(name, registry_version, k, str(meta.get(k)))
     set_alias(name, alias, registry_version)
     return registry_version
+
+
+def code_hash(code_paths: list[str]) -> str:
+    """SHA-256 (16 hex digits) of the code a model carries (the leadscore wheel: byte-identical
+    for the same code), "none" when it carries none."""
+    if not code_paths:
+        return "none"
+    h = hashlib.sha256()
+    for path in sorted(code_paths):
+        h.update(file_sha256(Path(path)).encode())
+    return h.hexdigest()[:16]
+
+
+def find_version(client, name: str, model_version: str, code: str) -> str | None:
+    """The newest registry version of `name` holding the model `model_version` with the code
+    `code` (`code_hash`), None when there is none: a model exported again with other code
+    (e.g. a version from before the wheel was carried) becomes a new version."""
+    quoted = filter_literal(name, "registered model name")
+    if not client.search_registered_models(filter_string=f"name = {quoted}"):
+        return None
+    found = client.search_model_versions(
+        f"name = {quoted} and tags.model_version = {filter_literal(model_version, 'model version')} "
+        f"and tags.code_hash = {filter_literal(code, 'code hash')}")
+    return str(max(int(v.version) for v in found)) if found else None
 
 
 def download_alias(name: str, alias: str, out: str | Path) -> ModelRef:
