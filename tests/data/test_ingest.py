@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.config import IngestConfig
-from leadscore.data.ingest import DERIVED_LEAD_COLUMNS, INGESTED_TABLES, derived_flags_sql, ingest
+from leadscore.data.ingest import DERIVED_LEAD_COLUMNS, INGESTED_TABLES, ingest, lead_flags_sql
 from leadscore.errors import InputError
 from leadscore.schema import CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME, PII_COLUMNS
 from tests.builders import PII_VALUES, write_crm
@@ -97,11 +97,10 @@ def test_derived_flags_on_fixture(crm, tmp_path):
     (None, False, True),
 ])
 def test_email_flags(email, free_mail, invalid):
-    flags = derived_flags_sql(FREE)
+    source = "(SELECT $e::VARCHAR AS email, NULL::VARCHAR AS first_name, NULL::VARCHAR AS last_name)"
     with duckdb.connect() as con:
         row = con.execute(
-            f"SELECT {flags['free_mail']}, {flags['email_invalid']} "
-            "FROM (SELECT $e::VARCHAR AS email)", {"e": email}
+            f"SELECT free_mail, email_invalid FROM ({lead_flags_sql(source, FREE)})", {"e": email}
         ).fetchone()
     assert row == (free_mail, invalid)
 
@@ -125,11 +124,10 @@ def test_email_flags(email, free_mail, invalid):
     ("Ann", None, False),
 ])
 def test_placeholder_name_flag(first, last, placeholder):
-    flag = derived_flags_sql(FREE)["placeholder_name"]
+    source = "(SELECT NULL::VARCHAR AS email, $f::VARCHAR AS first_name, $l::VARCHAR AS last_name)"
     with duckdb.connect() as con:
         row = con.execute(
-            f"SELECT {flag} FROM (SELECT $f::VARCHAR AS first_name, $l::VARCHAR AS last_name)",
-            {"f": first, "l": last},
+            f"SELECT placeholder_name FROM ({lead_flags_sql(source, FREE)})", {"f": first, "l": last},
         ).fetchone()
     assert row == (placeholder,)
 

@@ -104,18 +104,10 @@ def _norm(col: str) -> str:
     return f"NULLIF(trim(regexp_replace(lower(\"{col}\"), '\\s+', ' ', 'g')), '')"
 
 
-def derived_flags_sql(free_mail_domains: Sequence[str], *, normalized: bool = False) -> dict[str, str]:
-    """SQL expressions (over the PII columns of `leads`) for the derived flags. With
-    `normalized`, over the columns that `normalized_leads_sql` adds instead (each personal
-    value normalised once per row, several times faster on millions of leads)."""
-    if normalized:
-        email, local, domain = "_n_email", "_n_local", "_n_domain"
-        first, last = "_n_first", "_n_last"
-    else:
-        email = _norm("email")
-        local = f"regexp_extract({email}, '^(.*)@', 1)"
-        domain = f"regexp_extract({email}, '@([^@]*)$', 1)"
-        first, last = _norm("first_name"), _norm("last_name")
+def _flag_exprs(free_mail_domains: Sequence[str]) -> dict[str, str]:
+    """SQL expressions for the derived flags over the normalised columns (`_n_email`,
+    `_n_local`, `_n_domain`, `_n_first`, `_n_last`) that `lead_flags_sql` adds."""
+    email, local, domain, first, last = "_n_email", "_n_local", "_n_domain", "_n_first", "_n_last"
     first_label = f"split_part({domain}, '.', 1)"
     free_mail = f"coalesce({_in(domain, [d.lower() for d in free_mail_domains])}, false)"
     email_invalid = (
@@ -140,18 +132,24 @@ def derived_flags_sql(free_mail_domains: Sequence[str], *, normalized: bool = Fa
     return {"free_mail": free_mail, "email_invalid": email_invalid, "placeholder_name": placeholder}
 
 
-def leads_sql(source: str, free_mail_domains: Sequence[str]) -> str:
-    """SELECT of the ingested lead contract (derived flags in place of the personal columns)
-    over `source` (a quoted relation with the raw lead columns), unordered. Each personal
-    value is normalised once (nested projections), not once per use in the flags."""
-    flags = derived_flags_sql(free_mail_domains, normalized=True)
-    cols = ", ".join(f"CAST({flags[c]} AS BOOLEAN) AS {c}" if c in flags else f'"{c}"'
-                     for c in INGESTED_LEADS.columns)
+def lead_flags_sql(source: str, free_mail_domains: Sequence[str]) -> str:
+    """SELECT of every column of `source` (a quoted relation with `email`, `first_name`,
+    `last_name`) plus the derived flags (BOOLEAN) and the normalised helper columns. Each
+    personal value is normalised once (nested projections), not once per use in the flags:
+    several times faster on millions of leads."""
     normalized = (f"SELECT *, {_norm('email')} AS _n_email, {_norm('first_name')} AS _n_first, "
                   f"{_norm('last_name')} AS _n_last FROM {source}")
     parts = (f"SELECT *, regexp_extract(_n_email, '^(.*)@', 1) AS _n_local, "
              f"regexp_extract(_n_email, '@([^@]*)$', 1) AS _n_domain FROM ({normalized})")
-    return f"SELECT {cols} FROM ({parts})"
+    flags = ", ".join(f"CAST({sql} AS BOOLEAN) AS {name}" for name, sql in _flag_exprs(free_mail_domains).items())
+    return f"SELECT *, {flags} FROM ({parts})"
+
+
+def leads_sql(source: str, free_mail_domains: Sequence[str]) -> str:
+    """SELECT of the ingested lead contract (derived flags in place of the personal columns)
+    over `source` (a quoted relation with the raw lead columns), unordered."""
+    cols = ", ".join(f'"{c}"' for c in INGESTED_LEADS.columns)
+    return f"SELECT {cols} FROM ({lead_flags_sql(source, free_mail_domains)})"
 
 
 def ingest_queries(free_mail_domains: Sequence[str], optional: Sequence[str] = ()) -> dict[str, str]:
