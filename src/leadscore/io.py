@@ -118,7 +118,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     the temporary file or folder is removed and `target` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{target}: cannot create its folder {target.parent} (a file of that "
+                          "name, or above it, is in the way); choose another output path") from None
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp

@@ -60,6 +60,12 @@ def _generate_into_folder(tmp_path):
     return ["generate", "--out", str(tmp_path / "out"), "--leads", "50", "--params", _params(tmp_path)]
 
 
+def _generate_under_a_file(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    return ["generate", "--out", str(tmp_path / "taken" / "crm.duckdb"), "--leads", "50",
+            "--params", _params(tmp_path)]
+
+
 def _score_quoted_table(tmp_path):
     return ["score", "--out", str(tmp_path / "out" / "scores.duckdb"), "--table", 'scores"; DROP TABLE x; --',
             "--params", _params(tmp_path)]
@@ -76,6 +82,7 @@ CASES = {
     "evaluate.json not an object": (_metrics("[1, 2]"), EXIT_INPUT, "not the evaluate stage's record"),
     "explain --crm not a DuckDB CRM": (_explain_not_a_crm, EXIT_INPUT, "not a DuckDB CRM"),
     "generate --out a folder": (_generate_into_folder, EXIT_CONFIG, "is a folder"),
+    "generate --out under a file": (_generate_under_a_file, EXIT_CONFIG, "cannot create its folder"),
     "score --table with a quote": (_score_quoted_table, EXIT_CONFIG, "not a table name"),
 }
 
