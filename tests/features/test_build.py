@@ -221,3 +221,51 @@ def test_title_parsing_python_and_sql_agree(title, seniority, department):
             f"SELECT {seniority_sql('t')}, {department_sql('t')} FROM (SELECT ?::VARCHAR AS t)", [title]
         ).fetchall()[0]
     assert sql == (seniority, department)
+
+
+def test_window_counts_follow_each_window_edge_in_any_configured_order():
+    """An event counts in the shortest window holding it and every longer one, whatever
+    the order of `windows_days`; downloads count by content type too."""
+    leads = _leads(dict(lead_id="W", created_at=dt.datetime(2023, 9, 1)))
+    days = {"a": 1, "b": 7, "c": 8, "d": 30, "e": 31, "f": 89, "g": 91}
+    events = [(k, "W", AS_OF - dt.timedelta(days=d), "content_download", "whitepaper") for k, d in days.items()]
+    events += [("x", "W", AS_OF - dt.timedelta(days=2), "web_visit", None),
+               ("y", "W", AS_OF - dt.timedelta(days=2), "content_download", "not_a_catalog_type")]
+    con = _crm(leads, events, [])
+    for windows in ((7, 30, 90), (90, 7, 30)):
+        row = _row(build_features(con, [AS_OF], **{**FEATURE_ARGS, "windows_days": windows}), "W")
+        assert (row["download_whitepaper_7d"], row["download_whitepaper_30d"], row["download_whitepaper_90d"]) == (2, 4, 6)
+        assert (row["content_download_7d"], row["content_download_30d"], row["content_download_90d"]) == (3, 5, 7)
+        assert row["web_visit_7d"] == 1 and row["download_case_study_90d"] == 0
+
+
+def test_window_count_matrix_unpacks_codes_per_row():
+    import pyarrow as pa
+
+    from leadscore.features.build import POSITIVE_EVENT_TYPES, _window_code_sql, window_count_matrix
+
+    _, n_codes = _window_code_sql((7, 30), ("whitepaper",))
+    # code = (bucket * events + event) * (contents + 1) + content (1: no catalog content)
+    web_visit, n_events = POSITIVE_EVENT_TYPES.index("web_visit"), len(POSITIVE_EVENT_TYPES)
+    code_7d, code_30d = (0 * n_events + web_visit) * 2 + 1, (1 * n_events + web_visit) * 2 + 1
+    packed = pa.array([[3 * n_codes + code_7d, 2 * n_codes + code_30d], None, [5 * n_codes + code_30d]],
+                      pa.list_(pa.int64()))
+    m = window_count_matrix(packed, (7, 30), ("whitepaper",))
+    cols = [f.name for f in feature_catalog((7, 30), ("whitepaper",)).features if f.unit == "count"]
+    got = {c: list(m[i]) for i, c in enumerate(cols) if m[i].any()}
+    assert got == {"web_visit_7d": [3, 0, 0], "web_visit_30d": [5, 0, 5]}
+
+
+def test_one_lead_statement_gives_the_batch_row(crm):
+    from leadscore.features.build import feature_frame, lead_feature_sql, titles_sql
+
+    crm.execute(f"CREATE TABLE titles AS {titles_sql('leads')}")
+    sql = lead_feature_sql(leads="leads", events="events", outcomes="outcomes", titles="titles", **FEATURE_ARGS)
+    batch = build_features(crm, [AS_OF], **FEATURE_ARGS)
+    for lead_id in ("L1", "L2"):
+        one = feature_frame(crm.execute(sql, {"lead_id": lead_id, "as_of": AS_OF}).to_arrow_table(),
+                            FEATURE_ARGS["windows_days"])
+        expected = batch[batch.lead_id == lead_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(one, expected)
+    none = crm.execute(sql, {"lead_id": "L3", "as_of": AS_OF}).to_arrow_table()  # converted
+    assert none.num_rows == 0

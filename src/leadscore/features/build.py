@@ -9,8 +9,14 @@ each (lead, as_of) pair it uses only records with a timestamp strictly before `a
   BANT budget and timeline (as of creation: the forms capture them; "unknown" is a level),
   country, source, derived e-mail flags, lead age;
 - engagement features: counts per event type and per content type in each window,
-  recency, exponentially decayed engagement (exact, via per-lead cumulative sums and an
-  ASOF join), e-mail click-through rate, negative signals (unsubscribe, bounce).
+  recency, exponentially decayed engagement (exact: a per-lead running sum in time order,
+  read at the last instant before `as_of`), e-mail click-through rate, negative signals
+  (unsubscribe, bounce).
+
+The window counts leave SQL as one list per row (`window_counts`: each event's smallest
+window, type and content type packed in one code, with its count; one grouped pass instead of
+60 filtered counts) and are unpacked into their columns in NumPy (`window_count_matrix`).
+The SQL uses joins and aggregates only (no ASOF join), so it runs on other engines too.
 
 Double-logged events (same lead, time, type and content type) are counted once.
 `add_labels` then labels each row: did the lead reach the target stage within
@@ -24,11 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from leadscore.features.catalog import FeatureCatalog, FeatureSpec
@@ -147,6 +153,54 @@ def _days(expr: str) -> str:
     return f"(epoch({expr}) / 86400.0)"
 
 
+def _window_code_sql(windows_days: Sequence[int], content_types: Sequence[str]) -> tuple[str, int]:
+    """(SQL of an event's window code, number of codes). The code packs the smallest window
+    holding the event (`x.occurred_at` before `el.as_of`), its event type among the positive
+    ones and its content type (last index: none or another); `window_count_matrix` turns the
+    per-code counts into the catalog's count columns."""
+    wins, n_content = sorted(windows_days), len(content_types) + 1
+    bucket = " ".join(f"WHEN x.occurred_at >= el.as_of - INTERVAL {w} DAY THEN {i}" for i, w in enumerate(wins[:-1]))
+    bucket = f"CASE {bucket} ELSE {len(wins) - 1} END" if bucket else "0"
+    event = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(POSITIVE_EVENT_TYPES))
+    content = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(content_types))
+    content = f"CASE x.content_type {content} ELSE {n_content - 1} END" if content else "0"
+    code = f"(({bucket}) * {len(POSITIVE_EVENT_TYPES)} + CASE x.event_type {event} END) * {n_content} + {content}"
+    return code, len(wins) * len(POSITIVE_EVENT_TYPES) * n_content
+
+
+def window_count_matrix(packed, windows_days: Sequence[int], content_types: Sequence[str]) -> np.ndarray:
+    """The count columns in catalog order, as a (columns x rows) float64 array, from the
+    `window_counts` lists of the feature query (one per row): each item is `n * n_codes + code`
+    (`_window_code_sql`); a null list is a lead with no event in the longest window."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(packed, pa.ChunkedArray):
+        packed = pa.concat_arrays(packed.chunks) if packed.num_chunks else pa.array([], packed.type)
+    rows = len(packed)
+    wins, n_content = sorted(windows_days), len(content_types) + 1
+    n_events = len(POSITIVE_EVENT_TYPES)
+    _, n_codes = _window_code_sql(windows_days, content_types)
+    per_window = n_events + len(content_types)
+    n_cols = len(windows_days) * per_window
+    values = pc.list_flatten(packed).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    row = pc.list_parent_indices(packed).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    n, code = np.divmod(values, n_codes)
+    rest, content = np.divmod(code, n_content)
+    bucket, event = np.divmod(rest, n_events)
+    download = POSITIVE_EVENT_TYPES.index("content_download") if "content_download" in POSITIVE_EVENT_TYPES else -1
+    is_download = (event == download) & (content < len(content_types))
+    targets, weights = [], []
+    for j, w in enumerate(windows_days):  # an event counts in its own window and every longer one
+        inside = bucket <= wins.index(w)
+        base = j * per_window * rows + row
+        targets += [base[inside] + event[inside] * rows, (base + (n_events + content) * rows)[inside & is_download]]
+        weights += [n[inside], n[inside & is_download]]
+    flat = np.bincount(np.concatenate(targets), weights=np.concatenate(weights).astype(np.float64),
+                       minlength=rows * n_cols)
+    return flat.reshape(n_cols, rows)
+
+
 def titles_sql(leads: str) -> str:
     """(job_title, seniority, department) of each distinct title of the relation `leads`:
     the title parsing of the features, run once per title (also to fill a cache of parsed
@@ -156,45 +210,40 @@ def titles_sql(leads: str) -> str:
 
 
 def _feature_sql(
-    as_of_dates: Sequence[dt.datetime],
+    as_of_dates: Sequence[str],
     target_stage: str,
     max_lead_age_days: int,
     windows_days: Sequence[int],
     half_life_days: float,
     content_types: Sequence[str],
     titles: str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], str]:
     """(temporary tables to materialise in order, final SELECT). Materialising the steps
-    gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it)."""
+    gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it).
+
+    `as_of_dates`: SQL timestamps (literals or a parameter), latest last. `sources`: the
+    relations read as `leads`, `events` and `outcomes` (default: those names)."""
     suffix = uuid.uuid4().hex[:10]
-    dates = ", ".join(f"({_ts(d)})" for d in sorted(set(as_of_dates)))
+    src = {"leads": "leads", "events": "events", "outcomes": "outcomes", **(sources or {})}
+    dates = ", ".join(f"({d})" for d in as_of_dates)
     closing = ", ".join(f"'{s}'" for s in sorted(set(_stages_from(target_stage)) | {"won", "lost"}))
     positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
     maxw = max(windows_days)
     age = f"INTERVAL {max_lead_age_days} DAY"
 
-    counts = []
-    for w in windows_days:
-        in_w = f"x.occurred_at >= el.as_of - INTERVAL {w} DAY"
-        for e in POSITIVE_EVENT_TYPES:
-            counts.append(f"count(*) FILTER (WHERE x.event_type = '{e}' AND {in_w}) AS {e}_{w}d")
-        for c in content_types:
-            counts.append(
-                f"count(*) FILTER (WHERE x.event_type = 'content_download' AND x.content_type = '{c}' "
-                f"AND {in_w}) AS download_{c}_{w}d"
-            )
-    count_cols = [c.rsplit(" AS ", 1)[1] for c in counts]
+    code, n_codes = _window_code_sql(windows_days, content_types)
 
-    t = {k: f"_{k}_{suffix}" for k in ("eligible", "ev", "stamps")}
+    t = {k: f"_{k}_{suffix}" for k in ("eligible", "ev", "instants")}
     steps = {
         t["eligible"]: f"""
 WITH as_of_dates(as_of) AS (VALUES {dates}),
 closed AS (
-    SELECT lead_id, min(stage_at) AS closed_at FROM outcomes
+    SELECT lead_id, min(stage_at) AS closed_at FROM {src["outcomes"]}
     WHERE stage IN ({closing}) GROUP BY lead_id
 )
 SELECT l.lead_id, d.as_of, l.created_at
-FROM leads l
+FROM {src["leads"]} l
 JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
 LEFT JOIN closed c ON c.lead_id = l.lead_id
 WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
@@ -202,49 +251,49 @@ WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
         # deduplicated events of eligible leads, within the only span that can ever count
         t["ev"]: f"""
 SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type
-FROM events e JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
+FROM {src["events"]} e JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
 WHERE e.occurred_at < l.created_at + {age}
-  AND e.occurred_at < {_ts(max(as_of_dates))}
+  AND e.occurred_at < {as_of_dates[-1]}
 """,
-        # one row per lead and instant, with exact cumulative decay weights
-        t["stamps"]: f"""
-SELECT s.lead_id, s.occurred_at,
+        # one row per lead and instant with a positive event: a pricing-page view among them?
+        # and the exact cumulative decay weight up to it (a running sum in time order)
+        t["instants"]: f"""
+SELECT s.lead_id, s.occurred_at, s.pricing,
     sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at - l.created_at')} / {half_life_days})))
         OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
-FROM (SELECT lead_id, occurred_at, count(*) AS n FROM {t["ev"]}
-      WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
+FROM (SELECT lead_id, occurred_at, count(*) AS n, bool_or(event_type = 'pricing_page_view') AS pricing
+      FROM {t["ev"]} WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
 JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
 """,
     }
     final = f"""
 WITH windowed AS (
+    SELECT lead_id, as_of, array_agg(n * {n_codes} + code) AS window_counts
+    FROM (
+        SELECT el.lead_id, el.as_of, {code} AS code, count(*) AS n
+        FROM {t["eligible"]} el JOIN {t["ev"]} x
+          ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
+         AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
+        WHERE x.event_type IN ({positive})
+        GROUP BY el.lead_id, el.as_of, code
+    ) GROUP BY lead_id, as_of
+),
+history AS (
     SELECT el.lead_id, el.as_of,
-        {", ".join(counts)},
-        count(*) FILTER (WHERE x.event_type = 'email_open') AS _opens,
-        count(*) FILTER (WHERE x.event_type = 'email_click') AS _clicks
-    FROM {t["eligible"]} el JOIN {t["ev"]} x
-      ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
-     AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
+        max(s.occurred_at) AS last_activity,
+        max(s.occurred_at) FILTER (WHERE s.pricing) AS last_pricing,
+        max_by(s.cum_w, s.occurred_at) AS cum_w
+    FROM {t["eligible"]} el JOIN {t["instants"]} s
+      ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
     GROUP BY el.lead_id, el.as_of
 ),
-pricing AS (SELECT DISTINCT lead_id, occurred_at FROM {t["ev"]} WHERE event_type = 'pricing_page_view'),
 negatives AS (
     SELECT lead_id,
         min(occurred_at) FILTER (WHERE event_type = 'unsubscribe') AS first_unsubscribe,
         min(occurred_at) FILTER (WHERE event_type = 'email_bounce') AS first_bounce
-    FROM events WHERE event_type IN ('unsubscribe', 'email_bounce') GROUP BY lead_id
+    FROM {src["events"]} WHERE event_type IN ('unsubscribe', 'email_bounce') GROUP BY lead_id
 ),
-recency AS (
-    SELECT el.lead_id, el.as_of, el.created_at, s.occurred_at AS last_activity, s.cum_w
-    FROM {t["eligible"]} el ASOF LEFT JOIN {t["stamps"]} s
-      ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
-),
-titles AS (SELECT * FROM {titles or f"({titles_sql('leads')})"}),
-recency_pricing AS (
-    SELECT el.lead_id, el.as_of, p.occurred_at AS last_pricing
-    FROM {t["eligible"]} el ASOF LEFT JOIN pricing p
-      ON p.lead_id = el.lead_id AND p.occurred_at < el.as_of
-)
+titles AS (SELECT * FROM {titles or f"({titles_sql(src['leads'])})"})
 SELECT
     r.lead_id, r.as_of,
     coalesce(tt.seniority, 'unknown') AS seniority,
@@ -261,17 +310,16 @@ SELECT
     CAST(coalesce(l.email_invalid, false) AS DOUBLE) AS email_invalid,
     CAST(coalesce(l.placeholder_name, false) AS DOUBLE) AS placeholder_name,
     {_days('r.as_of - l.created_at')} AS lead_age_days,
-    {", ".join(f"CAST(coalesce(w.{c}, 0) AS DOUBLE) AS {c}" for c in count_cols)},
-    {_days('r.as_of - r.last_activity')} AS days_since_last_activity,
-    {_days('r.as_of - rp.last_pricing')} AS days_since_last_pricing_page_view,
-    coalesce(r.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of - r.created_at')} / {half_life_days})), 0.0)
+    {_days('r.as_of - h.last_activity')} AS days_since_last_activity,
+    {_days('r.as_of - h.last_pricing')} AS days_since_last_pricing_page_view,
+    coalesce(h.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of - r.created_at')} / {half_life_days})), 0.0)
         AS engagement_decayed,
-    CAST(w._clicks AS DOUBLE) / nullif(w._opens, 0) AS email_ctr_{maxw}d,
     CAST(coalesce(n.first_unsubscribe < r.as_of, false) AS DOUBLE) AS unsubscribed,
-    CAST(coalesce(n.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced
-FROM recency r
-JOIN leads l USING (lead_id)
-JOIN recency_pricing rp ON rp.lead_id = r.lead_id AND rp.as_of = r.as_of
+    CAST(coalesce(n.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced,
+    w.window_counts
+FROM {t["eligible"]} r
+JOIN {src["leads"]} l USING (lead_id)
+LEFT JOIN history h ON h.lead_id = r.lead_id AND h.as_of = r.as_of
 LEFT JOIN windowed w ON w.lead_id = r.lead_id AND w.as_of = r.as_of
 LEFT JOIN negatives n ON n.lead_id = r.lead_id
 LEFT JOIN titles tt ON tt.job_title IS NOT DISTINCT FROM l.job_title
@@ -310,25 +358,65 @@ def build_features(
             f"{max_lead_age_days} (ratio must be <= {_MAX_DECAY_EXPONENT})"
         )
     steps, final = _feature_sql(
-        as_of_dates, target_stage, max_lead_age_days, windows_days, half_life_days, content_types, titles
-    )
-    if not materialize:  # one statement: the steps become the first CTEs of the final query
-        ctes = ",\n".join(f"{name} AS ({sql})" for name, sql in steps.items())
-        final, steps = f"WITH {ctes},\n{final.strip().removeprefix('WITH ')}", {}
+        [_ts(d) for d in sorted(set(as_of_dates))], target_stage, max_lead_age_days, windows_days,
+        half_life_days, content_types, titles)
+    if not materialize:
+        final, steps = _one_statement(steps, final), {}
     try:
         for name, sql in steps.items():
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        result = con.execute(final)
-        with warnings.catch_warnings():  # through Arrow: the dtypes of `.df()`, several times faster
-            warnings.simplefilter("ignore", UserWarning)  # (DuckDB notes the copy Arrow makes)
-            df = result.to_arrow_table().to_pandas()
+        table = con.sql(final).to_arrow_table()  # Arrow: the dtypes of `.df()`, several times faster
     finally:
         for name in steps:
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    return feature_frame(table, windows_days, content_types)
+
+
+
+
+def eligibility_sql(as_of: dt.datetime, **feature_settings) -> str:
+    """The SELECT of the (lead_id, as_of, created_at) eligible at `as_of`: the first step of
+    the feature query (for checks that every eligible lead was scored). `feature_settings`:
+    as `build_features` takes them."""
+    steps, _ = _feature_sql([_ts(as_of)], **feature_settings)
+    return next(iter(steps.values()))
+
+def _one_statement(steps: Mapping[str, str], final: str) -> str:
+    """The steps as the first CTEs of the final query: one statement (less overhead for one lead)."""
+    ctes = ",\n".join(f"{name} AS ({sql})" for name, sql in steps.items())
+    return f"WITH {ctes},\n{final.strip().removeprefix('WITH ')}"
+
+
+def lead_feature_sql(*, leads: str, events: str, outcomes: str, titles: str, target_stage: str,
+                     max_lead_age_days: int, windows_days: Sequence[int], half_life_days: float,
+                     content_types: Sequence[str] = CONTENT_TYPES) -> str:
+    """One statement of the feature query for ONE lead, with parameters `$lead_id` and
+    `$as_of` (the code of `build_features`; run it and pass the Arrow result to
+    `feature_frame`). `leads`, `events`, `outcomes`: relations holding at least that lead's
+    rows (they are filtered on `$lead_id`); `titles`: parsed titles (`titles_sql`) covering
+    the lead's job title."""
+    sources = {name: f"(SELECT * FROM {rel} WHERE lead_id = $lead_id)"
+               for name, rel in (("leads", leads), ("events", events), ("outcomes", outcomes))}
+    steps, final = _feature_sql(["CAST($as_of AS TIMESTAMP)"], target_stage, max_lead_age_days, windows_days,
+                                half_life_days, content_types, titles, sources)
+    return _one_statement(steps, final)
+
+def feature_frame(table, windows_days: Sequence[int], content_types: Sequence[str] = CONTENT_TYPES
+                  ) -> pd.DataFrame:
+    """The feature table from the Arrow result of the feature query (any engine): the
+    window counts unpacked into their columns, the click-through rate, the catalog's order
+    and dtypes."""
     catalog = feature_catalog(windows_days, content_types)
-    columns = ["lead_id", "as_of", *catalog.names]
-    if list(df.columns) != columns:
-        df = df[columns]
+    counts = window_count_matrix(table.column("window_counts"), windows_days, content_types)
+    rest = table.drop_columns(["window_counts"]).to_pandas()
+    columns = {name: rest[name] for name in rest.columns}
+    names = [f.name for f in catalog.features if f.unit == "count"]
+    columns.update(zip(names, counts, strict=True))
+    maxw = max(windows_days)
+    opens, clicks = columns[f"email_open_{maxw}d"], columns[f"email_click_{maxw}d"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns[f"email_ctr_{maxw}d"] = np.where(opens > 0, clicks / opens, np.nan)
+    df = pd.DataFrame({name: columns[name] for name in ["lead_id", "as_of", *catalog.names]}, copy=False)
     for name in catalog.categorical:
         if df[name].dtype != "str":
             df[name] = df[name].astype("str")

@@ -82,7 +82,7 @@ import pyarrow.parquet as pq
 from leadscore.config import FeaturesConfig, Params
 from leadscore.data.ingest import DERIVED_LEAD_COLUMNS, INGESTED_TABLES, leads_sql
 from leadscore.errors import ConfigError, InputError, ModelError, safe_error_text
-from leadscore.features.build import _feature_sql, build_features, data_cutoff, feature_catalog
+from leadscore.features.build import build_features, data_cutoff, eligibility_sql, feature_catalog
 from leadscore.io import (
     check_table_name,
     file_sha256,
@@ -469,8 +469,7 @@ def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, a
     its letter and digit. `InputError` (the leads) or `ModelError` (the scores) otherwise,
     naming counts and up to 5 lead ids. Returns the counts. `staged`: a query giving the
     rows instead of `parts` (an incremental run's merged table)."""
-    steps, _ = _feature_sql([as_of], **feature_kwargs(features))
-    eligible = next(iter(steps.values()))  # the first step is the eligibility rule itself
+    eligible = eligibility_sql(as_of, **feature_kwargs(features))
     files = [str(p) for p in parts]
     grades = ", ".join(sql_literal(g) for g in GRADES)
     con.execute("CREATE OR REPLACE TEMP TABLE _elig AS SELECT DISTINCT lead_id FROM (" + eligible + ")")

@@ -56,7 +56,7 @@ import pyarrow as pa
 
 from leadscore.config import FeaturesConfig
 from leadscore.errors import InputError
-from leadscore.features.build import _feature_sql
+from leadscore.features.build import eligibility_sql
 from leadscore.io import (
     check_table_name,
     fsync_dir,
@@ -152,8 +152,7 @@ def select_changed(con: duckdb.DuckDBPyConnection, published: str, *, since: dt.
     """Fill temp tables `_only` (the leads to rescore) and `_keep` (eligible published leads
     kept as they are) from the scoring views of `con` (the whole clean lead base; see the
     module docstring). Returns counts."""
-    steps, _ = _feature_sql([as_of], **feature_kwargs(features))
-    eligible = next(iter(steps.values()))  # the eligibility rule of training
+    eligible = eligibility_sql(as_of, **feature_kwargs(features))  # the rule of training
     con.execute("CREATE OR REPLACE TEMP TABLE _inc_elig AS SELECT DISTINCT lead_id FROM (" + eligible + ")")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _inc_pub AS SELECT DISTINCT lead_id FROM {published}")
     con.execute("""

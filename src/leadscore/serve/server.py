@@ -23,23 +23,19 @@ value), 500 (internal: the message names no data, and the traceback goes to the 
 
 `LeadService` holds the model (loaded and verified once at start,
 `leadscore.serve.batch.load_scorer_model`; its signature must match the features) and **one
-read-only DuckDB connection** to the CRM (`leadscore.io.open_source`), kept open: per
-request the lead's rows are copied into three small tables (the ingested, PII-free contract:
-e-mail and names become the derived flags inside DuckDB, as in the batch job) and
-`build_features` runs over them. Requests on that connection take a lock, so they are
-answered one at a time per process (a `ThreadingHTTPServer` keeps slow clients from blocking
-the socket); run several processes behind a balancer for more throughput. Opening a
-connection per request would add the attach, the contract checks of `open_source` and the
-view set-up to every request; instead the connection is reopened only when the CRM file
-changes (inode, size or modification time), so a swapped-in export is picked up.
-
-Where the time goes (benchmarks/serve.py): the lead-only parts are computed once per CRM
-when it is opened (`lead_cache`: the lead contract with its flags, each personal value
-normalised once; `title_cache`: every distinct job title parsed once, a posted lead's new
-title parsed on the spot), so no request compiles their regular expressions; one lead's
-features then run as one statement (`build_features(materialize=False, titles=...)`). That
-statement still costs ~17 ms of fixed parse, bind and optimise time whatever the lead (its 60
-windowed count columns ~8 ms of it): the remaining gap to p50 <= 20 ms.
+read-only DuckDB connection** to the CRM (`leadscore.io.open_source`), kept open. When the CRM is
+opened, its tables are held in memory in the form the features read (`CACHES`: the lead
+contract with its flags, each personal value normalised once, as in the batch job; events and
+outcomes sorted by lead, so one lead's rows are one row group; `title_cache`: every distinct
+job title parsed once); a request is then ONE statement, the feature query of
+`build_features` for one lead (`leadscore.features.build.lead_feature_sql`), with the lead
+id and time passed as parameters. Only an ineligible or unknown lead takes the slow path
+(its rows copied into the small `one.*` tables, to say why in words). Requests on that
+connection take a lock, so they are answered one at a time per process (a
+`ThreadingHTTPServer` keeps slow clients from blocking the socket); run several processes
+behind a balancer for more throughput. The connection is reopened only when the CRM file
+changes (inode, size or modification time), so a swapped-in export is picked up. Memory: the
+caches hold the CRM's leads, events and outcomes (about the CRM file's size, uncompressed).
 
 Personal data: the CRM's personal columns never reach Python for `GET`; for `POST` the
 record's e-mail is read only by DuckDB to derive the flags. Responses and logs carry the
@@ -53,6 +49,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,13 +62,15 @@ import pandas as pd
 from leadscore.config import FeaturesConfig
 from leadscore.data.ingest import INGESTED_TABLES, leads_sql
 from leadscore.errors import InputError, ModelError, safe_error_text
-from leadscore.features.build import titles_sql
+from leadscore.features.build import lead_feature_sql, titles_sql
 from leadscore.schema import EVENT_TYPES, STAGES, TABLES
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # bytes of a POST body
 MAX_EVENTS = 10_000  # events in a POST body
+# the CRM's tables as the server holds them in memory (built when the CRM is opened)
+CACHES = {"leads": "temp.lead_cache", "events": "temp.events_cache", "outcomes": "temp.outcomes_cache"}
 
 
 class RequestError(Exception):
@@ -120,6 +119,7 @@ class LeadService:
         self.crm = Path(crm)
         self._lock = threading.Lock()
         self.con = self._open()
+        self._lead_sql = lead_feature_sql(**CACHES, titles="temp.title_cache", **self._kwargs)
 
     def _stat(self) -> tuple[int, int, int]:
         st = self.crm.stat()
@@ -143,6 +143,11 @@ class LeadService:
             # otherwise be compiled again for every request)
             con.execute(f"CREATE TEMP TABLE lead_cache AS {leads_sql('memory.main.leads', self._domains)}")
             con.execute(f"CREATE TEMP TABLE title_cache AS {titles_sql('temp.lead_cache')}")
+            # each lead's events and outcomes stored together (sorted by lead), so the
+            # feature statement's filter on one lead reads one row group, not the whole table
+            for name in ("events", "outcomes"):
+                con.execute(f"CREATE TEMP TABLE {name}_cache AS SELECT {_columns(name)} "
+                            f"FROM memory.main.{name} ORDER BY lead_id")
             con.execute("CREATE TABLE one.leads AS SELECT * FROM temp.lead_cache LIMIT 0")
             for name in ("events", "outcomes"):
                 con.execute(f"CREATE TABLE one.{name} AS SELECT {_columns(name)} FROM memory.main.{name} LIMIT 0")
@@ -217,16 +222,24 @@ class LeadService:
         return X
 
     def features_of(self, lead_id: str, as_of: dt.datetime | None = None) -> pd.DataFrame:
-        """The lead's one feature row from the CRM as of `as_of` (`RequestError` 404 / 422)."""
+        """The lead's one feature row from the CRM as of `as_of` (`RequestError` 404 / 422):
+        one statement over the caches, the lead id and time passed as parameters."""
+        from leadscore.features.build import feature_frame
+
         when = self._when(as_of)
         with self._lock:
             self._refresh()
-            for name in INGESTED_TABLES:
-                self.con.execute(f"DELETE FROM one.{name}")
-                src = "temp.lead_cache" if name == "leads" else f"memory.main.{name}"
-                self.con.execute(f"INSERT INTO one.{name} SELECT {_columns(name)} FROM {src} WHERE lead_id = ?",
-                                 [lead_id])
-            return self._build(lead_id, when)
+            with warnings.catch_warnings():  # one row: the copy Arrow makes is nothing
+                warnings.simplefilter("ignore", UserWarning)
+                table = self.con.execute(self._lead_sql, {"lead_id": lead_id, "as_of": when}).to_arrow_table()
+            X = feature_frame(table, self.features.windows_days, self.features.content_types)
+            if X.empty:  # not eligible, or not in the CRM: the slow path says which, in words
+                for name in INGESTED_TABLES:
+                    self.con.execute(f"DELETE FROM one.{name}")
+                    self.con.execute(f"INSERT INTO one.{name} SELECT {_columns(name)} FROM {CACHES[name]} "
+                                     "WHERE lead_id = ?", [lead_id])
+                return self._build(lead_id, when)
+            return X
 
     def features_from_record(self, lead: Mapping, events: Sequence[Mapping] = (),
                              outcomes: Sequence[Mapping] = (), as_of: dt.datetime | None = None
