@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup chromium run test test-fast lint bench clean
+.PHONY: setup chromium java run test test-fast lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -34,11 +34,19 @@ chromium:
 	    --no-install-recommends chromium >/dev/null; }
 	@chromium --version 2>/dev/null
 
+# Java 17 for pyspark's local-mode tests (tests/spark). Debian's headless JRE, about 200 MB
+# on a fresh machine.
+java:
+	@command -v java >/dev/null 2>&1 || { echo "installing Debian openjdk-17-jre-headless for the Spark tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+	@java -version 2>&1
+
 run: setup
 	$(BIN)/dvc repro
 	$(BIN)/leadscore metrics
 
-test: setup chromium
+test: setup chromium java
 	$(BIN)/ruff check src pipelines tests benchmarks notebooks
 	$(BIN)/pytest -q -n auto
 

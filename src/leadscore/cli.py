@@ -134,6 +134,8 @@ def score(
     incremental: bool = typer.Option(
         False, "--incremental/--full", help="Rescore only the leads changed since the published run's "
                                            "watermark and merge them (a full run when nothing can be merged)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default) | spark: the same job on Spark "
+                                                         "(--source-kind parquet|table, --format parquet|table)."),
     params: Path = PARAMS,
 ) -> None:
     """Score the live lead base (`leadscore.serve.batch.score_with_params`); with --incremental or
@@ -149,6 +151,14 @@ def score(
         _registry(params)  # registry URIs resolve against the project's tracking store
     if model is None:
         model = f"models:/{p.export.registered_model}@{p.export.champion_alias}"
+    if engine == "spark":
+        _score_on_spark(p, out=out, model=model, as_of=as_of, source_kind=source_kind, source=source, fmt=fmt,
+                        run_id=run_id, metrics=metrics, unsupported={"--changed-since": changed_since is not None,
+                                                                     "--incremental": incremental,
+                                                                     "--chunk-size": chunk_size is not None})
+        return
+    if engine != "duckdb":
+        raise ConfigError(f"--engine {engine!r}: use duckdb or spark")
     result = score_with_params(
         p, out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
         source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
@@ -161,6 +171,25 @@ def score(
     typer.echo(f"scored {result.leads_scored:,} leads as of {result.as_of.date()} ({mode}; "
                f"{result.leads_quarantined:,} quarantined; table {result.summary.get('table_rows', 0):,} rows{lag}) "
                f"-> {result.out} [run {result.run_id}]")
+
+
+def _score_on_spark(p, *, out: Path, model: str, as_of, source_kind: str | None, source: Path | None,
+                    fmt: str | None, run_id: str | None, metrics: Path | None, unsupported: dict[str, bool]) -> None:
+    """`leadscore score --engine spark` (`leadscore.spark.job`)."""
+    from leadscore.io import write_json
+
+    used = [flag for flag, on in unsupported.items() if on]
+    if used:
+        raise ConfigError(f"{', '.join(used)}: not available with --engine spark (full runs only)")
+    from leadscore.spark.job import score_spark_with_params
+
+    summary = score_spark_with_params(p, out=str(out), model_uri=model, as_of=as_of,
+                                      source_kind=source_kind or "parquet",
+                                      source=str(source or p.ingest.path), fmt=fmt or "parquet", run_id=run_id)
+    if metrics is not None:
+        write_json(summary, metrics)
+    typer.echo(f"scored {summary['leads_scored']:,} leads as of {summary['as_of'][:10]} on Spark "
+               f"({summary['leads_quarantined']:,} quarantined) -> {summary['out']} [run {summary['run_id']}]")
 
 
 def _registry(params: Path):

@@ -108,6 +108,8 @@ def test_email_flags(email, free_mail, invalid):
 @pytest.mark.parametrize(("first", "last", "placeholder"), [
     ("Ann", "Lee", False),
     ("José", "García-López", False),
+    ("伟", "王", False),  # a name in another script is a name, not a placeholder
+    ("Дмитрий", "Иванов", False),
     ("Mickey", "Mouse", True),
     ("mickey ", " MOUSE", True),
     ("John", "Doe", True),

@@ -120,8 +120,12 @@ def _flag_exprs(free_mail_domains: Sequence[str]) -> dict[str, str]:
 
     def part_is_placeholder(p: str) -> str:
         return (
-            f"coalesce({_in(p, PLACEHOLDER_NAME_PARTS)} OR {_one_repeated_char(p)}"
-            f" OR regexp_matches({p}, '[0-9]') OR NOT regexp_matches({p}, '[[:alpha:]]'), false)"
+            # one repeated character (x, aaa, ..), unless a letter of another script: 王 is a name
+            f"coalesce({_in(p, PLACEHOLDER_NAME_PARTS)}"
+            f" OR ({_one_repeated_char(p)} AND regexp_matches(left({p}, 1), '[a-z]|[^\\pL]'))"
+            # \pL: any letter (RE2 and Java alike; RE2's [[:alpha:]] is ASCII only, so a name
+            # in another script used to count as a placeholder)
+            f" OR regexp_matches({p}, '[0-9]') OR NOT regexp_matches({p}, '\\pL'), false)"
         )
 
     full = f"concat_ws(' ', {first}, {last})"

@@ -121,18 +121,22 @@ def as_of_schedule(start: dt.date, end: dt.date, every_months: int = 1) -> list[
         y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
 
 
+def data_cutoff_sql(leads: str = "leads", events: str = "events", outcomes: str = "outcomes") -> str:
+    """The SELECT of the data cutoff: the latest timestamp in any of the three relations."""
+    return (f"SELECT greatest((SELECT max(created_at) FROM {leads}), (SELECT max(occurred_at) FROM {events}), "
+            f"(SELECT max(stage_at) FROM {outcomes}))")
+
+
 def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.datetime:
     """The latest timestamp recorded in any table: nothing is known after it."""
-    row = con.execute(
-        "SELECT greatest((SELECT max(created_at) FROM leads), (SELECT max(occurred_at) FROM events), "
-        "(SELECT max(stage_at) FROM outcomes))"
-    ).fetchall()[0]  # fetchall: leaves no open result on the connection
+    row = con.execute(data_cutoff_sql()).fetchall()[0]  # fetchall: leaves no open result
     if row is None or row[0] is None:
         raise ValueError("cannot determine the data cutoff: the CRM tables are empty")
     return row[0]
 
 
-def _ts(value: dt.datetime) -> str:
+def timestamp_sql(value: dt.datetime) -> str:
+    """`value` as a SQL timestamp literal."""
     return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
 
@@ -149,8 +153,10 @@ def _category_sql(col: str, case: str = "lower") -> str:
     return f"coalesce(nullif({case}(trim({col})), ''), 'unknown')"
 
 
-def _days(expr: str) -> str:
-    return f"(epoch({expr}) / 86400.0)"
+def _days(later: str, earlier: str) -> str:
+    """Days from `earlier` to `later` (timestamps) as a double: microseconds, then seconds,
+    then days (the arithmetic of DuckDB's `epoch(interval)`, written so other engines run it)."""
+    return f"(CAST(epoch_us({later}) - epoch_us({earlier}) AS DOUBLE) / 1000000.0 / 86400.0)"
 
 
 def _window_code_sql(windows_days: Sequence[int], content_types: Sequence[str]) -> tuple[str, int]:
@@ -209,7 +215,7 @@ def titles_sql(leads: str) -> str:
             f"{department_sql('job_title')} AS department FROM (SELECT DISTINCT job_title FROM {leads})")
 
 
-def _feature_sql(
+def feature_query(
     as_of_dates: Sequence[str],
     target_stage: str,
     max_lead_age_days: int,
@@ -219,8 +225,9 @@ def _feature_sql(
     titles: str | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], str]:
-    """(temporary tables to materialise in order, final SELECT). Materialising the steps
-    gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it).
+    """The feature query, in DuckDB's SQL (`leadscore.spark.sql.spark_sql` transpiles it):
+    (steps to materialise in order as temporary tables, final SELECT). Materialising the
+    steps gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it).
 
     `as_of_dates`: SQL timestamps (literals or a parameter), latest last. `sources`: the
     relations read as `leads`, `events` and `outcomes` (default: those names)."""
@@ -259,7 +266,7 @@ WHERE e.occurred_at < l.created_at + {age}
         # and the exact cumulative decay weight up to it (a running sum in time order)
         t["instants"]: f"""
 SELECT s.lead_id, s.occurred_at, s.pricing,
-    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at - l.created_at')} / {half_life_days})))
+    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at', 'l.created_at')} / {half_life_days})))
         OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
 FROM (SELECT lead_id, occurred_at, count(*) AS n, bool_or(event_type = 'pricing_page_view') AS pricing
       FROM {t["ev"]} WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
@@ -309,10 +316,10 @@ SELECT
     CAST(coalesce(l.free_mail, false) AS DOUBLE) AS free_mail,
     CAST(coalesce(l.email_invalid, false) AS DOUBLE) AS email_invalid,
     CAST(coalesce(l.placeholder_name, false) AS DOUBLE) AS placeholder_name,
-    {_days('r.as_of - l.created_at')} AS lead_age_days,
-    {_days('r.as_of - h.last_activity')} AS days_since_last_activity,
-    {_days('r.as_of - h.last_pricing')} AS days_since_last_pricing_page_view,
-    coalesce(h.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of - r.created_at')} / {half_life_days})), 0.0)
+    {_days('r.as_of', 'l.created_at')} AS lead_age_days,
+    {_days('r.as_of', 'h.last_activity')} AS days_since_last_activity,
+    {_days('r.as_of', 'h.last_pricing')} AS days_since_last_pricing_page_view,
+    coalesce(h.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of', 'r.created_at')} / {half_life_days})), 0.0)
         AS engagement_decayed,
     CAST(coalesce(n.first_unsubscribe < r.as_of, false) AS DOUBLE) AS unsubscribed,
     CAST(coalesce(n.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced,
@@ -357,8 +364,8 @@ def build_features(
             f"features.half_life_days={half_life_days} is too small for max_lead_age_days="
             f"{max_lead_age_days} (ratio must be <= {_MAX_DECAY_EXPONENT})"
         )
-    steps, final = _feature_sql(
-        [_ts(d) for d in sorted(set(as_of_dates))], target_stage, max_lead_age_days, windows_days,
+    steps, final = feature_query(
+        [timestamp_sql(d) for d in sorted(set(as_of_dates))], target_stage, max_lead_age_days, windows_days,
         half_life_days, content_types, titles)
     if not materialize:
         final, steps = _one_statement(steps, final), {}
@@ -378,7 +385,7 @@ def eligibility_sql(as_of: dt.datetime, **feature_settings) -> str:
     """The SELECT of the (lead_id, as_of, created_at) eligible at `as_of`: the first step of
     the feature query (for checks that every eligible lead was scored). `feature_settings`:
     as `build_features` takes them."""
-    steps, _ = _feature_sql([_ts(as_of)], **feature_settings)
+    steps, _ = feature_query([timestamp_sql(as_of)], **feature_settings)
     return next(iter(steps.values()))
 
 def _one_statement(steps: Mapping[str, str], final: str) -> str:
@@ -397,7 +404,7 @@ def lead_feature_sql(*, leads: str, events: str, outcomes: str, titles: str, tar
     the lead's job title."""
     sources = {name: f"(SELECT * FROM {rel} WHERE lead_id = $lead_id)"
                for name, rel in (("leads", leads), ("events", events), ("outcomes", outcomes))}
-    steps, final = _feature_sql(["CAST($as_of AS TIMESTAMP)"], target_stage, max_lead_age_days, windows_days,
+    steps, final = feature_query(["CAST($as_of AS TIMESTAMP)"], target_stage, max_lead_age_days, windows_days,
                                 half_life_days, content_types, titles, sources)
     return _one_statement(steps, final)
 
@@ -425,6 +432,21 @@ def feature_frame(table, windows_days: Sequence[int], content_types: Sequence[st
     return df
 
 
+
+def label_query(keys: str, outcomes: str, *, target_stage: str, horizon_days: int, cutoff: dt.datetime) -> str:
+    """The label of each (lead_id, as_of) row of the relation `keys`: 1 if the lead reached
+    `target_stage` or later within `horizon_days` after `as_of`; rows whose window ends
+    after `cutoff` are left out (DuckDB's SQL, like `feature_query`)."""
+    stages = ", ".join(f"'{s}'" for s in _stages_from(target_stage))
+    return f"""
+SELECT k.lead_id, k.as_of, CAST(count(o.lead_id) > 0 AS TINYINT) AS label
+FROM {keys} k LEFT JOIN {outcomes} o
+  ON o.lead_id = k.lead_id AND o.stage IN ({stages})
+ AND o.stage_at >= k.as_of AND o.stage_at < k.as_of + INTERVAL {horizon_days} DAY
+WHERE k.as_of + INTERVAL {horizon_days} DAY <= {timestamp_sql(cutoff)}
+GROUP BY k.lead_id, k.as_of
+"""
+
 def add_labels(
     con: duckdb.DuckDBPyConnection,
     features: pd.DataFrame,
@@ -435,21 +457,11 @@ def add_labels(
 ) -> pd.DataFrame:
     """Label rows (1 if the lead reached `target_stage` or later within `horizon_days`
     after `as_of`) and drop rows whose label window ends after `cutoff`."""
-    stages = ", ".join(f"'{s}'" for s in _stages_from(target_stage))
     keys = features[["lead_id", "as_of"]]
     con.register("_keys", keys)
     try:
-        labels = con.execute(
-            f"""
-            SELECT k.lead_id, k.as_of,
-                CAST(count(o.lead_id) > 0 AS TINYINT) AS label
-            FROM _keys k LEFT JOIN outcomes o
-              ON o.lead_id = k.lead_id AND o.stage IN ({stages})
-             AND o.stage_at >= k.as_of AND o.stage_at < k.as_of + INTERVAL {horizon_days} DAY
-            WHERE k.as_of + INTERVAL {horizon_days} DAY <= {_ts(cutoff)}
-            GROUP BY k.lead_id, k.as_of
-            """
-        ).df()
+        labels = con.execute(label_query("_keys", "outcomes", target_stage=target_stage,
+                                         horizon_days=horizon_days, cutoff=cutoff)).df()
     finally:
         con.unregister("_keys")
     labels["as_of"] = labels["as_of"].astype("datetime64[us]")

@@ -1,0 +1,82 @@
+"""`leadscore score --engine spark`: the DuckDB job's contract, quarantine and exit codes."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from leadscore.cli import app
+from leadscore.errors import InputError
+from leadscore.serve.batch import QuarantineBudgetExceeded, score_leads
+from leadscore.spark.job import score_spark
+from tests.builders import canary_hits
+from tests.serve.trained import AS_OF, DOMAINS, FEATURES
+
+JOB = dict(as_of=AS_OF, features=FEATURES, free_mail_domains=DOMAINS, control_share=0.2, control_salt="job")
+
+
+def _parquet_crm(raw, folder, **edits) -> str:
+    """The raw CRM (with personal data) as a folder of Parquet files; `edits`: per table, a
+    SQL SELECT over `t` replacing it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(raw), read_only=True) as con:
+        for name in ("leads", "events", "outcomes"):
+            select = edits.get(name, "SELECT * FROM t").replace(" t", f" {name}", 1).replace("FROM t", f"FROM {name}")
+            con.execute(f"COPY ({select}) TO '{folder / (name + '.parquet')}' (FORMAT parquet)")
+    return str(folder)
+
+
+@pytest.mark.spark
+@pytest.mark.slow  # a JVM and two scoring runs: ~30 s
+def test_spark_job_publishes_what_the_duckdb_job_publishes(spark, trained, tmp_path):
+    source = _parquet_crm(trained.raw, tmp_path / "crm")
+    duck = tmp_path / "duck" / "scores.parquet"
+    score_leads(source_kind="parquet", source=source, out=duck, model_uri=str(trained.scorer), progress=False,
+                chunk_size=150, **JOB)
+    out = tmp_path / "spark_scores"
+    summary = score_spark(spark, source_kind="parquet", source=source, out=str(out),
+                          model_uri=str(trained.scorer), **JOB)
+
+    expected = pq.read_table(duck).sort_by("lead_id")
+    got = pq.read_table(out / "scores").sort_by("lead_id")
+    assert summary["leads_scored"] == got.num_rows == expected.num_rows > 100
+    assert got.schema == expected.schema
+    assert got.column("lead_id").equals(expected.column("lead_id"))
+    for name in ("grade", "fit_grade", "engagement_grade", "rule_grade", "rule_points", "arm", "model_version"):
+        assert got.column(name).equals(expected.column(name)), name
+    p, q = got.column("probability").to_numpy(), expected.column("probability").to_numpy()
+    assert abs(p - q).max() <= 1e-12  # the decay feature may differ in its last bit (pow)
+    codes = [[r["code"] for r in rs] for rs in got.column("reasons").to_pylist()]
+    assert codes == [[r["code"] for r in rs] for rs in expected.column("reasons").to_pylist()]
+    assert (out / "_manifest.json").is_file() and (out / "quarantine").is_dir()
+    assert not canary_hits(out, set()), "personal data in the Spark output"
+    assert not list(tmp_path.glob(".spark_scores.*")), "staging left behind"
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_job_bad_input_is_named_and_publishes_nothing(spark, trained, tmp_path):
+    out = tmp_path / "out"
+    missing = _parquet_crm(trained.raw, tmp_path / "a", leads="SELECT * EXCLUDE (created_at) FROM t")
+    with pytest.raises(InputError, match=r"leads\.parquet: missing required column\(s\) \['created_at'\]"):
+        score_spark(spark, source_kind="parquet", source=missing, out=str(out), model_uri=str(trained.scorer), **JOB)
+    vocab = _parquet_crm(trained.raw, tmp_path / "b",
+                         events="SELECT * REPLACE ('tweet' AS event_type) FROM t")
+    with pytest.raises(InputError, match="column 'event_type' has .* outside the allowed categories"):
+        score_spark(spark, source_kind="parquet", source=vocab, out=str(out), model_uri=str(trained.scorer), **JOB)
+    budget = _parquet_crm(trained.raw, tmp_path / "c",
+                          leads="SELECT * REPLACE (CASE WHEN hash(lead_id) % 10 = 0 THEN NULL ELSE source END "
+                                "AS source) FROM t")
+    with pytest.raises(QuarantineBudgetExceeded, match="null source"):
+        score_spark(spark, source_kind="parquet", source=budget, out=str(out), model_uri=str(trained.scorer), **JOB)
+    assert not out.exists()
+
+    result = CliRunner().invoke(app, ["score", "--engine", "spark", "--source", missing, "--out", str(out),
+                                      "--model", str(trained.scorer), "--as-of", AS_OF.date().isoformat()])
+    assert result.exit_code == 1, result.output
+    assert "created_at" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["score", "--engine", "spark", "--incremental", "--out", str(out),
+                                      "--model", str(trained.scorer)])
+    assert result.exit_code == 2 and "not available with --engine spark" in result.output
