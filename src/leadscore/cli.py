@@ -117,7 +117,8 @@ def score(
     as_of: dt.datetime | None = typer.Option(None, "--as-of", formats=["%Y-%m-%d"],
                                              help="Score as of this date (default: score.as_of, else the data cutoff)."),
     source_kind: str | None = typer.Option(None, "--source-kind", help="duckdb | parquet | csv (default: ingest.source)"),
-    source: Path | None = typer.Option(None, "--source", help="DuckDB file or folder of files (default: ingest.path)"),
+    source: str | None = typer.Option(None, "--source", help="DuckDB file or folder of files (default: ingest.path); "
+                                                         "with --engine spark also a URI (s3a://...) or a database."),
     out: Path = typer.Option(..., "--out", help="Output file (.parquet, .csv or .duckdb)."),
     fmt: str | None = typer.Option(None, "--format", help="parquet | csv | duckdb (default: from --out)"),
     table: str = typer.Option("scores", "--table", help="Table name for --format duckdb."),
@@ -161,7 +162,7 @@ def score(
         raise ConfigError(f"--engine {engine!r}: use duckdb or spark")
     result = score_with_params(
         p, out=out, model_uri=model, as_of=as_of, source_kind=source_kind,
-        source=source, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
+        source=Path(source) if source else None, chunk_size=chunk_size, fmt=fmt, table=table, run_id=run_id,
         progress=progress, chunk_pause_s=chunk_pause_s, changed_since=changed_since, incremental=incremental)
     if metrics is not None:
         write_json(result.to_dict(), metrics)
@@ -173,7 +174,7 @@ def score(
                f"-> {result.out} [run {result.run_id}]")
 
 
-def _score_on_spark(p, *, out: Path, model: str, as_of, source_kind: str | None, source: Path | None,
+def _score_on_spark(p, *, out: Path, model: str, as_of, source_kind: str | None, source: str | None,
                     fmt: str | None, run_id: str | None, metrics: Path | None, unsupported: dict[str, bool]) -> None:
     """`leadscore score --engine spark` (`leadscore.spark.job`)."""
     from leadscore.io import write_json

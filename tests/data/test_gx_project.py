@@ -188,3 +188,14 @@ def test_project_folder_must_be_named_gx(tmp_path):
 ])
 def test_data_docs_link_is_relative_to_the_report(report, docs, link):
     assert data_docs_link(report, docs) == link
+
+
+def test_gx_imports_where_main_has_no_file_beside_pyspark():
+    """`python -c` (like an xdist worker) has a __main__ without a file: importing GX there
+    used to end the process silently through pyspark's doctest guard (exit 0, no output)."""
+    import subprocess
+    import sys
+
+    code = "from leadscore.data.gx_import import import_gx; print('gx', import_gx().__version__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("gx "), (done.stdout, done.stderr[-500:])

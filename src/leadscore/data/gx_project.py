@@ -60,9 +60,9 @@ RESULT_FORMAT: dict[str, Any] = {
 
 
 def _gx() -> Any:
-    import great_expectations as gx  # slow to import: only when a context is needed
+    from leadscore.data.gx_import import import_gx  # slow to import: only when a context is needed
 
-    return gx
+    return import_gx()
 
 
 def _site_config(base_directory: str) -> dict[str, Any]:

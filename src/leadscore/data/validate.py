@@ -149,9 +149,9 @@ class ValidationResult:
 @functools.cache
 def _gxe() -> Any:
     """GX's expectation classes, imported lazily (GX is slow to import)."""
-    import great_expectations.expectations as gxe
+    from leadscore.data.gx_import import import_gx
 
-    return gxe
+    return import_gx().expectations
 
 
 def _raised(r: Any) -> bool:
@@ -255,7 +255,9 @@ def row_level_expectations(spec: Table) -> list[Any]:
 def table_suite(spec: Table, max_null_share: Mapping[str, float]) -> Any:
     """The GX suite of one table (named like it): table-level then row-level expectations.
     The source of `gx/expectations/<table>.json` (see `leadscore.data.gx_project`)."""
-    import great_expectations as gx
+    from leadscore.data.gx_import import import_gx
+
+    gx = import_gx()
 
     return gx.ExpectationSuite(
         name=spec.name,

@@ -65,7 +65,7 @@ def _read(spark: SparkSession, kind: str, source: str, name: str) -> tuple[DataF
     """The CRM table `name` with the contract's columns and types, and where it came from."""
     from pyspark.errors import AnalysisException
 
-    where = f"{Path(source) / (name + '.parquet')}" if kind == "parquet" else f"{source}.{name}"
+    where = f"{source.rstrip('/')}/{name}.parquet" if kind == "parquet" else f"{source}.{name}"
     try:
         frame = spark.read.parquet(where) if kind == "parquet" else spark.table(where)
         columns = set(frame.columns)
