@@ -18,10 +18,11 @@ def trained(tmp_path_factory) -> Trained:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     from leadscore.spark.session import local_session
 
-    session = local_session(cores=2)
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")  # tables never land in the checkout
+    session = local_session(cores=2, conf={"spark.sql.warehouse.dir": str(warehouse)})
     yield session
     session.stop()
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from leadscore.errors import InputError
+from leadscore.errors import ConfigError, InputError
 from leadscore.serve.batch import QuarantineBudgetExceeded, score_leads
 from leadscore.spark.job import score_spark
 from tests.builders import canary_hits
@@ -80,3 +80,32 @@ def test_spark_job_bad_input_is_named_and_publishes_nothing(spark, trained, tmp_
     result = CliRunner().invoke(app, ["score", "--engine", "spark", "--incremental", "--out", str(out),
                                       "--model", str(trained.scorer)])
     assert result.exit_code == 2 and "not available with --engine spark" in result.output
+    result = CliRunner().invoke(app, ["score", "--engine", "flink", "--out", str(out), "--model", str(trained.scorer)])
+    assert result.exit_code == 2 and "--engine 'flink'" in result.output
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_job_reads_and_writes_spark_tables(spark, trained, tmp_path):
+    """`--source-kind table` and `--format table`: the CRM as tables of a database, the
+    scores and the quarantine written as tables."""
+    source = _parquet_crm(trained.raw, tmp_path / "crm")
+    spark.sql("CREATE DATABASE IF NOT EXISTS crm_db")
+    spark.sql("CREATE DATABASE IF NOT EXISTS scoring_db")
+    for name in ("leads", "events", "outcomes"):
+        spark.read.parquet(f"{source}/{name}.parquet").write.mode("overwrite").saveAsTable(f"crm_db.{name}")
+    summary = score_spark(spark, source_kind="table", source="crm_db", out="scoring_db.lead_scores",
+                          fmt="table", model_uri=str(trained.scorer), **JOB)
+    folder = score_spark(spark, source_kind="parquet", source=source, out=str(tmp_path / "ref"),
+                         model_uri=str(trained.scorer), **JOB)
+    table = spark.table("scoring_db.lead_scores").toArrow().sort_by("lead_id")
+    assert summary["leads_scored"] == folder["leads_scored"] == table.num_rows > 100
+    ref = pq.read_table(tmp_path / "ref" / "scores").sort_by("lead_id")
+    for name in ref.column_names:  # run_id and scored_at name the run, which differs
+        if name not in ("run_id", "scored_at"):
+            assert table.column(name).to_pylist() == ref.column(name).to_pylist(), name
+    assert spark.table("scoring_db.lead_scores_quarantine").columns[:4] == ["lead_id", "table_name", "column_name",
+                                                                            "reason"]
+    with pytest.raises(ConfigError, match="--out 'x; DROP TABLE y': not a table name"):
+        score_spark(spark, source_kind="table", source="crm_db", out="scoring_db.x; DROP TABLE y",
+                    fmt="table", model_uri=str(trained.scorer), **JOB)

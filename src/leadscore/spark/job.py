@@ -39,6 +39,7 @@ from leadscore.config import FeaturesConfig
 from leadscore.data.ingest import leads_sql
 from leadscore.errors import ConfigError, InputError, ModelError
 from leadscore.features.build import data_cutoff_sql, eligibility_sql, feature_catalog
+from leadscore.io import check_table_name
 from leadscore.schema import TABLES
 from leadscore.serve.batch import (
     CLOSED_VOCABULARIES,
@@ -166,6 +167,11 @@ def score_spark(
         raise ConfigError(f"--source-kind {source_kind!r}: on Spark use one of {', '.join(SOURCE_KINDS)}")
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format {fmt!r}: on Spark use one of {', '.join(OUTPUT_FORMATS)}")
+    if fmt == "table":  # names go into SQL: plain identifiers only, checked before any work
+        for part in out.split("."):
+            check_table_name(part, "--out")
+    if source_kind == "table":
+        check_table_name(source, "--source")
     catalog = feature_catalog(features.windows_days, features.content_types)
     model = load_scorer_model(model_uri)
     check_signature(model, catalog.names, catalog.categorical, model_uri)
@@ -280,10 +286,6 @@ def _publish_folder(spark: SparkSession, scores: DataFrame, quarantine: DataFram
 def _publish_tables(spark: SparkSession, scores: DataFrame, quarantine: DataFrame, eligible: DataFrame,
                     out: str, run: dict) -> dict[str, Any]:
     """Check the scores (cached), then overwrite the tables `out` and `out`_quarantine."""
-    from leadscore.io import check_table_name
-
-    for part in out.split("."):
-        check_table_name(part)
     scores = scores.cache()
     n = check_scores(spark, scores, eligible)
     grades = {r["grade"]: r["count"] for r in scores.groupBy("grade").count().orderBy("grade").collect()}

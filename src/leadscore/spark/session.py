@@ -14,6 +14,7 @@ on PATH).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ def local_session(cores: int = 2, memory: str = "1g", *, app_name: str = "leadsc
     session when there is one: Spark allows one per process, and then its settings stand."""
     from pyspark.sql import SparkSession
 
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines at shutdown hit closed streams
     builder = (SparkSession.builder.master(f"local[{int(cores)}]").appName(app_name)
                .config("spark.driver.memory", memory))
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # read by SparkContext, not a conf
