@@ -109,3 +109,18 @@ def test_spark_job_reads_and_writes_spark_tables(spark, trained, tmp_path):
     with pytest.raises(ConfigError, match="--out 'x; DROP TABLE y': not a table name"):
         score_spark(spark, source_kind="table", source="crm_db", out="scoring_db.x; DROP TABLE y",
                     fmt="table", model_uri=str(trained.scorer), **JOB)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_second_run_in_the_same_session_reads_the_changed_source(spark, trained, tmp_path):
+    """Nothing of a run stays cached: the same folder rewritten with half the leads gives the
+    count of a fresh session (the first version cached the leads and quarantine)."""
+    folder = tmp_path / "crm"
+    kw = dict(source_kind="parquet", source=str(folder), model_uri=str(trained.scorer), **JOB)
+    first = score_spark(spark, out=str(tmp_path / "a"), **{**kw, "source": _parquet_crm(trained.raw, folder)})
+    _parquet_crm(trained.raw, folder, leads="SELECT * FROM t WHERE hash(lead_id) % 2 = 0")
+    second = score_spark(spark, out=str(tmp_path / "b"), **kw)
+    spark.catalog.clearCache()
+    fresh = score_spark(spark, out=str(tmp_path / "c"), **kw)
+    assert second["leads_scored"] == fresh["leads_scored"] < first["leads_scored"]

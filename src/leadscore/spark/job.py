@@ -178,42 +178,52 @@ def score_spark(
     version = model_version_of(model)
 
     suffix = uuid.uuid4().hex[:8]
-    views, where = {}, {}
-    for name in TABLES:
-        frame, where[name] = _read(spark, source_kind, source, name)
-        views[name] = f"_{name}_{suffix}"
-        frame.createOrReplaceTempView(views[name])
-    quarantine = _quarantine(spark, views, where, budget=quarantine_budget)
-    quarantine.select("lead_id").where("lead_id IS NOT NULL").distinct().createOrReplaceTempView(f"_q_{suffix}")
-    clean = spark.sql(spark_sql(f"{leads_sql(views['leads'], free_mail_domains)} WHERE lead_id IS NOT NULL "
-                                f"AND lead_id NOT IN (SELECT lead_id FROM _q_{suffix})")).cache()
-    clean.createOrReplaceTempView(f"_clean_{suffix}")
-    if as_of is None:
-        cutoff = spark.sql(spark_sql(data_cutoff_sql(views["leads"], views["events"], views["outcomes"]))).first()[0]
-        as_of = dt.datetime.combine(cutoff.date() + dt.timedelta(days=1), dt.time())
-    blob = f"{as_of.isoformat()}|{version}|{source_kind}:{source}"
-    run_id = run_id or hashlib.sha256(blob.encode()).hexdigest()[:16]
-    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    cached: list[DataFrame] = []  # released at the end: a later run in the same session must
+    views: dict[str, str] = {}    # never see this run's data (its source may change in place)
+    try:
+        where: dict[str, str] = {}
+        for name in TABLES:
+            frame, where[name] = _read(spark, source_kind, source, name)
+            views[name] = f"_{name}_{suffix}"
+            frame.createOrReplaceTempView(views[name])
+        quarantine = _quarantine(spark, views, where, budget=quarantine_budget)
+        cached.append(quarantine)
+        quarantine.select("lead_id").where("lead_id IS NOT NULL").distinct().createOrReplaceTempView(f"_q_{suffix}")
+        clean = spark.sql(spark_sql(f"{leads_sql(views['leads'], free_mail_domains)} WHERE lead_id IS NOT NULL "
+                                    f"AND lead_id NOT IN (SELECT lead_id FROM _q_{suffix})")).cache()
+        cached.append(clean)
+        clean.createOrReplaceTempView(f"_clean_{suffix}")
+        if as_of is None:
+            cutoff = spark.sql(spark_sql(data_cutoff_sql(views["leads"], views["events"], views["outcomes"]))).first()[0]
+            as_of = dt.datetime.combine(cutoff.date() + dt.timedelta(days=1), dt.time())
+        blob = f"{as_of.isoformat()}|{version}|{source_kind}:{source}"
+        run_id = run_id or hashlib.sha256(blob.encode()).hexdigest()[:16]
+        scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
-    feats = build_features_spark(spark, [as_of], leads=clean, events=spark.table(views["events"]),
-                                 outcomes=spark.table(views["outcomes"]), **feature_kwargs(features))
-    scores = score_features(feats, model_uri, run_id=run_id, scored_at=scored_at, feature_config=features,
-                            control_share=control_share, control_salt=control_salt)
-    q_rows = quarantine.selectExpr("lead_id", "table_name", "column_name", "reason",
-                                   f"CAST('{as_of.isoformat(sep=' ')}' AS TIMESTAMP_NTZ) AS as_of",
-                                   f"'{run_id}' AS run_id")
-    eligible = spark.sql(spark_sql(f"SELECT DISTINCT lead_id FROM ({eligibility_sql(as_of, **_over(views, suffix, features))})"))
-    run = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version, "scored_at": scored_at.isoformat(),
-           "engine": "spark", "source_kind": source_kind, "format": fmt}
-    if fmt == "parquet":
-        summary = _publish_folder(spark, scores, q_rows, eligible, Path(out), run)
-    else:
-        summary = _publish_tables(spark, scores, q_rows, eligible, out, run)
-    summary.update(run, leads_quarantined=int(quarantine.select("lead_id").distinct().count()),
-                   seconds=round(time.perf_counter() - t0, 2), out=str(out))
-    log.info("run %s (spark): %d scored as of %s -> %s (%.1fs)", run_id, summary["leads_scored"], as_of.date(),
-             out, summary["seconds"])
-    return summary
+        feats = build_features_spark(spark, [as_of], leads=clean, events=spark.table(views["events"]),
+                                     outcomes=spark.table(views["outcomes"]), **feature_kwargs(features))
+        scores = score_features(feats, model_uri, run_id=run_id, scored_at=scored_at, feature_config=features,
+                                control_share=control_share, control_salt=control_salt)
+        q_rows = quarantine.selectExpr("lead_id", "table_name", "column_name", "reason",
+                                       f"CAST('{as_of.isoformat(sep=' ')}' AS TIMESTAMP_NTZ) AS as_of",
+                                       f"'{run_id}' AS run_id")
+        eligible = spark.sql(spark_sql(f"SELECT DISTINCT lead_id FROM ({eligibility_sql(as_of, **_over(views, suffix, features))})"))
+        run = {"run_id": run_id, "as_of": as_of.isoformat(), "model_version": version, "scored_at": scored_at.isoformat(),
+               "engine": "spark", "source_kind": source_kind, "format": fmt}
+        if fmt == "parquet":
+            summary = _publish_folder(spark, scores, q_rows, eligible, Path(out), run)
+        else:
+            summary = _publish_tables(spark, scores, q_rows, eligible, out, run)
+        summary.update(run, leads_quarantined=int(quarantine.select("lead_id").distinct().count()),
+                       seconds=round(time.perf_counter() - t0, 2), out=str(out))
+        log.info("run %s (spark): %d scored as of %s -> %s (%.1fs)", run_id, summary["leads_scored"], as_of.date(),
+                 out, summary["seconds"])
+        return summary
+    finally:
+        for frame in cached:
+            frame.unpersist()
+        for view in [*views.values(), f"_q_{suffix}", f"_clean_{suffix}"]:
+            spark.catalog.dropTempView(view)
 
 
 def _over(views: dict[str, str], suffix: str, features: FeaturesConfig) -> dict[str, Any]:
@@ -287,10 +297,13 @@ def _publish_tables(spark: SparkSession, scores: DataFrame, quarantine: DataFram
                     out: str, run: dict) -> dict[str, Any]:
     """Check the scores (cached), then overwrite the tables `out` and `out`_quarantine."""
     scores = scores.cache()
-    n = check_scores(spark, scores, eligible)
-    grades = {r["grade"]: r["count"] for r in scores.groupBy("grade").count().orderBy("grade").collect()}
-    scores.write.mode("overwrite").saveAsTable(out)
-    quarantine.write.mode("overwrite").saveAsTable(f"{out}_quarantine")
+    try:
+        n = check_scores(spark, scores, eligible)
+        grades = {r["grade"]: r["count"] for r in scores.groupBy("grade").count().orderBy("grade").collect()}
+        scores.write.mode("overwrite").saveAsTable(out)
+        quarantine.write.mode("overwrite").saveAsTable(f"{out}_quarantine")
+    finally:
+        scores.unpersist()
     return {"leads_scored": n, "grades": grades}
 
 
