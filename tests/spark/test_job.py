@@ -71,6 +71,10 @@ def test_spark_job_bad_input_is_named_and_publishes_nothing(spark, trained, tmp_
                                 "AS source) FROM t")
     with pytest.raises(QuarantineBudgetExceeded, match="null source"):
         score_spark(spark, source_kind="parquet", source=budget, out=str(out), model_uri=str(trained.scorer), **JOB)
+    corrupt = _parquet_crm(trained.raw, tmp_path / "d")
+    (tmp_path / "d" / "leads.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"leads\.parquet: table 'leads' is not readable Parquet"):
+        score_spark(spark, source_kind="parquet", source=corrupt, out=str(out), model_uri=str(trained.scorer), **JOB)
     assert not out.exists()
 
     result = CliRunner().invoke(app, ["score", "--engine", "spark", "--source", missing, "--out", str(out),

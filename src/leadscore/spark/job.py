@@ -64,14 +64,17 @@ OUTPUT_FORMATS = ("parquet", "table")
 
 def _read(spark: SparkSession, kind: str, source: str, name: str) -> tuple[DataFrame, str]:
     """The CRM table `name` with the contract's columns and types, and where it came from."""
-    from pyspark.errors import AnalysisException
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
 
     where = f"{source.rstrip('/')}/{name}.parquet" if kind == "parquet" else f"{source}.{name}"
     try:
         frame = spark.read.parquet(where) if kind == "parquet" else spark.table(where)
         columns = set(frame.columns)
-    except AnalysisException as err:
+    except PySparkException as err:
         raise InputError(f"{where}: table '{name}' not found or unreadable ({err.getCondition()})") from None
+    except Py4JJavaError:  # e.g. a file that is not Parquet: the JVM's error names no condition
+        raise InputError(f"{where}: table '{name}' is not readable Parquet") from None
     table = TABLES[name]
     missing = [c for c in table.required if c not in columns]
     if missing:

@@ -50,7 +50,9 @@ def local_session(cores: int = 2, memory: str = "1g", *, app_name: str = "leadsc
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # read by SparkContext, not a conf
     for key, value in {**LOCAL_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("FATAL")  # errors reach the caller as exceptions, named by leadscore
+    return session
 
 
 def get_session() -> SparkSession:
