@@ -413,17 +413,20 @@ def feature_frame(table, windows_days: Sequence[int], content_types: Sequence[st
     """The feature table from the Arrow result of the feature query (any engine): the
     window counts unpacked into their columns, the click-through rate, the catalog's order
     and dtypes."""
+    import pyarrow as pa
+
     catalog = feature_catalog(windows_days, content_types)
     counts = window_count_matrix(table.column("window_counts"), windows_days, content_types)
-    rest = table.drop_columns(["window_counts"]).to_pandas()
-    columns = {name: rest[name] for name in rest.columns}
+    columns = {name: table.column(name) for name in table.column_names if name != "window_counts"}
     names = [f.name for f in catalog.features if f.unit == "count"]
-    columns.update(zip(names, counts, strict=True))
+    columns.update((name, pa.array(col)) for name, col in zip(names, counts, strict=True))
     maxw = max(windows_days)
-    opens, clicks = columns[f"email_open_{maxw}d"], columns[f"email_click_{maxw}d"]
+    opens, clicks = counts[names.index(f"email_open_{maxw}d")], counts[names.index(f"email_click_{maxw}d")]
     with np.errstate(divide="ignore", invalid="ignore"):
-        columns[f"email_ctr_{maxw}d"] = np.where(opens > 0, clicks / opens, np.nan)
-    df = pd.DataFrame({name: columns[name] for name in ["lead_id", "as_of", *catalog.names]}, copy=False)
+        columns[f"email_ctr_{maxw}d"] = pa.array(np.where(opens > 0, clicks / opens, np.nan))
+    order = ["lead_id", "as_of", *catalog.names]
+    # one conversion of the whole table: Arrow builds pandas' blocks in one pass
+    df = pa.table({name: columns[name] for name in order}).to_pandas()
     for name in catalog.categorical:
         if df[name].dtype != "str":
             df[name] = df[name].astype("str")
