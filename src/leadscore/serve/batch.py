@@ -69,7 +69,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,6 +268,36 @@ def input_fingerprint(kind: str, path: str | Path, mode: str = "stat") -> str:
 
 # ---- 2. checks -------------------------------------------------------------------------
 
+def vocabulary_sql(relation: str, table: str, column: str) -> tuple[str, str]:
+    """(key column, SELECT of the keys of `relation` whose `column` is outside its closed
+    vocabulary, `CLOSED_VOCABULARIES[(table, column)]`)."""
+    allowed = ", ".join(sql_literal(v) for v in CLOSED_VOCABULARIES[(table, column)])
+    key = "event_id" if table == "events" else "lead_id"
+    return key, f'SELECT {key} FROM {relation} WHERE "{column}" IS NOT NULL AND "{column}" NOT IN ({allowed})'
+
+
+def vocabulary_message(where: str, column: str, count: int, key: str, keys: Sequence[str],
+                       vocab: Sequence[str]) -> str:
+    return (f"{where}: column '{column}' has {count} value(s) outside the allowed categories "
+            f"({key}: {', '.join(keys)}); allowed: {', '.join(vocab)}. Map them in the export.")
+
+
+def quarantine_sql(relations: Mapping[str, str]) -> str:
+    """SELECT of the quarantine rows (lead_id, table_name, column_name, reason) over the
+    `relations` of leads, events and outcomes: duplicate and null lead ids, `ROW_CHECKS`.
+    DuckDB's SQL; the Spark job runs it transpiled."""
+    leads = relations["leads"]
+    parts = [
+        "SELECT lead_id, 'leads' AS table_name, 'lead_id' AS column_name, 'duplicate lead_id' AS reason "
+        f"FROM {leads} WHERE lead_id IN (SELECT lead_id FROM {leads} "
+        "WHERE lead_id IS NOT NULL GROUP BY lead_id HAVING count(*) > 1)",
+        f"SELECT NULL, 'leads', 'lead_id', 'null lead_id' FROM {leads} WHERE lead_id IS NULL",
+    ]
+    parts += [f"SELECT lead_id, '{table}', '{col}', '{reason}' FROM {relations[table]} "
+              f"WHERE lead_id IS NOT NULL AND {cond}" for table, col, cond, reason in ROW_CHECKS]
+    return " UNION ALL ".join(parts)
+
+
 def check_input(con: duckdb.DuckDBPyConnection, info: dict, *, budget: float, sample_keys: int = 5
                 ) -> pd.DataFrame:
     """Fail on closed-vocabulary and empty-input errors; quarantine leads with per-row
@@ -278,29 +308,15 @@ def check_input(con: duckdb.DuckDBPyConnection, info: dict, *, budget: float, sa
     n_leads = con.execute("SELECT count(*) FROM memory.main.leads").fetchone()[0]
     if n_leads == 0:
         raise InputError(f"{where['leads']}: no leads (empty input); nothing to score")
+    relations = {name: f"memory.main.{name}" for name in INGESTED_TABLES}
     for (table, col), vocab in CLOSED_VOCABULARIES.items():
-        allowed = ", ".join(sql_literal(v) for v in vocab)
-        key = "event_id" if table == "events" else "lead_id"
-        cond = f'"{col}" IS NOT NULL AND "{col}" NOT IN ({allowed})'
-        bad = con.execute(f"SELECT count(*) FROM memory.main.{table} WHERE {cond}").fetchone()[0]
+        key, bad_rows = vocabulary_sql(relations[table], table, col)
+        bad = con.execute(f"SELECT count(*) FROM ({bad_rows})").fetchone()[0]
         if bad:
             keys = [safe_key(r[0]) for r in con.execute(
-                f"SELECT {key} FROM memory.main.{table} WHERE {cond} ORDER BY {key} LIMIT {int(sample_keys)}"
-            ).fetchall()]
-            raise InputError(
-                f"{where[table]}: column '{col}' has {bad} value(s) outside the allowed categories "
-                f"({key}: {', '.join(keys)}); allowed: {', '.join(vocab)}. Map them in the export."
-            )
-    parts = [
-        "SELECT lead_id, 'leads' AS table_name, 'lead_id' AS column_name, 'duplicate lead_id' AS reason "
-        "FROM memory.main.leads WHERE lead_id IN (SELECT lead_id FROM memory.main.leads "
-        "WHERE lead_id IS NOT NULL GROUP BY lead_id HAVING count(*) > 1)",
-        "SELECT NULL, 'leads', 'lead_id', 'null lead_id' FROM memory.main.leads WHERE lead_id IS NULL",
-    ]
-    for table, col, cond, reason in ROW_CHECKS:
-        parts.append(f"SELECT lead_id, '{table}', '{col}', '{reason}' FROM memory.main.{table} "
-                     f"WHERE lead_id IS NOT NULL AND {cond}")
-    q = con.execute(" UNION ALL ".join(parts)).df()
+                f"{bad_rows} ORDER BY {key} LIMIT {int(sample_keys)}").fetchall()]
+            raise InputError(vocabulary_message(where[table], col, bad, key, keys, vocab))
+    q = con.execute(quarantine_sql(relations)).df()
     q = q.drop_duplicates().sort_values(["lead_id", "table_name", "column_name"], na_position="first",
                                         ignore_index=True)
     bad_leads = q["lead_id"].dropna().unique()
@@ -459,6 +475,24 @@ def resume_mismatch(manifest: dict, identity: dict) -> list[str]:
 GRADES = tuple(f"{letter}{digit}" for letter in "ABCD" for digit in "1234")
 
 
+def invariant_queries(staged: str = "_staged", eligible: str = "_elig") -> dict[str, str]:
+    """The counts `check_invariants` judges, over the staged scores and the eligible lead
+    ids (DuckDB's SQL; the Spark job runs it transpiled)."""
+    grades = ", ".join(sql_literal(g) for g in GRADES)
+    return {
+        "rows": f"SELECT count(*) FROM {staged}",
+        "duplicated": f"SELECT count(*) FROM (SELECT lead_id FROM {staged} GROUP BY lead_id HAVING count(*) > 1)",
+        "null_lead_id": f"SELECT count(*) FROM {staged} WHERE lead_id IS NULL",
+        "eligible": f"SELECT count(*) FROM {eligible}",
+        "missing": f"SELECT count(*) FROM {eligible} e ANTI JOIN {staged} s USING (lead_id)",
+        "not_eligible": f"SELECT count(*) FROM {staged} s ANTI JOIN {eligible} e USING (lead_id)",
+        "bad_probability": f"SELECT count(*) FROM {staged} WHERE probability IS NULL OR isnan(probability) "
+                           "OR probability < 0 OR probability > 1",
+        "bad_grade": f"SELECT count(*) FROM {staged} WHERE grade IS NULL OR grade NOT IN ({grades}) "
+                     "OR grade IS DISTINCT FROM fit_grade || engagement_grade",
+    }
+
+
 def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, as_of: dt.datetime,
                      features: FeaturesConfig, quarantined: pd.Series | None = None,
                      staged: str | None = None) -> dict[str, int]:
@@ -471,7 +505,6 @@ def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, a
     rows instead of `parts` (an incremental run's merged table)."""
     eligible = eligibility_sql(as_of, **feature_kwargs(features))
     files = [str(p) for p in parts]
-    grades = ", ".join(sql_literal(g) for g in GRADES)
     con.execute("CREATE OR REPLACE TEMP TABLE _elig AS SELECT DISTINCT lead_id FROM (" + eligible + ")")
     if staged is not None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staged}")
@@ -481,18 +514,7 @@ def check_invariants(con: duckdb.DuckDBPyConnection, parts: Sequence[Path], *, a
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _staged (lead_id VARCHAR, probability DOUBLE, "
                     "grade VARCHAR, fit_grade VARCHAR, engagement_grade VARCHAR)")
-    q = {
-        "rows": "SELECT count(*) FROM _staged",
-        "duplicated": "SELECT count(*) FROM (SELECT lead_id FROM _staged GROUP BY lead_id HAVING count(*) > 1)",
-        "null_lead_id": "SELECT count(*) FROM _staged WHERE lead_id IS NULL",
-        "eligible": "SELECT count(*) FROM _elig",
-        "missing": "SELECT count(*) FROM _elig e ANTI JOIN _staged s USING (lead_id)",
-        "not_eligible": "SELECT count(*) FROM _staged s ANTI JOIN _elig e USING (lead_id)",
-        "bad_probability": "SELECT count(*) FROM _staged WHERE probability IS NULL OR isnan(probability) "
-                           "OR probability < 0 OR probability > 1",
-        "bad_grade": f"SELECT count(*) FROM _staged WHERE grade IS NULL OR grade NOT IN ({grades}) "
-                     "OR grade IS DISTINCT FROM fit_grade || engagement_grade",
-    }
+    q = invariant_queries()
     try:
         return _judge(con, q, quarantined)
     finally:

@@ -203,22 +203,28 @@ class LeadService:
     def _when(self, as_of: dt.datetime | None) -> dt.datetime:
         return as_of or self.as_of or _now()
 
-    def _build(self, lead_id: str, as_of: dt.datetime) -> pd.DataFrame:
-        """Features of the lead held in the `one.*` tables (caller holds the lock)."""
-        from leadscore.features.build import build_features
+    def _refusal(self, lead_id: str, as_of: dt.datetime) -> RequestError:
+        """Why the lead held in the `one.*` tables has no feature row: 404 not in the CRM,
+        422 not eligible (the reason in words)."""
         from leadscore.serve.lead import _why_not_eligible
 
         row = self.con.execute("SELECT created_at FROM one.leads").fetchall()
         if not row:
-            raise RequestError(404, f"lead '{lead_id}' is not in the CRM")
+            return RequestError(404, f"lead '{lead_id}' is not in the CRM")
+        return RequestError(422, _why_not_eligible(self.con, lead_id, row[0][0], as_of, self.features)
+                            .replace("Pass a later --as-of.", "Pass a later as_of."))
+
+    def _build(self, lead_id: str, as_of: dt.datetime) -> pd.DataFrame:
+        """Features of the lead held in the `one.*` tables (caller holds the lock)."""
+        from leadscore.features.build import build_features
+
         new_title = self.con.execute("SELECT count(*) FROM one.leads l ANTI JOIN temp.title_cache t "
                                      "ON t.job_title IS NOT DISTINCT FROM l.job_title").fetchall()[0][0]
         if new_title:  # a posted lead's title not seen in the CRM: parse it once
             self.con.execute(f"INSERT INTO temp.title_cache {titles_sql('one.leads')}")
         X = build_features(self.con, [as_of], titles="temp.title_cache", materialize=False, **self._kwargs)
         if X.empty:
-            raise RequestError(422, _why_not_eligible(self.con, lead_id, row[0][0], as_of, self.features)
-                               .replace("Pass a later --as-of.", "Pass a later as_of."))
+            raise self._refusal(lead_id, as_of)
         return X
 
     def features_of(self, lead_id: str, as_of: dt.datetime | None = None) -> pd.DataFrame:
@@ -238,7 +244,7 @@ class LeadService:
                     self.con.execute(f"DELETE FROM one.{name}")
                     self.con.execute(f"INSERT INTO one.{name} SELECT {_columns(name)} FROM {CACHES[name]} "
                                      "WHERE lead_id = ?", [lead_id])
-                return self._build(lead_id, when)
+                raise self._refusal(lead_id, when)
             return X
 
     def features_from_record(self, lead: Mapping, events: Sequence[Mapping] = (),

@@ -19,7 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import sqlglot
 
 from leadscore.features.build import (
     feature_catalog,
@@ -52,12 +51,6 @@ def unpack_batches(batches: Iterator[pa.RecordBatch], *, windows_days: Sequence[
         yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
 
 
-def _unordered(sql: str) -> str:
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    tree.set("order", None)
-    return tree.sql(dialect="duckdb")
-
-
 def build_features_spark(
     spark: SparkSession,
     as_of_dates: Sequence[dt.datetime],
@@ -84,7 +77,7 @@ def build_features_spark(
                                 windows_days, half_life_days, content_types, sources=sources)
     for name, sql in steps.items():
         spark.sql(spark_sql(sql)).localCheckpoint(eager=True).createOrReplaceTempView(name)
-    query = spark.sql(spark_sql(_unordered(final)))
+    query = spark.sql(spark_sql(final, ordered=False))
     unpack = functools.partial(unpack_batches, windows_days=tuple(windows_days), content_types=tuple(content_types))
     from pyspark.sql.pandas.types import from_arrow_schema
 

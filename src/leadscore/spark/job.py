@@ -43,13 +43,15 @@ from leadscore.io import check_table_name
 from leadscore.schema import TABLES
 from leadscore.serve.batch import (
     CLOSED_VOCABULARIES,
-    GRADES,
-    ROW_CHECKS,
     QuarantineBudgetExceeded,
     check_signature,
     feature_kwargs,
+    invariant_queries,
     load_scorer_model,
     model_version_of,
+    quarantine_sql,
+    vocabulary_message,
+    vocabulary_sql,
 )
 from leadscore.spark.sql import spark_sql
 
@@ -111,24 +113,13 @@ def _quarantine(spark: SparkSession, views: dict[str, str], where: dict[str, str
     if n_leads == 0:
         raise InputError(f"{where['leads']}: no leads (empty input); nothing to score")
     for (table, col), vocab in CLOSED_VOCABULARIES.items():
-        allowed = ", ".join(f"'{v}'" for v in vocab)
-        key = "event_id" if table == "events" else "lead_id"
-        bad = spark.sql(spark_sql(f'SELECT {key} FROM {views[table]} WHERE "{col}" IS NOT NULL '
-                                  f'AND "{col}" NOT IN ({allowed})'))
+        key, bad_rows = vocabulary_sql(views[table], table, col)
+        bad = spark.sql(spark_sql(bad_rows))
         count = bad.count()
         if count:
             keys = [safe_key(r[0]) for r in bad.orderBy(key).limit(sample_keys).collect()]
-            raise InputError(f"{where[table]}: column '{col}' has {count} value(s) outside the allowed categories "
-                             f"({key}: {', '.join(keys)}); allowed: {', '.join(vocab)}. Map them in the export.")
-    parts = [
-        f"SELECT lead_id, 'leads' AS table_name, 'lead_id' AS column_name, 'duplicate lead_id' AS reason "
-        f"FROM {views['leads']} WHERE lead_id IN (SELECT lead_id FROM {views['leads']} "
-        "WHERE lead_id IS NOT NULL GROUP BY lead_id HAVING count(*) > 1)",
-        f"SELECT NULL, 'leads', 'lead_id', 'null lead_id' FROM {views['leads']} WHERE lead_id IS NULL",
-    ]
-    parts += [f"SELECT lead_id, '{t}', '{c}', '{r}' FROM {views[t]} WHERE lead_id IS NOT NULL AND {cond}"
-              for t, c, cond, r in ROW_CHECKS]
-    q = spark.sql(spark_sql(f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})")).cache()
+            raise InputError(vocabulary_message(where[table], col, count, key, keys, vocab))
+    q = spark.sql(spark_sql(f"SELECT DISTINCT * FROM ({quarantine_sql(views)})")).cache()
     counts = q.groupBy("table_name", "column_name", "reason").count().orderBy("table_name", "column_name").collect()
     bad_leads = q.selectExpr("lead_id").where("lead_id IS NOT NULL").distinct().count()
     n_bad = bad_leads + q.where("lead_id IS NULL").count()
@@ -241,20 +232,11 @@ def check_scores(spark: SparkSession, scores: DataFrame, eligible: DataFrame) ->
     from leadscore.io import safe_key
 
     scores.createOrReplaceTempView("_staged")
-    eligible.createOrReplaceTempView("_eligible")
-    grades = ", ".join(f"'{g}'" for g in GRADES)
-    row = spark.sql(f"""
-        SELECT (SELECT count(*) FROM _staged) AS n,
-               (SELECT count(DISTINCT lead_id) FROM _staged) AS leads,
-               (SELECT count(*) FROM _eligible e LEFT ANTI JOIN _staged s ON s.lead_id = e.lead_id) AS missing,
-               (SELECT count(*) FROM _staged s LEFT ANTI JOIN _eligible e ON s.lead_id = e.lead_id) AS not_eligible,
-               (SELECT count(*) FROM _staged WHERE probability IS NULL OR isnan(probability)
-                   OR probability < 0 OR probability > 1) AS bad_probability,
-               (SELECT count(*) FROM _staged WHERE grade IS NULL OR grade NOT IN ({grades})
-                   OR grade != concat(fit_grade, engagement_grade)) AS bad_grade""").first()
-    problems = [f"{row['n'] - row['leads']} lead(s) scored more than once"] if row["n"] != row["leads"] else []
-    problems += [f"{row[k]} {what}" for k, what in (("missing", "eligible lead(s) not scored"),
-                                                     ("not_eligible", "scored lead(s) that are not eligible")) if row[k]]
+    eligible.createOrReplaceTempView("_elig")
+    row = {k: spark.sql(spark_sql(sql)).first()[0] for k, sql in invariant_queries().items()}
+    problems = [f"{row[k]} {what}" for k, what in (
+        ("duplicated", "lead(s) scored more than once"), ("null_lead_id", "row(s) without a lead_id"),
+        ("missing", "eligible lead(s) not scored"), ("not_eligible", "scored lead(s) that are not eligible")) if row[k]]
     if problems:
         sample = [safe_key(r[0]) for r in spark.sql(
             "SELECT lead_id FROM _staged GROUP BY lead_id HAVING count(*) > 1 ORDER BY lead_id LIMIT 5").collect()]
@@ -265,7 +247,7 @@ def check_scores(spark: SparkSession, scores: DataFrame, eligible: DataFrame) ->
            if row[k]]
     if bad:
         raise ModelError(f"nothing published: the model's scores are invalid: {'; '.join(bad)}. Check the exported model.")
-    return int(row["n"])
+    return int(row["rows"])
 
 
 def _publish_folder(spark: SparkSession, scores: DataFrame, quarantine: DataFrame, eligible: DataFrame,

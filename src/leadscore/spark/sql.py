@@ -25,7 +25,10 @@ def _rename(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def spark_sql(duckdb_sql: str) -> str:
-    """One DuckDB SELECT as Spark SQL."""
+def spark_sql(duckdb_sql: str, *, ordered: bool = True) -> str:
+    """One DuckDB SELECT as Spark SQL; `ordered=False` drops its outer ORDER BY (a global
+    sort Spark need not pay for)."""
     tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
+    if not ordered:
+        tree.set("order", None)
     return tree.transform(_rename).sql(dialect="spark")
