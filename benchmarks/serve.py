@@ -69,6 +69,14 @@ def _eligible(raw: Path) -> tuple[dt.datetime, list[str]]:
     return as_of, ids
 
 
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM, Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def _quantiles(ms: list[float]) -> dict[str, float]:
     q = statistics.quantiles(ms, n=100, method="inclusive")
     return {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2)}
@@ -151,12 +159,14 @@ def main() -> None:
             wall = time.perf_counter() - t_all
             doc = json.loads(body)
             assert 0 <= doc["probability"] <= 1 and doc["reasons"], doc
+            server_rss_mb = _peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         ours = _quantiles(ms)
-        log.info("leadscore serve: %d requests in %.1f s (%s), startup %.1f s: p50 %.1f ms, p95 %.1f ms, "
-                 "p99 %.1f ms", len(ms), wall, statuses, startup, ours["p50_ms"], ours["p95_ms"], ours["p99_ms"])
+        log.info("leadscore serve: %d requests in %.1f s (%s), startup %.1f s, peak RSS %.0f MB: p50 %.1f ms, "
+                 "p95 %.1f ms, p99 %.1f ms", len(ms), wall, statuses, startup, server_rss_mb, ours["p50_ms"],
+                 ours["p95_ms"], ours["p99_ms"])
         crm = folder / "crm_ingested.duckdb"
         ingest("duckdb", raw, crm, DOMAINS)
         naive_ms = _naive(crm, scorer, as_of, sample[: args.naive_requests])
@@ -168,6 +178,7 @@ def main() -> None:
     print(json.dumps({
         "leads": args.leads, "events": n_events, "eligible": len(ids), "requests": len(ms),
         "statuses": {str(k): v for k, v in statuses.items()}, **ours, "startup_s": round(startup, 1),
+        "server_peak_rss_mb": server_rss_mb,
         "target": {"p50_ms": 20, "p99_ms": 50},
         "met": ours["p50_ms"] <= 20 and ours["p99_ms"] <= 50,
         "naive": naive, "ratio_p50": round(ratio, 1), "load_avg": os.getloadavg()[0],

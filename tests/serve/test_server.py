@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -29,6 +31,7 @@ from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
 GRADES = {f"{letter}{digit}" for letter in "ABCD" for digit in "1234"}
 CANARIES = (CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME)
+ULP_TOLERANT = ["engagement_decayed"]
 
 
 def _free_port() -> int:
@@ -150,17 +153,26 @@ def test_serve_answers_a_lead_by_id_like_the_scorer(server, trained):
 
 
 def test_served_features_equal_the_batch_features(server, trained):
-    """The server's caches (lead flags, parsed titles) and one-query features give the batch
-    job's rows exactly; a posted title the CRM never had is parsed on the spot."""
+    """The server's caches (lead flags, parsed titles, the as_of-free history of every lead)
+    and one-query features give the batch job's rows, at the server's as_of and at an earlier
+    one (the history holds later events too, which must not count); a posted title the CRM
+    never had is parsed on the spot."""
     _, service = server
+    earlier = AS_OF - dt.timedelta(days=75)
     con, _ = open_crm("duckdb", trained.raw, DOMAINS)
     try:
-        batch = build_features(con, [AS_OF], **feature_kwargs(FEATURES))
+        batches = {when: build_features(con, [when], **feature_kwargs(FEATURES)) for when in (AS_OF, earlier)}
     finally:
         con.close()
-    some = batch.iloc[:: max(1, len(batch) // 40)].reset_index(drop=True)
-    served = pd.concat([service.features_of(i) for i in some["lead_id"]], ignore_index=True)
-    pd.testing.assert_frame_equal(served, some)
+    for when, batch in batches.items():
+        some = batch.iloc[:: max(1, len(batch) // 40)].reset_index(drop=True)
+        assert len(some) >= 20
+        served = pd.concat([service.features_of(i, when) for i in some["lead_id"]], ignore_index=True)
+        # exact, but for the running decay sum, whose rounding follows the table's layout
+        pd.testing.assert_frame_equal(served.drop(columns=ULP_TOLERANT), some.drop(columns=ULP_TOLERANT),
+                                      check_exact=True)
+        np.testing.assert_allclose(served[ULP_TOLERANT].to_numpy(), some[ULP_TOLERANT].to_numpy(), rtol=1e-12, atol=0)
+    assert (batches[earlier]["email_open_90d"] > 0).any()
     with duckdb.connect(str(trained.raw), read_only=True) as raw:
         record = json.loads(raw.execute("SELECT * FROM leads WHERE lead_id = ?", [some["lead_id"][0]])
                             .df().to_json(orient="records", date_format="iso"))[0]

@@ -159,19 +159,25 @@ def _days(later: str, earlier: str) -> str:
     return f"(CAST(epoch_us({later}) - epoch_us({earlier}) AS DOUBLE) / 1000000.0 / 86400.0)"
 
 
+def _type_code_sql(content_types: Sequence[str], alias: str = "e") -> str:
+    """SQL of an event's type code (window-free): its event type among the positive ones and
+    its content type (last index: none or another), `event * (n_content + 1) + content`."""
+    event = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(POSITIVE_EVENT_TYPES))
+    content = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(content_types))
+    content = f"CASE {alias}.content_type {content} ELSE {len(content_types)} END" if content else "0"
+    return f"CASE {alias}.event_type {event} END * {len(content_types) + 1} + {content}"
+
+
 def _window_code_sql(windows_days: Sequence[int], content_types: Sequence[str]) -> tuple[str, int]:
     """(SQL of an event's window code, number of codes). The code packs the smallest window
-    holding the event (`x.occurred_at` before `el.as_of`), its event type among the positive
-    ones and its content type (last index: none or another); `window_count_matrix` turns the
-    per-code counts into the catalog's count columns."""
+    holding the event (`x.occurred_at` before `el.as_of`) with its type code (`x.type_code`,
+    `_type_code_sql`); `window_count_matrix` turns the per-code counts into the catalog's
+    count columns."""
     wins, n_content = sorted(windows_days), len(content_types) + 1
     bucket = " ".join(f"WHEN x.occurred_at >= el.as_of - INTERVAL {w} DAY THEN {i}" for i, w in enumerate(wins[:-1]))
     bucket = f"CASE {bucket} ELSE {len(wins) - 1} END" if bucket else "0"
-    event = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(POSITIVE_EVENT_TYPES))
-    content = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(content_types))
-    content = f"CASE x.content_type {content} ELSE {n_content - 1} END" if content else "0"
-    code = f"(({bucket}) * {len(POSITIVE_EVENT_TYPES)} + CASE x.event_type {event} END) * {n_content} + {content}"
-    return code, len(wins) * len(POSITIVE_EVENT_TYPES) * n_content
+    per_bucket = len(POSITIVE_EVENT_TYPES) * n_content
+    return f"({bucket}) * {per_bucket} + x.type_code", len(wins) * per_bucket
 
 
 def window_count_matrix(packed, windows_days: Sequence[int], content_types: Sequence[str]) -> np.ndarray:
@@ -215,94 +221,41 @@ def titles_sql(leads: str) -> str:
             f"{department_sql('job_title')} AS department FROM (SELECT DISTINCT job_title FROM {leads})")
 
 
-def feature_query(
-    as_of_dates: Sequence[str],
-    target_stage: str,
-    max_lead_age_days: int,
-    windows_days: Sequence[int],
-    half_life_days: float,
-    content_types: Sequence[str],
-    titles: str | None = None,
-    sources: Mapping[str, str] | None = None,
-) -> tuple[dict[str, str], str]:
-    """The feature query, in DuckDB's SQL (`leadscore.spark.sql.spark_sql` transpiles it):
-    (steps to materialise in order as temporary tables, final SELECT). Materialising the
-    steps gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it).
+HISTORY_STEPS: tuple[str, ...] = ("profile", "events", "instants")
 
-    `as_of_dates`: SQL timestamps (literals or a parameter), latest last. `sources`: the
-    relations read as `leads`, `events` and `outcomes` (default: those names)."""
-    suffix = uuid.uuid4().hex[:10]
-    src = {"leads": "leads", "events": "events", "outcomes": "outcomes", **(sources or {})}
-    dates = ", ".join(f"({d})" for d in as_of_dates)
-    closing = ", ".join(f"'{s}'" for s in sorted(set(_stages_from(target_stage)) | {"won", "lost"}))
+
+def lead_history_sql(*, leads: str, events: str, scope: str, name: str, max_lead_age_days: int,
+                     half_life_days: float, content_types: Sequence[str] = CONTENT_TYPES,
+                     titles: str | None = None, cut: str | None = None) -> dict[str, str]:
+    """The part of the feature query that does not depend on `as_of`, for the leads of the
+    relation `scope` (lead_id, created_at), as three steps (table name -> SELECT, in order;
+    the names are `name` + "_" + each of `HISTORY_STEPS`):
+
+    - profile: one row per lead, its fit features and its first unsubscribe and bounce;
+    - events: its deduplicated positive events within the only span that can ever count,
+      each with its type code (`_type_code_sql`);
+    - instants: per lead and instant with a positive event, a pricing-page view among them?
+      and the exact cumulative decay weight up to it (a running sum in time order).
+
+    Nothing here depends on `as_of` beyond the data `cut` (an SQL timestamp; None: every
+    event), so one-lead serving computes them once for the whole CRM and filters them per
+    request (`lead_feature_sql(history=...)`). `titles`: parsed titles (`titles_sql`)
+    covering `leads` (None: parsed here)."""
+    profile, ev, instants = (f"{name}_{step}" for step in HISTORY_STEPS)
     positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
-    maxw = max(windows_days)
     age = f"INTERVAL {max_lead_age_days} DAY"
-
-    code, n_codes = _window_code_sql(windows_days, content_types)
-
-    t = {k: f"_{k}_{suffix}" for k in ("eligible", "ev", "instants")}
-    steps = {
-        t["eligible"]: f"""
-WITH as_of_dates(as_of) AS (VALUES {dates}),
-closed AS (
-    SELECT lead_id, min(stage_at) AS closed_at FROM {src["outcomes"]}
-    WHERE stage IN ({closing}) GROUP BY lead_id
-)
-SELECT l.lead_id, d.as_of, l.created_at
-FROM {src["leads"]} l
-JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
-LEFT JOIN closed c ON c.lead_id = l.lead_id
-WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
-""",
-        # deduplicated events of eligible leads, within the only span that can ever count
-        t["ev"]: f"""
-SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type
-FROM {src["events"]} e JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
-WHERE e.occurred_at < l.created_at + {age}
-  AND e.occurred_at < {as_of_dates[-1]}
-""",
-        # one row per lead and instant with a positive event: a pricing-page view among them?
-        # and the exact cumulative decay weight up to it (a running sum in time order)
-        t["instants"]: f"""
-SELECT s.lead_id, s.occurred_at, s.pricing,
-    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at', 'l.created_at')} / {half_life_days})))
-        OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
-FROM (SELECT lead_id, occurred_at, count(*) AS n, bool_or(event_type = 'pricing_page_view') AS pricing
-      FROM {t["ev"]} WHERE event_type IN ({positive}) GROUP BY lead_id, occurred_at) s
-JOIN (SELECT DISTINCT lead_id, created_at FROM {t["eligible"]}) l USING (lead_id)
-""",
-    }
-    final = f"""
-WITH windowed AS (
-    SELECT lead_id, as_of, array_agg(n * {n_codes} + code) AS window_counts
-    FROM (
-        SELECT el.lead_id, el.as_of, {code} AS code, count(*) AS n
-        FROM {t["eligible"]} el JOIN {t["ev"]} x
-          ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
-         AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
-        WHERE x.event_type IN ({positive})
-        GROUP BY el.lead_id, el.as_of, code
-    ) GROUP BY lead_id, as_of
-),
-history AS (
-    SELECT el.lead_id, el.as_of,
-        max(s.occurred_at) AS last_activity,
-        max(s.occurred_at) FILTER (WHERE s.pricing) AS last_pricing,
-        max_by(s.cum_w, s.occurred_at) AS cum_w
-    FROM {t["eligible"]} el JOIN {t["instants"]} s
-      ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
-    GROUP BY el.lead_id, el.as_of
-),
-negatives AS (
+    before_cut = f"\n  AND e.occurred_at < {cut}" if cut else ""
+    return {
+        profile: f"""
+WITH negatives AS (
     SELECT lead_id,
         min(occurred_at) FILTER (WHERE event_type = 'unsubscribe') AS first_unsubscribe,
         min(occurred_at) FILTER (WHERE event_type = 'email_bounce') AS first_bounce
-    FROM {src["events"]} WHERE event_type IN ('unsubscribe', 'email_bounce') GROUP BY lead_id
+    FROM {events} WHERE event_type IN ('unsubscribe', 'email_bounce') GROUP BY lead_id
 ),
-titles AS (SELECT * FROM {titles or f"({titles_sql(src['leads'])})"})
+titles AS (SELECT * FROM {titles or f"({titles_sql(leads)})"})
 SELECT
-    r.lead_id, r.as_of,
+    l.lead_id,
     coalesce(tt.seniority, 'unknown') AS seniority,
     coalesce(tt.department, 'unknown') AS department,
     {_size_band_sql('l.company_size')} AS company_size_band,
@@ -316,20 +269,115 @@ SELECT
     CAST(coalesce(l.free_mail, false) AS DOUBLE) AS free_mail,
     CAST(coalesce(l.email_invalid, false) AS DOUBLE) AS email_invalid,
     CAST(coalesce(l.placeholder_name, false) AS DOUBLE) AS placeholder_name,
-    {_days('r.as_of', 'l.created_at')} AS lead_age_days,
+    n.first_unsubscribe, n.first_bounce
+FROM {leads} l JOIN (SELECT DISTINCT lead_id FROM {scope}) s USING (lead_id)
+LEFT JOIN negatives n ON n.lead_id = l.lead_id
+LEFT JOIN titles tt ON tt.job_title IS NOT DISTINCT FROM l.job_title
+""",
+        ev: f"""
+SELECT DISTINCT e.lead_id, e.occurred_at, e.event_type, e.content_type, {_type_code_sql(content_types)} AS type_code
+FROM {events} e JOIN (SELECT DISTINCT lead_id, created_at FROM {scope}) l USING (lead_id)
+WHERE e.event_type IN ({positive})
+  AND e.occurred_at < l.created_at + {age}{before_cut}
+""",
+        instants: f"""
+SELECT s.lead_id, s.occurred_at, s.pricing,
+    sum(s.n * pow(2.0, least({_MAX_DECAY_EXPONENT}, {_days('s.occurred_at', 'l.created_at')} / {half_life_days})))
+        OVER (PARTITION BY s.lead_id ORDER BY s.occurred_at ROWS UNBOUNDED PRECEDING) AS cum_w
+FROM (SELECT lead_id, occurred_at, count(*) AS n, bool_or(event_type = 'pricing_page_view') AS pricing
+      FROM {ev} GROUP BY lead_id, occurred_at) s
+JOIN (SELECT DISTINCT lead_id, created_at FROM {scope}) l USING (lead_id)
+""",
+    }
+
+
+def feature_query(
+    as_of_dates: Sequence[str],
+    target_stage: str,
+    max_lead_age_days: int,
+    windows_days: Sequence[int],
+    half_life_days: float,
+    content_types: Sequence[str],
+    titles: str | None = None,
+    sources: Mapping[str, str] | None = None,
+    history: Sequence[str] | None = None,
+) -> tuple[dict[str, str], str]:
+    """The feature query, in DuckDB's SQL (`leadscore.spark.sql.spark_sql` transpiles it):
+    (steps to materialise in order as temporary tables, final SELECT). Materialising the
+    steps gives DuckDB's planner real cardinalities (CTEs over a VALUES list mislead it).
+
+    `as_of_dates`: SQL timestamps (literals or a parameter), latest last. `sources`: the
+    relations read as `leads`, `events` and `outcomes` (default: those names). `history`:
+    relations already holding `lead_history_sql`'s three steps (profile, events, instants)
+    for at least the eligible leads; None: they are steps here, for the eligible leads and
+    the events before the latest `as_of`."""
+    suffix = uuid.uuid4().hex[:10]
+    src = {"leads": "leads", "events": "events", "outcomes": "outcomes", **(sources or {})}
+    dates = ", ".join(f"({d})" for d in as_of_dates)
+    closing = ", ".join(f"'{s}'" for s in sorted(set(_stages_from(target_stage)) | {"won", "lost"}))
+    maxw = max(windows_days)
+    age = f"INTERVAL {max_lead_age_days} DAY"
+
+    code, n_codes = _window_code_sql(windows_days, content_types)
+
+    eligible = f"_eligible_{suffix}"
+    steps = {
+        eligible: f"""
+WITH as_of_dates(as_of) AS (VALUES {dates}),
+closed AS (
+    SELECT lead_id, min(stage_at) AS closed_at FROM {src["outcomes"]}
+    WHERE stage IN ({closing}) GROUP BY lead_id
+)
+SELECT l.lead_id, d.as_of, l.created_at
+FROM {src["leads"]} l
+JOIN as_of_dates d ON l.created_at < d.as_of AND l.created_at >= d.as_of - {age}
+LEFT JOIN closed c ON c.lead_id = l.lead_id
+WHERE c.closed_at IS NULL OR c.closed_at >= d.as_of
+""",
+    }
+    if history is None:
+        computed = lead_history_sql(leads=src["leads"], events=src["events"], scope=eligible, name=f"_{suffix}",
+                                    max_lead_age_days=max_lead_age_days, half_life_days=half_life_days,
+                                    content_types=content_types, titles=titles, cut=as_of_dates[-1])
+        steps.update(computed)
+        history = list(computed)
+    profile, ev, instants = history
+    final = f"""
+WITH windowed AS (
+    SELECT lead_id, as_of, array_agg(n * {n_codes} + code) AS window_counts
+    FROM (
+        SELECT el.lead_id, el.as_of, {code} AS code, count(*) AS n
+        FROM {eligible} el JOIN {ev} x
+          ON x.lead_id = el.lead_id AND x.occurred_at < el.as_of
+         AND x.occurred_at >= el.as_of - INTERVAL {maxw} DAY
+        GROUP BY el.lead_id, el.as_of, code
+    ) GROUP BY lead_id, as_of
+),
+history AS (
+    SELECT el.lead_id, el.as_of,
+        max(s.occurred_at) AS last_activity,
+        max(s.occurred_at) FILTER (WHERE s.pricing) AS last_pricing,
+        max_by(s.cum_w, s.occurred_at) AS cum_w
+    FROM {eligible} el JOIN {instants} s
+      ON s.lead_id = el.lead_id AND s.occurred_at < el.as_of
+    GROUP BY el.lead_id, el.as_of
+)
+SELECT
+    r.lead_id, r.as_of,
+    p.seniority, p.department, p.company_size_band, p.company_size, p.annual_revenue, p.industry,
+    p.country, p.source, p.bant_budget, p.bant_timeline, p.free_mail, p.email_invalid, p.placeholder_name,
+    {_days('r.as_of', 'r.created_at')} AS lead_age_days,
     {_days('r.as_of', 'h.last_activity')} AS days_since_last_activity,
     {_days('r.as_of', 'h.last_pricing')} AS days_since_last_pricing_page_view,
     coalesce(h.cum_w * pow(2.0, -least({_MAX_DECAY_EXPONENT}, {_days('r.as_of', 'r.created_at')} / {half_life_days})), 0.0)
         AS engagement_decayed,
-    CAST(coalesce(n.first_unsubscribe < r.as_of, false) AS DOUBLE) AS unsubscribed,
-    CAST(coalesce(n.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced,
+    CAST(coalesce(p.first_unsubscribe < r.as_of, false) AS DOUBLE) AS unsubscribed,
+    CAST(coalesce(p.first_bounce < r.as_of, false) AS DOUBLE) AS email_bounced,
     w.window_counts
-FROM {t["eligible"]} r
-JOIN {src["leads"]} l USING (lead_id)
+FROM {eligible} r
+JOIN {profile} p USING (lead_id)
 LEFT JOIN history h ON h.lead_id = r.lead_id AND h.as_of = r.as_of
 LEFT JOIN windowed w ON w.lead_id = r.lead_id AND w.as_of = r.as_of
-LEFT JOIN negatives n ON n.lead_id = r.lead_id
-LEFT JOIN titles tt ON tt.job_title IS NOT DISTINCT FROM l.job_title
 ORDER BY r.as_of, r.lead_id
 """
     return steps, final
@@ -396,17 +444,22 @@ def _one_statement(steps: Mapping[str, str], final: str) -> str:
 
 def lead_feature_sql(*, leads: str, events: str, outcomes: str, titles: str, target_stage: str,
                      max_lead_age_days: int, windows_days: Sequence[int], half_life_days: float,
-                     content_types: Sequence[str] = CONTENT_TYPES) -> str:
+                     content_types: Sequence[str] = CONTENT_TYPES, history: Sequence[str] | None = None) -> str:
     """One statement of the feature query for ONE lead, with parameters `$lead_id` and
     `$as_of` (the code of `build_features`; run it and pass the Arrow result to
     `feature_frame`). `leads`, `events`, `outcomes`: relations holding at least that lead's
     rows (they are filtered on `$lead_id`); `titles`: parsed titles (`titles_sql`) covering
-    the lead's job title."""
-    sources = {name: f"(SELECT * FROM {rel} WHERE lead_id = $lead_id)"
-               for name, rel in (("leads", leads), ("events", events), ("outcomes", outcomes))}
+    the lead's job title; `history`: relations holding `lead_history_sql`'s three steps
+    (profile, events, instants) for at least that lead, with no cut (None: computed here)."""
+    def one(rel: str) -> str:
+        return f"(SELECT * FROM {rel} WHERE lead_id = $lead_id)"
+
+    sources = {"leads": one(leads), "events": one(events), "outcomes": one(outcomes)}
     steps, final = feature_query(["CAST($as_of AS TIMESTAMP)"], target_stage, max_lead_age_days, windows_days,
-                                half_life_days, content_types, titles, sources)
+                                half_life_days, content_types, titles, sources,
+                                history=None if history is None else [one(rel) for rel in history])
     return _one_statement(steps, final)
+
 
 def feature_frame(table, windows_days: Sequence[int], content_types: Sequence[str] = CONTENT_TYPES
                   ) -> pd.DataFrame:

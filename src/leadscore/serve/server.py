@@ -27,15 +27,22 @@ read-only DuckDB connection** to the CRM (`leadscore.io.open_source`), kept open
 opened, its tables are held in memory in the form the features read (`CACHES`: the lead
 contract with its flags, each personal value normalised once, as in the batch job; events and
 outcomes sorted by lead, so one lead's rows are one row group; `title_cache`: every distinct
-job title parsed once); a request is then ONE statement, the feature query of
-`build_features` for one lead (`leadscore.features.build.lead_feature_sql`), with the lead
-id and time passed as parameters. Only an ineligible or unknown lead takes the slow path
-(its rows copied into the small `one.*` tables, to say why in words). Requests on that
+job title parsed once), and so is the part of the feature query that does not depend on
+`as_of`, for every lead (`HISTORY`, `leadscore.features.build.lead_history_sql`: each lead's
+fit profile, its deduplicated positive events with their type codes, and the running decay
+sums). A request is then ONE small statement (`leadscore.features.build.lead_feature_sql`):
+eligibility, the window counts and the history read at `as_of`, with the lead id and time
+passed as parameters. Only an ineligible or unknown lead takes the slow path (its rows copied
+into the small `one.*` tables, to say why in words). Requests on that
 connection take a lock, so they are answered one at a time per process (a
 `ThreadingHTTPServer` keeps slow clients from blocking the socket); run several processes
 behind a balancer for more throughput. The connection is reopened only when the CRM file
 changes (inode, size or modification time), so a swapped-in export is picked up. Memory: the
-caches hold the CRM's leads, events and outcomes (about the CRM file's size, uncompressed).
+caches hold the CRM's leads, events and outcomes plus the history (`benchmarks/serve.py` prints
+the server's peak RSS).
+
+DuckDB 2 plans every statement that reads a table again at each execution (prepared
+statements included), so a request's cost is mostly planning: the statement is kept small.
 
 Personal data: the CRM's personal columns never reach Python for `GET`; for `POST` the
 record's e-mail is read only by DuckDB to derive the flags. Responses and logs carry the
@@ -62,7 +69,7 @@ import pandas as pd
 from leadscore.config import FeaturesConfig
 from leadscore.data.ingest import INGESTED_TABLES, leads_sql
 from leadscore.errors import InputError, ModelError, safe_error_text
-from leadscore.features.build import lead_feature_sql, titles_sql
+from leadscore.features.build import HISTORY_STEPS, lead_feature_sql, lead_history_sql, titles_sql
 from leadscore.schema import EVENT_TYPES, STAGES, TABLES
 
 log = logging.getLogger(__name__)
@@ -71,6 +78,9 @@ MAX_BODY = 1 << 20  # bytes of a POST body
 MAX_EVENTS = 10_000  # events in a POST body
 # the CRM's tables as the server holds them in memory (built when the CRM is opened)
 CACHES = {"leads": "temp.lead_cache", "events": "temp.events_cache", "outcomes": "temp.outcomes_cache"}
+# the part of the feature query that does not depend on as_of, for every lead of the CRM
+# (`lead_history_sql`: profile, events, instants), built when the CRM is opened
+HISTORY = tuple(f"temp.history_{step}" for step in HISTORY_STEPS)
 
 
 class RequestError(Exception):
@@ -119,7 +129,7 @@ class LeadService:
         self.crm = Path(crm)
         self._lock = threading.Lock()
         self.con = self._open()
-        self._lead_sql = lead_feature_sql(**CACHES, titles="temp.title_cache", **self._kwargs)
+        self._lead_sql = lead_feature_sql(**CACHES, titles="temp.title_cache", history=HISTORY, **self._kwargs)
 
     def _stat(self) -> tuple[int, int, int]:
         st = self.crm.stat()
@@ -148,6 +158,13 @@ class LeadService:
             for name in ("events", "outcomes"):
                 con.execute(f"CREATE TEMP TABLE {name}_cache AS SELECT {_columns(name)} "
                             f"FROM memory.main.{name} ORDER BY lead_id")
+            history = lead_history_sql(leads=CACHES["leads"], events=CACHES["events"], scope=CACHES["leads"],
+                                       name="temp.history", titles="temp.title_cache",
+                                       max_lead_age_days=self.features.max_lead_age_days,
+                                       half_life_days=self.features.half_life_days,
+                                       content_types=self.features.content_types)
+            for name, sql in history.items():  # sorted by lead, as the caches above
+                con.execute(f"CREATE TEMP TABLE {name.removeprefix('temp.')} AS SELECT * FROM ({sql}) ORDER BY lead_id")
             con.execute("CREATE TABLE one.leads AS SELECT * FROM temp.lead_cache LIMIT 0")
             for name in ("events", "outcomes"):
                 con.execute(f"CREATE TABLE one.{name} AS SELECT {_columns(name)} FROM memory.main.{name} LIMIT 0")
