@@ -252,3 +252,20 @@ def test_cli_explain_prints_grade_and_reasons_and_rejects_unknown_leads(tmp_path
     assert runner.invoke(app, [*args, "--lead-id", "NOPE"]).exit_code == 1
     assert runner.invoke(app, [*args, "--lead-id", "L2", "--as-of", "2024-01-01"]).exit_code == 1  # not yet created
     assert runner.invoke(app, [*args, "--lead-id", "L4"]).exit_code == 1  # converted before the cutoff
+
+
+def test_model_input_of_one_row_equals_the_batch_rows(additive, table):
+    """One lead (a dict look-up per category) and many (an index) give the same matrix,
+    unseen and missing categories included."""
+    from leadscore.modeling.baseline import SMALL_INPUT_ROWS
+
+    ex = Explainer.for_model(additive)
+    rows = table.head(SMALL_INPUT_ROWS + 36).copy()
+    cats = [n for n in ex.feature_names if n in additive.categories_]
+    assert cats
+    rows.loc[rows.index[:5], cats[0]] = "never seen in training"
+    rows.loc[rows.index[5:9], cats[0]] = None
+    batch = ex.model_input(rows)
+    one_by_one = np.vstack([ex.model_input(rows.iloc[[i]]) for i in range(len(rows))])
+    np.testing.assert_array_equal(one_by_one, batch)
+    assert np.isnan(batch[:9, ex.feature_names.index(cats[0])]).all()

@@ -94,3 +94,22 @@ def test_bad_bands_are_rejected_in_fit():
 def test_predict_proba_before_fit_is_an_error():
     with pytest.raises(ValueError, match="not fitted"):
         _rules().predict_proba(_lead())
+
+
+def test_one_row_at_a_time_gives_the_batch_points():
+    """Small inputs (one lead served) look values up one by one, large ones per distinct
+    value: the same points, messy spellings and missing values included."""
+    from leadscore.modeling.baseline import SMALL_INPUT_ROWS
+
+    rng = np.random.default_rng(5)
+    n = SMALL_INPUT_ROWS * 3
+    seniority = np.array(["manager", "VP", " vp ", "C-Level", "c_level", None, np.nan, "intern", ""], dtype=object)
+    X = pd.DataFrame({"seniority": rng.choice(seniority, n), "industry": rng.choice(["Software", "software ", "Retail"], n),
+                      "company_size_band": rng.choice(["51-200", "1-10", "unknown"], n),
+                      "pricing_page_view_90d": rng.integers(0, 4, n).astype(float),
+                      "unsubscribed": rng.integers(0, 2, n).astype(float)})
+    r = _rules()
+    batch = r.grade(X)
+    one_by_one = pd.concat([r.grade(X.iloc[[i]]) for i in range(n)])
+    pd.testing.assert_frame_equal(one_by_one, batch, check_exact=True)
+    assert batch["rule_points"].nunique() > 3

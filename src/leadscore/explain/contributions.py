@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.explain.linear import LinearExplainer, is_logistic
+from leadscore.modeling.baseline import SMALL_INPUT_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +244,25 @@ class Explainer:
         for j, name in enumerate(self.feature_names):
             col = X[name]
             if name in cats:  # as model_frame: values outside the training categories -> missing
-                codes = self._category_index(name).get_indexer(col.to_numpy(dtype=object))
-                out[:, j] = np.where(codes < 0, np.nan, codes)
+                values = col.to_numpy(dtype=object)
+                if len(values) <= SMALL_INPUT_ROWS:  # one lead: a dict look-up beats an index
+                    codes_of = self._category_codes(name)
+                    out[:, j] = [codes_of.get(v, np.nan) for v in values]
+                else:
+                    codes = self._category_index(name).get_indexer(values)
+                    out[:, j] = np.where(codes < 0, np.nan, codes)
             elif col.dtype == np.float64:
                 out[:, j] = col.to_numpy()
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return out
+
+    def _category_codes(self, name: str) -> dict[str, int]:
+        """The training categories of `name` -> LightGBM's code (as `_category_index`)."""
+        cache = self.__dict__.setdefault("_category_codes_cache", {})
+        if name not in cache:
+            cache[name] = {v: i for i, v in enumerate(self._model.categories_[name])}
+        return cache[name]
 
     def _category_index(self, name: str) -> pd.Index:
         """The training categories of `name` as an index (position = LightGBM's code)."""

@@ -17,6 +17,10 @@ The window counts leave SQL as one list per row (`window_counts`: each event's s
 window, type and content type packed in one code, with its count; one grouped pass instead of
 60 filtered counts) and are unpacked into their columns in NumPy (`window_count_matrix`).
 The SQL uses joins and aggregates only (no ASOF join), so it runs on other engines too.
+What does not depend on `as_of` (each lead's fit profile and first negative signals, its
+deduplicated positive events with their type codes, the running decay sums) is a set of steps
+of its own (`lead_history_sql`): the batch computes it for the eligible leads, one-lead
+serving once for the whole CRM, so a request runs only the part that reads `as_of`.
 
 Double-logged events (same lead, time, type and content type) are counted once.
 `add_labels` then labels each row: did the lead reach the target stage within

@@ -64,13 +64,25 @@ class RuleItem:
     label: str
 
 
-def _lookup_points(values: pd.Series, table: dict) -> np.ndarray:
-    """Points of each value by `norm_value` key (0 when absent); each distinct value is
-    normalised once, so millions of rows cost a hash lookup each."""
-    lookup = {norm_value(k): float(v) for k, v in table.items()}
+# up to this many rows, values are looked up one by one (serving one lead); above, per
+# distinct value (batch); both give the same points
+SMALL_INPUT_ROWS = 64
+
+
+def _lookup_points(values: pd.Series, lookup: dict[str, float]) -> np.ndarray:
+    """Points of each value by `norm_value` key (0 when absent) in `lookup` (already keyed by
+    `norm_value`, `_normalised`); each distinct value is normalised once, so millions of rows
+    cost a hash lookup each."""
+    if len(values) <= SMALL_INPUT_ROWS:
+        return np.array([lookup.get(norm_value(v), 0.0) for v in values], dtype=float)
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     per_unique = np.array([lookup.get(norm_value(v), 0.0) for v in uniques], dtype=float)
     return per_unique[codes] if len(codes) else np.zeros(0)
+
+
+def _normalised(table: dict) -> dict[str, float]:
+    """A points table keyed by `norm_value`."""
+    return {norm_value(k): float(v) for k, v in table.items()}
 
 
 def words_of(name: str) -> str:
@@ -186,6 +198,14 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
                 out[(group, col)] = RuleItem(name, group, col, label)
         return list(out.values())
 
+    def _fit_lookups(self) -> dict[str, dict[str, float]]:
+        """`fit_points` keyed by `norm_value`, per column (kept while `fit_points` is the same)."""
+        cached = self.__dict__.get("_fit_lookups_cache")
+        if cached is None or cached[0] is not self.fit_points:
+            cached = (self.fit_points, {col: _normalised(t) for col, t in (self.fit_points or {}).items()})
+            self.__dict__["_fit_lookups_cache"] = cached
+        return cached[1]
+
     def _entries(self, X: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
         """(group, column, points per row) for every line of the points table, in order."""
         n = len(X)
@@ -195,15 +215,16 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
         def num(col: str) -> np.ndarray:
             if col not in X:
                 return np.zeros(n)
-            if X[col].dtype == np.float64:
-                values = X[col].to_numpy()
+            column = X[col]
+            if column.dtype == np.float64:
+                values = column.to_numpy()
                 return np.where(np.isnan(values), 0.0, values)
-            return pd.to_numeric(X[col], errors="coerce").fillna(0).to_numpy(dtype=float)
+            return pd.to_numeric(column, errors="coerce").fillna(0).to_numpy(dtype=float)
 
         out: list[tuple[str, str, np.ndarray]] = []
-        for col, table in (self.fit_points or {}).items():
+        for col, lookup in self._fit_lookups().items():
             if col in X:
-                out.append(("fit", col, _lookup_points(X[col], table)))
+                out.append(("fit", col, _lookup_points(X[col], lookup)))
             else:
                 out.append(("fit", col, np.zeros(n)))
         for col, pts in (self.fit_negative_points or {}).items():
@@ -220,17 +241,23 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
             out.append(("engagement", col, float(pts) * (num(col) > 0)))
         return out
 
-    def breakdown(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """`points(X)` and `item_points(X)` from one pass over the points table."""
-        entries = self._entries(X)
-        fit, eng = np.zeros(len(X)), np.zeros(len(X))
-        names = {(i.group, i.column): i.name for i in self.items()}
-        per_item: dict[str, np.ndarray] = {}
-        for group, col, pts in entries:
+    @staticmethod
+    def _totals(entries: list[tuple[str, str, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+        fit, eng = np.zeros(n), np.zeros(n)
+        for group, _, pts in entries:
             if group == "fit":
                 fit += pts
             else:
                 eng += pts
+        return fit, eng
+
+    def breakdown(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`points(X)` and `item_points(X)` from one pass over the points table."""
+        entries = self._entries(X)
+        fit, eng = self._totals(entries, len(X))
+        names = {(i.group, i.column): i.name for i in self.items()}
+        per_item: dict[str, np.ndarray] = {}
+        for group, col, pts in entries:
             name = names[(group, col)]
             per_item[name] = per_item[name] + pts if name in per_item else pts
         totals = pd.DataFrame({"fit_points": fit, "engagement_points": eng,
@@ -240,7 +267,8 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Fit, engagement and total points per row (index of X)."""
-        return self.breakdown(X)[0]
+        fit, eng = self._totals(self._entries(X), len(X))
+        return pd.DataFrame({"fit_points": fit, "engagement_points": eng, "total_points": fit + eng}, index=X.index)
 
     def item_points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Points per row (index of X) and item (columns: `items()` names, table order);
