@@ -9,7 +9,9 @@
    cutoff>` as a subprocess on a free port and waits for /health.
 3. Timed: `--requests` sequential `GET /leads/<id>` from one keep-alive client for random
    leads eligible at that as_of (the ids come from the batch feature code); p50 / p95 / p99.
-4. The typical path a user would write, per request, on `--naive-requests` of the same leads
+4. `POST /score` on `--post-requests` of the same leads, each posted as a new lead (its CRM
+   record, events and outcomes as JSON, under another lead id): p50 / p95 / p99.
+5. The typical path a user would write, per request, on `--naive-requests` of the same leads
    (in process, no HTTP): `leadscore.serve.lead.lead_features` on the ingested CRM (a new
    connection, views and the data cutoff per call, as `leadscore explain` does) and
    `predict` of the MLflow pyfunc model (loaded once, outside the timing). Its p50 and the
@@ -82,6 +84,28 @@ def _quantiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2)}
 
 
+def _post(conn: http.client.HTTPConnection, raw: Path, ids: list[str]) -> list[float]:
+    """`POST /score` per lead: its CRM rows as JSON (ISO times), as a new lead id; ms each."""
+    bodies = []
+    with duckdb.connect(str(raw), read_only=True) as con:
+        for lead_id in ids:
+            new_id = f"posted-{lead_id}"
+            rows = {name: [{**r, "lead_id": new_id} for r in json.loads(
+                con.execute(f"SELECT * FROM {name} WHERE lead_id = ?", [lead_id]).df()
+                .to_json(orient="records", date_format="iso", date_unit="us"))] for name in ("leads", "events", "outcomes")}
+            bodies.append(json.dumps({"lead": rows["leads"][0], "events": rows["events"],
+                                      "outcomes": rows["outcomes"]}).encode())
+    out = []
+    for body in bodies:
+        t0 = time.perf_counter()
+        conn.request("POST", "/score", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        out.append((time.perf_counter() - t0) * 1e3)
+        assert r.status in (200, 422), r.status
+    return out
+
+
 def _naive(crm: Path, scorer: Path, as_of: dt.datetime, ids: list[str]) -> list[float]:
     """Per request: `leadscore.serve.lead.lead_features` (what `leadscore explain` does: a new
     DuckDB connection to the ingested CRM, views, the data cutoff, `build_features` over the
@@ -108,6 +132,7 @@ def main() -> None:
     ap.add_argument("--train-leads", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=1_000)
     ap.add_argument("--naive-requests", type=int, default=100)
+    ap.add_argument("--post-requests", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -159,11 +184,15 @@ def main() -> None:
             wall = time.perf_counter() - t_all
             doc = json.loads(body)
             assert 0 <= doc["probability"] <= 1 and doc["reasons"], doc
+            post_ms = _post(conn, raw, sample[: args.post_requests])
             server_rss_mb = _peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         ours = _quantiles(ms)
+        posted = _quantiles(post_ms)
+        log.info("POST /score: %d posted leads: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms", len(post_ms),
+                 posted["p50_ms"], posted["p95_ms"], posted["p99_ms"])
         log.info("leadscore serve: %d requests in %.1f s (%s), startup %.1f s, peak RSS %.0f MB: p50 %.1f ms, "
                  "p95 %.1f ms, p99 %.1f ms", len(ms), wall, statuses, startup, server_rss_mb, ours["p50_ms"],
                  ours["p95_ms"], ours["p99_ms"])
@@ -178,7 +207,7 @@ def main() -> None:
     print(json.dumps({
         "leads": args.leads, "events": n_events, "eligible": len(ids), "requests": len(ms),
         "statuses": {str(k): v for k, v in statuses.items()}, **ours, "startup_s": round(startup, 1),
-        "server_peak_rss_mb": server_rss_mb,
+        "server_peak_rss_mb": server_rss_mb, "post": posted,
         "target": {"p50_ms": 20, "p99_ms": 50},
         "met": ours["p50_ms"] <= 20 and ours["p99_ms"] <= 50,
         "naive": naive, "ratio_p50": round(ratio, 1), "load_avg": os.getloadavg()[0],

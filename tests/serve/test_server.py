@@ -26,7 +26,7 @@ from leadscore.cli import app
 from leadscore.features.build import build_features, titles_sql
 from leadscore.schema import CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME
 from leadscore.serve.batch import feature_kwargs, load_scorer_model, open_crm, verify_model_folder
-from leadscore.serve.server import LeadService, make_server
+from leadscore.serve.server import LeadService, RequestError, make_server
 from tests.serve.trained import AS_OF, DOMAINS, FEATURES
 
 GRADES = {f"{letter}{digit}" for letter in "ABCD" for digit in "1234"}
@@ -239,3 +239,29 @@ def test_serve_exits_3_without_the_model_and_1_without_the_crm(trained, tmp_path
                             "--params", str(params)])
     assert r.exit_code == 1, r.output
     assert "Traceback" not in r.output
+
+
+def test_a_posted_crm_record_gets_the_features_of_its_id(server, trained):
+    """A lead posted with its own events and outcomes (as JSON, every value a string to cast)
+    gets exactly the features the server computes from the CRM for its id; a record without a
+    required field is a 400 naming the field, never its values."""
+    _, service = server
+    lead_id = _eligible_id(trained)
+    with duckdb.connect(str(trained.raw), read_only=True) as con:
+        rows = {name: json.loads(con.execute(f"SELECT * FROM {name} WHERE lead_id = ?", [lead_id]).df()
+                                 .to_json(orient="records", date_format="iso", date_unit="us"))
+                for name in ("leads", "events", "outcomes")}
+    assert rows["events"], "the test lead needs events"
+    posted = service.features_from_record(rows["leads"][0], rows["events"], rows["outcomes"], as_of=AS_OF)
+    by_id = service.features_of(lead_id, AS_OF)
+    pd.testing.assert_frame_equal(posted.drop(columns=ULP_TOLERANT), by_id.drop(columns=ULP_TOLERANT),
+                                  check_exact=True)
+    np.testing.assert_allclose(posted[ULP_TOLERANT].to_numpy(), by_id[ULP_TOLERANT].to_numpy(), rtol=1e-12, atol=0)
+    no_source = {k: v for k, v in rows["leads"][0].items() if k != "source"}
+    with pytest.raises(RequestError) as err:
+        service.features_from_record(no_source, rows["events"], as_of=AS_OF)
+    assert err.value.status == 400 and "['source']" in str(err.value)
+    bad_event = [{**rows["events"][0], "occurred_at": "31/12/2024 10:00"}]
+    with pytest.raises(RequestError) as err:
+        service.features_from_record(rows["leads"][0], bad_event, as_of=AS_OF)
+    assert err.value.status == 400 and "occurred_at" in str(err.value) and "31/12/2024" not in str(err.value)

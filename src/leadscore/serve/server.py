@@ -282,34 +282,37 @@ class LeadService:
             self._refresh()
             self.con.execute("SELECT 1").fetchall()  # finish any open result (register needs it)
             try:
+                typed = {}
                 for name, df in frames.items():
                     self.con.register(f"_in_{name}", df)
                     cols = TABLES[name].columns
-                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE _typed_{name} AS SELECT "
-                                     + ", ".join(f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in cols.items())
-                                     + f" FROM _in_{name}")
-                    bad = [c for c in cols if self.con.execute(
-                        f'SELECT count(*) FROM _in_{name} i POSITIONAL JOIN _typed_{name} t '
-                        f'WHERE i."{c}" IS NOT NULL AND t."{c}" IS NULL').fetchall()[0][0]]
+                    casts = {c: f'TRY_CAST("{c}" AS {t})' for c, t in cols.items()}
+                    typed[name] = ("(SELECT " + ", ".join(f'{cast} AS "{c}"' for c, cast in casts.items())
+                                   + f" FROM _in_{name})")
+                    # one query per table: per column, values that do not cast, then required
+                    # values that are missing
+                    required = [c for c in TABLES[name].required if c in cols]
+                    counts = self.con.execute("SELECT " + ", ".join(
+                        [f'count(*) FILTER (WHERE "{c}" IS NOT NULL AND {casts[c]} IS NULL)' for c in cols]
+                        + [f"count(*) FILTER (WHERE {casts[c]} IS NULL)" for c in required])
+                        + f" FROM _in_{name}").fetchall()[0]
+                    bad = [c for c, n in zip(cols, counts, strict=False) if n]
                     if bad:
                         raise RequestError(400, f"{name}: value(s) of {bad} do not match the CRM "
                                                 f"contract types ({', '.join(f'{c} {cols[c]}' for c in bad)})")
-                    required = [c for c in TABLES[name].required if c in cols]
-                    missing = [c for c in required if self.con.execute(
-                        f'SELECT count(*) FROM _typed_{name} WHERE "{c}" IS NULL').fetchall()[0][0]]
+                    missing = [c for c, n in zip(required, counts[len(cols):], strict=True) if n]
                     if missing:
                         raise RequestError(400, f"{name}: required field(s) {missing} missing")
                 for name in INGESTED_TABLES:
                     self.con.execute(f"DELETE FROM one.{name}")
-                    select = (leads_sql("temp._typed_leads", self._domains) if name == "leads"
-                              else f"SELECT {_columns(name)} FROM temp._typed_{name}")
+                    select = (leads_sql(typed["leads"], self._domains) if name == "leads"
+                              else f"SELECT {_columns(name)} FROM {typed[name]}")
                     self.con.execute(f"INSERT INTO one.{name} {select}")
                 return self._build(lead_id, when)
             finally:
                 self.con.execute("SELECT 1").fetchall()
                 for name in frames:
                     self.con.unregister(f"_in_{name}")
-                    self.con.execute(f"DROP TABLE IF EXISTS temp._typed_{name}")
                     self.con.execute(f"DELETE FROM one.{name}")  # nothing of a posted lead stays
 
     # ---- scores -----------------------------------------------------------------------------
