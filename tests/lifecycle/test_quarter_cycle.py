@@ -22,7 +22,7 @@ from leadscore.lifecycle.registry import alias_history, alias_ref, rollback
 from leadscore.lifecycle.retrain import build_table, retrain_on_table
 from leadscore.modeling.baseline import load_rules
 from leadscore.modeling.splits import split_from_params
-from leadscore.serve.batch import _inner_scorer, load_scorer_model
+from leadscore.serve.batch import inner_scorer, load_scorer_model
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def failed(doc) -> list[tuple[str, str]]:
 
 def _gate(table, retrained, tmp, **kw):
     window = split_from_params(table, PARAMS).test
-    challenger = _inner_scorer(load_scorer_model(str(retrained.folder / "scorer")))
+    challenger = inner_scorer(load_scorer_model(str(retrained.folder / "scorer")))
     ref = alias_ref(NAME, PARAMS.export.challenger_alias)
     doc, _, champion = run_gate(window, challenger, ref, load_rules(retrained.folder / "rules.json"),
                                 gate=PARAMS.gate, export=PARAMS.export, seed=PARAMS.seed,

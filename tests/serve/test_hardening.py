@@ -373,8 +373,8 @@ class _Skewed:
     ("grade", "E9", ModelError, "A1..D4"),
 ])
 def test_invalid_scores_publish_nothing(trained, tmp_path, monkeypatch, field, value, error, says):  # noqa: F811
-    real = batch._inner_scorer
-    monkeypatch.setattr(batch, "_inner_scorer", lambda m: _Skewed(real(m), field, value))
+    real = batch.inner_scorer
+    monkeypatch.setattr(batch, "inner_scorer", lambda m: _Skewed(real(m), field, value))
     out = tmp_path / "s.parquet"
     with pytest.raises(error, match=says.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         _score(trained, out)

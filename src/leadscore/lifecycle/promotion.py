@@ -80,13 +80,13 @@ def gate_report(result: GateResult, decision: str, *, challenger: ModelRef,
 def load_alias_scorer(name: str, alias: str, folder: Path):
     """The `Scorer` inside the registry model `alias` points at (copied to `folder`), and its
     reference; (None, None) when the alias is not set."""
-    from leadscore.serve.batch import _inner_scorer, load_scorer_model
+    from leadscore.serve.batch import inner_scorer, load_scorer_model
 
     ref = alias_ref(name, alias)
     if ref is None:
         return None, None
     download_alias(name, alias, folder)
-    scorer = _inner_scorer(load_scorer_model(str(folder)))
+    scorer = inner_scorer(load_scorer_model(str(folder)))
     if scorer is None:
         raise ModelError(f"registry: {name}@{alias} (version {ref.registry_version}) is not a leadscore scorer")
     return scorer, ref
@@ -130,12 +130,12 @@ def challenger_from_registry(name: str, alias: str, folder: Path, version: str |
     """The challenger scorer and its reference: registry `version` when given, else the
     version `alias` (the challenger alias) points at."""
     from leadscore.lifecycle.registry import model_ref
-    from leadscore.serve.batch import _inner_scorer, load_scorer_model
+    from leadscore.serve.batch import inner_scorer, load_scorer_model
 
     ref = model_ref(name, version) if version else alias_ref(name, alias)
     if ref is None:
         raise ModelError(f"registry: {name}@{alias} is not set: retrain first (leadscore retrain or dvc repro)")
-    scorer = _inner_scorer(load_scorer_model(f"models:/{name}/{ref.registry_version}"))
+    scorer = inner_scorer(load_scorer_model(f"models:/{name}/{ref.registry_version}"))
     if scorer is None:
         raise ModelError(f"registry: {name} version {ref.registry_version} is not a leadscore scorer")
     return scorer, ref
@@ -146,10 +146,10 @@ def gate_stage_inputs(params, table: pd.DataFrame, scorer_dir: Path, rules_path:
     `scorer_dir` with its registry reference (which must hold the same model), and the rules."""
     from leadscore.modeling.baseline import load_rules
     from leadscore.modeling.splits import split_from_params
-    from leadscore.serve.batch import _inner_scorer, load_scorer_model
+    from leadscore.serve.batch import inner_scorer, load_scorer_model
 
     name, alias = params.export.registered_model, params.export.challenger_alias
-    challenger = _inner_scorer(load_scorer_model(str(scorer_dir)))
+    challenger = inner_scorer(load_scorer_model(str(scorer_dir)))
     if challenger is None:
         raise ModelError(f"{scorer_dir}: not a leadscore scorer")
     ref = alias_ref(name, alias)

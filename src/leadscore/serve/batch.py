@@ -416,9 +416,9 @@ def verify_model_folder(folder: Path, uri: str | None = None) -> str | None:
     return str(recorded)
 
 
-def _inner_scorer(model: Any) -> Any:
-    """The `leadscore.serve.scorer.Scorer` inside a leadscore pyfunc (signature already
-    checked), else None."""
+def inner_scorer(model: Any) -> Any:
+    """The `leadscore.serve.scorer.Scorer` inside a loaded leadscore pyfunc model
+    (`load_scorer_model`), else None (another kind of MLflow model)."""
     try:
         return getattr(model.unwrap_python_model(), "scorer", None)
     except (AttributeError, ValueError):
@@ -659,7 +659,7 @@ def score_leads(
     model = load_scorer_model(model_uri)
     check_signature(model, catalog.names, catalog.categorical, model_uri)
     version = model_version_of(model)
-    fast = _inner_scorer(model)
+    fast = inner_scorer(model)
     feats_hash = inc.features_hash(features)
     base = None
     if incremental or changed_since is not None:

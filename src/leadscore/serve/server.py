@@ -196,14 +196,12 @@ class LeadService:
         changed or mismatched is `ModelError`, exit 3), then open the CRM (`InputError`,
         exit 1)."""
         from leadscore.features.build import feature_catalog
-        from leadscore.serve.batch import check_signature, load_scorer_model
+        from leadscore.serve.batch import check_signature, inner_scorer, load_scorer_model
 
         model = load_scorer_model(uri)
-        try:
-            scorer = model.unwrap_python_model().scorer
-        except (AttributeError, ValueError):
-            raise ModelError(f"{uri}: not a leadscore scorer model (export it with the export "
-                             "stage)") from None
+        scorer = inner_scorer(model)
+        if scorer is None:
+            raise ModelError(f"{uri}: not a leadscore scorer model (export it with the export stage)")
         catalog = feature_catalog(features.windows_days, features.content_types)
         check_signature(model, catalog.names, catalog.categorical, uri)
         return cls(scorer, crm, features, free_mail_domains, as_of=as_of)

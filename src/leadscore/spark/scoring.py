@@ -37,9 +37,9 @@ from leadscore.errors import InputError
 from leadscore.features.build import feature_catalog
 from leadscore.serve.batch import (
     SCORE_SCHEMA,
-    _inner_scorer,
     _to_arrow,
     check_signature,
+    inner_scorer,
     load_scorer_model,
     model_version_of,
 )
@@ -60,7 +60,7 @@ def score_schema() -> StructType:
 def _worker_model(uri: str) -> tuple[Any, Any]:
     """(MLflow model, its leadscore Scorer or None), loaded and verified once per process."""
     model = load_scorer_model(uri)
-    return model, _inner_scorer(model)
+    return model, inner_scorer(model)
 
 
 def score_batches(batches: Iterator[pa.RecordBatch], *, model_uri: str, names: Sequence[str],
