@@ -163,13 +163,13 @@ def _days(later: str, earlier: str) -> str:
     return f"(CAST(epoch_us({later}) - epoch_us({earlier}) AS DOUBLE) / 1000000.0 / 86400.0)"
 
 
-def _type_code_sql(content_types: Sequence[str], alias: str = "e") -> str:
+def _type_code_sql(content_types: Sequence[str]) -> str:
     """SQL of an event's type code (window-free): its event type among the positive ones and
     its content type (last index: none or another), `event * (n_content + 1) + content`."""
     event = " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(POSITIVE_EVENT_TYPES))
     content = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(content_types))
-    content = f"CASE {alias}.content_type {content} ELSE {len(content_types)} END" if content else "0"
-    return f"CASE {alias}.event_type {event} END * {len(content_types) + 1} + {content}"
+    content = f"CASE e.content_type {content} ELSE {len(content_types)} END" if content else "0"
+    return f"CASE e.event_type {event} END * {len(content_types) + 1} + {content}"
 
 
 def _window_code_sql(windows_days: Sequence[int], content_types: Sequence[str]) -> tuple[str, int]:
@@ -228,12 +228,18 @@ def titles_sql(leads: str) -> str:
 HISTORY_STEPS: tuple[str, ...] = ("profile", "events", "instants")
 
 
+def history_tables(name: str) -> tuple[str, str, str]:
+    """The table names of `lead_history_sql`'s steps for `name`: `name` + "_" + each step."""
+    profile, ev, instants = (f"{name}_{step}" for step in HISTORY_STEPS)
+    return profile, ev, instants
+
+
 def lead_history_sql(*, leads: str, events: str, scope: str, name: str, max_lead_age_days: int,
                      half_life_days: float, content_types: Sequence[str] = CONTENT_TYPES,
                      titles: str | None = None, cut: str | None = None) -> dict[str, str]:
     """The part of the feature query that does not depend on `as_of`, for the leads of the
     relation `scope` (lead_id, created_at), as three steps (table name -> SELECT, in order;
-    the names are `name` + "_" + each of `HISTORY_STEPS`):
+    the names are `history_tables(name)`):
 
     - profile: one row per lead, its fit features and its first unsubscribe and bounce;
     - events: its deduplicated positive events within the only span that can ever count,
@@ -245,7 +251,7 @@ def lead_history_sql(*, leads: str, events: str, scope: str, name: str, max_lead
     event), so one-lead serving computes them once for the whole CRM and filters them per
     request (`lead_feature_sql(history=...)`). `titles`: parsed titles (`titles_sql`)
     covering `leads` (None: parsed here)."""
-    profile, ev, instants = (f"{name}_{step}" for step in HISTORY_STEPS)
+    profile, ev, instants = history_tables(name)
     positive = ", ".join(f"'{e}'" for e in POSITIVE_EVENT_TYPES)
     age = f"INTERVAL {max_lead_age_days} DAY"
     before_cut = f"\n  AND e.occurred_at < {cut}" if cut else ""

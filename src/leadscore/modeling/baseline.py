@@ -80,6 +80,12 @@ def _lookup_points(values: pd.Series, lookup: dict[str, float]) -> np.ndarray:
     return per_unique[codes] if len(codes) else np.zeros(0)
 
 
+def _points_frame(fit: np.ndarray, engagement: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """Fit, engagement and total points per row."""
+    return pd.DataFrame({"fit_points": fit, "engagement_points": engagement,
+                         "total_points": fit + engagement}, index=index)
+
+
 def _normalised(table: dict) -> dict[str, float]:
     """A points table keyed by `norm_value`."""
     return {norm_value(k): float(v) for k, v in table.items()}
@@ -260,15 +266,13 @@ class PointsRuleClassifier(ClassifierMixin, BaseEstimator):
         for group, col, pts in entries:
             name = names[(group, col)]
             per_item[name] = per_item[name] + pts if name in per_item else pts
-        totals = pd.DataFrame({"fit_points": fit, "engagement_points": eng,
-                               "total_points": fit + eng}, index=X.index)
+        totals = _points_frame(fit, eng, X.index)
         items = pd.DataFrame(per_item, index=X.index, columns=list(per_item), dtype="float64")
         return totals, items
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Fit, engagement and total points per row (index of X)."""
-        fit, eng = self._totals(self._entries(X), len(X))
-        return pd.DataFrame({"fit_points": fit, "engagement_points": eng, "total_points": fit + eng}, index=X.index)
+        return _points_frame(*self._totals(self._entries(X), len(X)), X.index)
 
     def item_points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Points per row (index of X) and item (columns: `items()` names, table order);

@@ -69,7 +69,7 @@ import pandas as pd
 from leadscore.config import FeaturesConfig
 from leadscore.data.ingest import INGESTED_TABLES, leads_sql
 from leadscore.errors import InputError, ModelError, safe_error_text
-from leadscore.features.build import HISTORY_STEPS, lead_feature_sql, lead_history_sql, titles_sql
+from leadscore.features.build import history_tables, lead_feature_sql, lead_history_sql, titles_sql
 from leadscore.schema import EVENT_TYPES, STAGES, TABLES
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ MAX_EVENTS = 10_000  # events in a POST body
 CACHES = {"leads": "temp.lead_cache", "events": "temp.events_cache", "outcomes": "temp.outcomes_cache"}
 # the part of the feature query that does not depend on as_of, for every lead of the CRM
 # (`lead_history_sql`: profile, events, instants), built when the CRM is opened
-HISTORY = tuple(f"temp.history_{step}" for step in HISTORY_STEPS)
+HISTORY_NAME = "temp.history"
+HISTORY = history_tables(HISTORY_NAME)
 
 
 class RequestError(Exception):
@@ -159,7 +160,7 @@ class LeadService:
                 con.execute(f"CREATE TEMP TABLE {name}_cache AS SELECT {_columns(name)} "
                             f"FROM memory.main.{name} ORDER BY lead_id")
             history = lead_history_sql(leads=CACHES["leads"], events=CACHES["events"], scope=CACHES["leads"],
-                                       name="temp.history", titles="temp.title_cache",
+                                       name=HISTORY_NAME, titles="temp.title_cache",
                                        max_lead_age_days=self.features.max_lead_age_days,
                                        half_life_days=self.features.half_life_days,
                                        content_types=self.features.content_types)
